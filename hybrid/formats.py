@@ -1,0 +1,413 @@
+"""Readers for every supported input format, one parse function per line, and detection.
+
+Each format turns one text line into one canonical record (see ``hybrid.schema``) or raises
+``BadRecord`` with a short reason; the ingest stage quarantines those. Formats with a header
+line read it once into a context that the line parser receives.
+
+Supported:
+    items:   amazon2018-meta (JSON), amazon2014-meta (Python dict literals), amazon2023-meta
+             (JSONL), movielens-100k-items (u.item), movielens-items (movies.csv),
+             recbole-items (.item)
+    ratings: amazon2018-ratings (item,user,rating,timestamp CSV), amazon-reviews (2014/2018
+             5-core JSON), amazon2023-reviews (JSONL, ms timestamps), amazon-tsv (Customer
+             Reviews TSV), movielens-100k-ratings (u.data), movielens-ratings (ratings.csv),
+             recbole-ratings (.inter)
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import orjson
+
+from .errors import InputFormatError
+from .io import head_lines
+from .schema import empty_item
+from .text import display_text
+
+
+class BadRecord(ValueError):
+    """One line that cannot become a record; the message is the quarantine reason."""
+
+
+# ---------------------------------------------------------------- value normalisation
+def as_text(value) -> str | None:
+    """A non-empty stripped string, or None."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        value = " ".join(t for t in (as_text(v) for v in value) if t)
+    text = str(value).strip()
+    return text or None
+
+
+def as_text_list(value) -> list[str]:
+    """Flatten strings / (nested) lists into a list of non-empty strings."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.strip()
+        return [value] if value else []
+    if isinstance(value, (list, tuple)):
+        out: list[str] = []
+        for v in value:
+            out.extend(as_text_list(v))
+        return out
+    return as_text_list(str(value))
+
+
+def parse_rating(value, low: float, high: float) -> float:
+    try:
+        rating = float(value)
+    except (TypeError, ValueError):
+        raise BadRecord(f"rating is not a number: {value!r}") from None
+    if math.isnan(rating) or not low <= rating <= high:
+        raise BadRecord("rating out of range")
+    return rating
+
+
+def parse_timestamp(value, scale: float = 1.0) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(float(value) / scale)
+    except (TypeError, ValueError):
+        raise BadRecord(f"timestamp is not a number: {value!r}") from None
+
+
+def required_id(value, what: str) -> str:
+    text = as_text(value)
+    if text is None:
+        raise BadRecord(f"record without {what}")
+    return text
+
+
+def load_json_object(line: str) -> dict:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        raise BadRecord("malformed JSON") from None
+    if not isinstance(obj, dict):
+        raise BadRecord("JSON line is not an object")
+    return obj
+
+
+def load_dict_literal(line: str) -> dict:
+    """2014 metadata lines are Python dict literals; parse them without ``eval``."""
+    if line.startswith("{") and '"' in line[:3]:
+        try:
+            obj = orjson.loads(line)
+            if isinstance(obj, dict):
+                return obj
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        obj = ast.literal_eval(line)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        raise BadRecord("malformed dict literal") from None
+    if not isinstance(obj, dict):
+        raise BadRecord("line is not a dict literal")
+    return obj
+
+
+# ---------------------------------------------------------------- item parsers
+def _amazon_item(obj: dict, id_key: str) -> dict:
+    item = empty_item(required_id(obj.get(id_key), id_key))
+    item["title"] = display_text(as_text(obj.get("title")))
+    item["brand"] = display_text(as_text(obj.get("brand")))
+    item["main_category"] = as_text(obj.get("main_cat"))
+    item["feature"] = as_text_list(obj.get("feature"))
+    item["description"] = as_text_list(obj.get("description"))
+    item["category"] = as_text_list(obj.get("category"))
+    return item
+
+
+def parse_amazon2018_meta(line: str, ctx: dict) -> dict:
+    return _amazon_item(load_json_object(line), "asin")
+
+
+def parse_amazon2014_meta(line: str, ctx: dict) -> dict:
+    obj = load_dict_literal(line)
+    item = _amazon_item(obj, "asin")
+    item["category"] = as_text_list(obj.get("categories")) or item["category"]
+    return item
+
+
+def parse_amazon2023_meta(line: str, ctx: dict) -> dict:
+    obj = load_json_object(line)
+    item = empty_item(required_id(obj.get("parent_asin") or obj.get("asin"), "parent_asin"))
+    item["title"] = display_text(as_text(obj.get("title")))
+    item["brand"] = display_text(as_text(obj.get("store")))
+    item["main_category"] = as_text(obj.get("main_category"))
+    item["feature"] = as_text_list(obj.get("features"))
+    item["description"] = as_text_list(obj.get("description"))
+    item["category"] = as_text_list(obj.get("categories"))
+    return item
+
+
+ML100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+    "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)
+
+
+def parse_ml100k_item(line: str, ctx: dict) -> dict:
+    parts = line.split("|")
+    if len(parts) != 5 + len(ML100K_GENRES):
+        raise BadRecord(f"expected {5 + len(ML100K_GENRES)} '|'-separated fields, got {len(parts)}")
+    item = empty_item(required_id(parts[0], "movie id"))
+    item["title"] = as_text(parts[1])
+    item["category"] = [g for g, flag in zip(ML100K_GENRES, parts[5:]) if flag.strip() == "1"]
+    return item
+
+
+def parse_movielens_movie(line: str, ctx: dict) -> dict:
+    parts = next(csv.reader([line]))
+    if len(parts) != 3:
+        raise BadRecord(f"expected movieId,title,genres, got {len(parts)} fields")
+    item = empty_item(required_id(parts[0], "movieId"))
+    item["title"] = as_text(parts[1])
+    genres = [g for g in parts[2].split("|") if g and g != "(no genres listed)"]
+    item["category"] = genres
+    return item
+
+
+# ---------------------------------------------------------------- rating parsers
+def _rating(user, item, rating, timestamp, ctx, what=("user", "item")) -> dict:
+    low, high = ctx["rating_range"]
+    return {
+        "user_id": required_id(user, what[0]),
+        "item_id": required_id(item, what[1]),
+        "rating": parse_rating(rating, low, high),
+        "timestamp": timestamp,
+    }
+
+
+def parse_amazon2018_ratings(line: str, ctx: dict) -> dict:
+    parts = line.split(",")
+    if len(parts) != 4:
+        raise BadRecord(f"expected item,user,rating,timestamp, got {len(parts)} fields")
+    return _rating(parts[1], parts[0], parts[2], parse_timestamp(parts[3]), ctx)
+
+
+def parse_amazon_reviews(line: str, ctx: dict) -> dict:
+    obj = load_json_object(line)
+    return _rating(obj.get("reviewerID"), obj.get("asin"), obj.get("overall"),
+                   parse_timestamp(obj.get("unixReviewTime")), ctx, ("reviewerID", "asin"))
+
+
+def parse_amazon2023_reviews(line: str, ctx: dict) -> dict:
+    obj = load_json_object(line)
+    return _rating(obj.get("user_id"), obj.get("parent_asin") or obj.get("asin"),
+                   obj.get("rating"), parse_timestamp(obj.get("timestamp"), 1000.0), ctx,
+                   ("user_id", "parent_asin"))
+
+
+def _split_header(line: str, sep: str) -> dict:
+    names = [name.strip().split(":")[0] for name in line.split(sep)]
+    return {"columns": {name: i for i, name in enumerate(names)}, "sep": sep}
+
+
+def _fields(line: str, ctx: dict, names: tuple[str, ...]) -> list[str]:
+    parts = line.split(ctx["sep"])
+    columns = ctx["columns"]
+    if len(parts) < len(columns):
+        raise BadRecord(f"expected {len(columns)} fields, got {len(parts)}")
+    return [parts[columns[name]] for name in names]
+
+
+def parse_amazon_tsv(line: str, ctx: dict) -> dict:
+    user, item, stars, date = _fields(line, ctx, ("customer_id", "product_id", "star_rating",
+                                                   "review_date"))
+    timestamp = None
+    if date.strip():
+        try:
+            timestamp = int(datetime.strptime(date.strip(), "%Y-%m-%d")
+                            .replace(tzinfo=timezone.utc).timestamp())
+        except ValueError:
+            raise BadRecord(f"review_date is not YYYY-MM-DD: {date!r}") from None
+    return _rating(user, item, stars, timestamp, ctx, ("customer_id", "product_id"))
+
+
+def parse_ml100k_rating(line: str, ctx: dict) -> dict:
+    parts = line.split("\t")
+    if len(parts) != 4:
+        raise BadRecord(f"expected user<TAB>item<TAB>rating<TAB>timestamp, got {len(parts)} fields")
+    return _rating(parts[0], parts[1], parts[2], parse_timestamp(parts[3]), ctx)
+
+
+def parse_movielens_rating(line: str, ctx: dict) -> dict:
+    user, item, rating, ts = _fields(line, ctx, ("userId", "movieId", "rating", "timestamp"))
+    return _rating(user, item, rating, parse_timestamp(ts), ctx)
+
+
+def parse_recbole_rating(line: str, ctx: dict) -> dict:
+    user, item, rating = _fields(line, ctx, ("user_id", "item_id", "rating"))
+    ts = _fields(line, ctx, ("timestamp",))[0] if "timestamp" in ctx["columns"] else None
+    return _rating(user, item, rating, parse_timestamp(ts), ctx)
+
+
+def parse_recbole_item(line: str, ctx: dict) -> dict:
+    columns = ctx["columns"]
+    parts = line.split(ctx["sep"])
+    item = empty_item(required_id(parts[columns["item_id"]], "item_id"))
+    title_col = next((c for c in ("movie_title", "title", "item_name") if c in columns), None)
+    if title_col is not None and columns[title_col] < len(parts):
+        item["title"] = as_text(parts[columns[title_col]])
+    genre_col = next((c for c in ("class", "genre", "categories") if c in columns), None)
+    if genre_col is not None and columns[genre_col] < len(parts):
+        item["category"] = parts[columns[genre_col]].split()
+    return item
+
+
+# ---------------------------------------------------------------- the registry
+@dataclass(frozen=True)
+class Format:
+    name: str
+    kind: str  # "items" or "ratings"
+    parse: Callable[[str, dict], dict]
+    expected: str  # what a line looks like, for error messages
+    header: Callable[[str], dict] | None = None
+    required_columns: tuple[str, ...] = ()
+    encoding: str = "utf-8"
+    rating_range: tuple[float, float] = (1.0, 5.0)
+    extra: dict = field(default_factory=dict)
+
+
+FORMATS: dict[str, Format] = {f.name: f for f in [
+    Format("amazon2018-meta", "items", parse_amazon2018_meta,
+           "one JSON object per line with 'asin' (Amazon 2018 metadata)"),
+    Format("amazon2014-meta", "items", parse_amazon2014_meta,
+           "one Python dict literal per line with 'asin' (Amazon 2014 metadata)"),
+    Format("amazon2023-meta", "items", parse_amazon2023_meta,
+           "one JSON object per line with 'parent_asin' (Amazon 2023 metadata)"),
+    Format("amazon2018-ratings", "ratings", parse_amazon2018_ratings,
+           "CSV lines item,user,rating,timestamp without header (Amazon 2018 ratings)"),
+    Format("amazon-reviews", "ratings", parse_amazon_reviews,
+           "JSON lines with reviewerID, asin, overall (Amazon 2014/2018 reviews)"),
+    Format("amazon2023-reviews", "ratings", parse_amazon2023_reviews,
+           "JSON lines with user_id, parent_asin, rating (Amazon 2023 reviews)"),
+    Format("amazon-tsv", "ratings", parse_amazon_tsv,
+           "tab-separated with a header naming customer_id, product_id, star_rating",
+           header=lambda line: _split_header(line, "\t"),
+           required_columns=("customer_id", "product_id", "star_rating", "review_date")),
+    Format("movielens-100k-ratings", "ratings", parse_ml100k_rating,
+           "u.data: user<TAB>item<TAB>rating<TAB>timestamp", rating_range=(0.5, 5.0)),
+    Format("movielens-100k-items", "items", parse_ml100k_item,
+           "u.item: id|title|date|video date|url|19 genre flags", encoding="latin-1"),
+    Format("movielens-ratings", "ratings", parse_movielens_rating,
+           "ratings.csv with header userId,movieId,rating,timestamp",
+           header=lambda line: _split_header(line, ","),
+           required_columns=("userId", "movieId", "rating", "timestamp"), rating_range=(0.5, 5.0)),
+    Format("movielens-items", "items", parse_movielens_movie,
+           "movies.csv with header movieId,title,genres",
+           header=lambda line: _split_header(line, ","), required_columns=("movieId",)),
+    Format("recbole-ratings", "ratings", parse_recbole_rating,
+           "RecBole .inter file with header user_id:token item_id:token rating:float ...",
+           header=lambda line: _split_header(line, "\t"),
+           required_columns=("user_id", "item_id", "rating"), rating_range=(0.5, 5.0)),
+    Format("recbole-items", "items", parse_recbole_item,
+           "RecBole .item file with header item_id:token ...",
+           header=lambda line: _split_header(line, "\t"), required_columns=("item_id",)),
+]}
+
+
+def get_format(name: str) -> Format:
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise InputFormatError(
+            f"unknown format {name!r}; choose one of: {', '.join(sorted(FORMATS))}") from None
+
+
+def _by_name(path: Path) -> str | None:
+    name = path.name.lower()
+    for suffix in (".gz",):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    if name == "u.data" or name.startswith("u") and name.endswith((".base", ".test")):
+        return "movielens-100k-ratings"
+    if name == "u.item":
+        return "movielens-100k-items"
+    if name.endswith(".inter"):
+        return "recbole-ratings"
+    if name.endswith(".item"):
+        return "recbole-items"
+    return None
+
+
+def _by_content(line: str) -> str | None:
+    if line.startswith("{"):
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict):
+            if "reviewerID" in obj and "asin" in obj:
+                return "amazon-reviews"
+            if "user_id" in obj and "rating" in obj:
+                return "amazon2023-reviews"
+            if "parent_asin" in obj:
+                return "amazon2023-meta"
+            if "asin" in obj:
+                return "amazon2018-meta"
+            return None
+        if "'asin'" in line[:2000]:
+            return "amazon2014-meta"
+        return None
+    lowered = line.lower()
+    if "\t" in line and "customer_id" in lowered and "star_rating" in lowered:
+        return "amazon-tsv"
+    if lowered.startswith("userid,movieid,rating"):
+        return "movielens-ratings"
+    if lowered.startswith("movieid,title"):
+        return "movielens-items"
+    parts = line.split(",")
+    if len(parts) == 4:
+        try:
+            float(parts[2]), float(parts[3])
+            return "amazon2018-ratings"
+        except ValueError:
+            return None
+    return None
+
+
+def detect_format(path: str | os.PathLike, kind: str | None = None) -> Format:
+    """Guess a file's format from its name (MovieLens, RecBole) or its first line.
+
+    Raises ``InputFormatError`` naming the file when nothing matches, or when the match is of
+    the wrong kind (items given as ratings, say).
+
+    Example:
+        >>> detect_format("meta_Gift_Cards.json.gz").name  # doctest: +SKIP
+        'amazon2018-meta'
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFormatError(f"{path}: no such file")
+    name = _by_name(path)
+    if name is None:
+        lines = head_lines(path, 1)
+        if not lines:
+            raise InputFormatError(f"{path}: the file is empty or unreadable")
+        name = _by_content(lines[0])
+    expected = [f for f in FORMATS.values() if kind is None or f.kind == kind]
+    if name is None:
+        raise InputFormatError(
+            f"{path}: not a recognised {kind or 'input'} file; expected one of:\n  "
+            + "\n  ".join(f"{f.name}: {f.expected}" for f in expected)
+            + "\nname the format explicitly with --meta-format/--ratings-format if it is one of these")
+    fmt = FORMATS[name]
+    if kind is not None and fmt.kind != kind:
+        raise InputFormatError(
+            f"{path}: looks like {fmt.name} ({fmt.expected}), which holds {fmt.kind}, "
+            f"but it was given as {kind}")
+    return fmt

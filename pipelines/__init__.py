@@ -1,0 +1,1 @@
+"""Declared pipelines: which stages exist, what each reads and writes, which parameters it uses."""
