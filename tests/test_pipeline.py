@@ -1,0 +1,73 @@
+"""The whole pipeline through the CLI, on the real Amazon samples and on MovieLens-100k."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hybrid.cli import main
+from hybrid.dataset import load_dataset
+from hybrid.vectors import TextEncoder
+
+
+def test_amazon_samples_end_to_end(tmp_path, amazon_dir, capsys):
+    out = tmp_path / "art"
+    args = ["run", "--out", str(out),
+            "--meta", str(amazon_dir / "meta_Magazine_Subscriptions.json.gz"),
+            "--meta", str(amazon_dir / "meta_Gift_Cards.json.gz"),
+            "--ratings", str(amazon_dir / "Magazine_Subscriptions_5.json.gz"),
+            "--ratings", str(amazon_dir / "Gift_Cards_5.json.gz"),
+            "--min-user-ratings", "3", "--min-item-ratings", "3", "--kcore"]
+    assert main(args) == 0
+    data = load_dataset(out / "dataset")
+    report = json.loads((out / "reports" / "dataset.json").read_text())
+    assert report["ratings_dropped_no_text"] > 0  # the 6 magazines without metadata
+    assert len(data.rating) == report["ratings_out"] > 1000
+    # k-core: every kept user and rated item has at least 3 ratings
+    assert np.bincount(data.user_index).min() >= 3
+    assert data.item_ratings[data.item_ratings > 0].min() >= 3
+    assert len(data.cold_items) > 3000  # catalogue items without ratings stay as cold candidates
+    assert data.item_vectors.shape == (len(data.items), 50)
+    assert not any("<" in t for t in data.item_titles if t)
+    vectors = json.loads((out / "reports" / "vectors.json").read_text())
+    assert vectors["token_coverage"] > 0.9 and vectors["product_coverage"] > 0.9
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_changing_a_parameter_reruns_from_that_stage(tmp_path, amazon_dir, capsys):
+    out = tmp_path / "art"
+    base = ["--out", str(out), "--meta", str(amazon_dir / "meta_Gift_Cards.json.gz"),
+            "--ratings", str(amazon_dir / "Gift_Cards_5.json.gz")]
+    assert main(["run", *base]) == 0
+    capsys.readouterr()
+    assert main(["status", *base, "--vector-method", "tfidf", "--dim", "16"]) == 0
+    status = capsys.readouterr().out
+    assert "ingest     fresh" in status and "text       fresh" in status
+    assert "vectors    stale: parameters changed" in status
+    assert main(["run", *base, "--vector-method", "tfidf", "--dim", "16"]) == 0
+    assert load_dataset(out / "dataset").item_vectors.shape[1] == 16
+
+
+def test_bad_files_give_a_clear_error_not_a_traceback(tmp_path, capsys):
+    junk = tmp_path / "junk.txt"
+    junk.write_text("nothing useful\n")
+    assert main(["run", "--out", str(tmp_path / "o"), "--meta", str(junk), "--ratings", str(junk)]) == 2
+    assert "junk.txt: not a recognised items file" in capsys.readouterr().err
+
+
+def test_default_dataset_is_movielens_100k(tmp_path, capsys):
+    out = tmp_path / "art"
+    assert main(["run", "--out", str(out)]) == 0
+    fetch = json.loads((out / "reports" / "fetch.json").read_text())
+    assert fetch["ratings"] == 100_000 and fetch["items"] == 1_682
+    data = load_dataset(out / "dataset")
+    assert (len(data.users), len(data.items), len(data.rating)) == (943, 1682, 100_000)
+    row = data.items.index(["1"])[0]
+    assert data.item_titles[row] == "Toy Story"
+    encoder = TextEncoder.load(out / "vectors" / "text_encoder.joblib")
+    # the encoder embeds free text in the same space as the films
+    query = encoder.encode("toy story animation children comedy")
+    sims = data.item_vectors @ query / (np.linalg.norm(data.item_vectors, axis=1) * np.linalg.norm(query) + 1e-9)
+    assert row in np.argsort(-sims)[:5]

@@ -1,0 +1,170 @@
+"""Staleness, skipping and atomic outputs of the stage runner."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from hybrid.errors import StageError
+from hybrid.runner import Runner, Stage
+
+CALLS: list[str] = []
+
+
+def upper(source, target, suffix="!"):
+    CALLS.append("upper")
+    Path(target).write_text(Path(source).read_text().upper() + suffix)
+    return {"chars": len(Path(source).read_text())}
+
+
+def count(source, target):
+    CALLS.append("count")
+    Path(target).write_text(str(len(Path(source).read_text())))
+    return {}
+
+
+def half_then_fail(source, target):
+    with open(target, "w") as handle:
+        handle.write("half")
+    raise RuntimeError("disk on fire")
+
+
+def pipeline(tmp_path, suffix="!", first=upper):
+    raw = tmp_path / "raw.txt"
+    return Runner([
+        Stage("upper", first, {"source": str(raw)}, {"target": str(tmp_path / "a" / "up.txt")},
+              {"suffix": suffix} if first is upper else {}),
+        Stage("count", count, {"source": str(tmp_path / "a" / "up.txt")},
+              {"target": str(tmp_path / "b" / "n.txt")}),
+    ], tmp_path, log=lambda m: None)
+
+
+@pytest.fixture
+def raw(tmp_path):
+    CALLS.clear()
+    path = tmp_path / "raw.txt"
+    path.write_text("hello")
+    return path
+
+
+def test_first_run_runs_everything_and_writes_reports(tmp_path, raw):
+    ran = pipeline(tmp_path).run()
+    assert list(ran) == ["upper", "count"] and CALLS == ["upper", "count"]
+    assert (tmp_path / "b" / "n.txt").read_text() == "6"
+    report = (tmp_path / "reports" / "upper.json").read_text()
+    assert '"chars": 5' in report and '"peak_rss_mb"' in report and '"seconds"' in report
+
+
+def test_second_run_does_no_work(tmp_path, raw):
+    pipeline(tmp_path).run()
+    CALLS.clear()
+    assert pipeline(tmp_path).run() == {} and CALLS == []
+    assert pipeline(tmp_path).status() == {"upper": "fresh", "count": "fresh"}
+
+
+def test_touching_an_input_without_changing_it_is_not_a_change(tmp_path, raw):
+    pipeline(tmp_path).run()
+    CALLS.clear()
+    later = time.time() + 100
+    os.utime(raw, (later, later))
+    assert pipeline(tmp_path).run() == {} and CALLS == []
+
+
+def test_changed_content_reruns_the_stage_and_what_depends_on_it(tmp_path, raw):
+    pipeline(tmp_path).run()
+    CALLS.clear()
+    raw.write_text("hello world")
+    assert pipeline(tmp_path).status()["upper"] == "stale: input source changed"
+    pipeline(tmp_path).run()
+    assert CALLS == ["upper", "count"]
+
+
+def test_changed_parameter_reruns_only_as_far_as_outputs_change(tmp_path, raw):
+    pipeline(tmp_path).run()
+    CALLS.clear()
+    runner = pipeline(tmp_path, suffix="?")
+    assert runner.status() == {"upper": "stale: parameters changed",
+                               "count": "stale: upstream upper will run"}
+    runner.run()
+    # 'HELLO?' has the same length as 'HELLO!', but it is a different file: count re-runs
+    assert CALLS == ["upper", "count"]
+
+
+def test_deleted_or_edited_output_makes_the_stage_stale(tmp_path, raw):
+    pipeline(tmp_path).run()
+    (tmp_path / "b" / "n.txt").unlink()
+    assert pipeline(tmp_path).status()["count"].startswith("stale: output")
+    pipeline(tmp_path).run()
+    (tmp_path / "a" / "up.txt").write_text("tampered")
+    assert pipeline(tmp_path).status()["upper"] == f"stale: output {tmp_path / 'a' / 'up.txt'} was modified"
+
+
+def test_force_until_and_single_stage(tmp_path, raw):
+    pipeline(tmp_path).run(until="upper")
+    assert CALLS == ["upper"] and not (tmp_path / "b" / "n.txt").exists()
+    pipeline(tmp_path).run(only="count")
+    pipeline(tmp_path).run(force=True, only="upper")
+    assert CALLS == ["upper", "count", "upper"]
+    with pytest.raises(StageError, match="no stage named 'nope'"):
+        pipeline(tmp_path).run(only="nope")
+
+
+def test_missing_input_names_the_stage_that_makes_it(tmp_path, raw):
+    with pytest.raises(StageError, match="run stage 'upper' first"):
+        pipeline(tmp_path).run(only="count")
+
+
+def test_a_failing_stage_leaves_no_output_and_is_redone(tmp_path, raw):
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        pipeline(tmp_path, first=half_then_fail).run()
+    assert not (tmp_path / "a" / "up.txt").exists()
+    assert not list((tmp_path / ".hybrid" / "tmp").glob("*"))
+    assert pipeline(tmp_path).run().keys() == {"upper", "count"}
+
+
+KILLED_STAGE = """
+import sys, time
+from pathlib import Path
+from hybrid.runner import Runner, Stage
+
+def slow(source, target, version):
+    with open(target, "w") as handle:
+        handle.write("partial")
+        handle.flush()
+        if version == 2:
+            Path(sys.argv[2]).write_text("started")
+            time.sleep(60)
+        handle.write(" done")
+
+root = Path(sys.argv[1])
+Runner([Stage("slow", slow, {"source": str(root / "raw.txt")},
+              {"target": str(root / "out.txt")}, {"version": int(sys.argv[3])})], root).run()
+"""
+
+
+def test_a_stage_killed_half_way_is_stale_not_fresh(tmp_path, raw):
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(KILLED_STAGE))
+    flag = tmp_path / "started.flag"
+    subprocess.run([sys.executable, str(script), str(tmp_path), str(flag), "1"], check=True,
+                   capture_output=True)
+    assert (tmp_path / "out.txt").read_text() == "partial done"
+    job = subprocess.Popen([sys.executable, str(script), str(tmp_path), str(flag), "2"],
+                           stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not flag.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    # the old output is untouched, and the runner knows it is not the output of version 2
+    assert (tmp_path / "out.txt").read_text() == "partial done"
+    status = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(KILLED_STAGE).replace(".run()", ".status()")
+         .replace("Runner(", "print(Runner(") + ")", str(tmp_path), str(flag), "2"],
+        capture_output=True, text=True, check=True).stdout
+    assert "stale" in status and "fresh" not in status
