@@ -76,11 +76,16 @@ class EncodedDataset:
 def encode(ratings: pa.Table, item_text: pa.Table, item_vectors: pa.Table, titles: pa.Table,
            min_user_ratings: int = 1, min_item_ratings: int = 1,
            iterate: bool = False) -> tuple[EncodedDataset, dict]:
-    """Tables in, encoded dataset and report out (no files)."""
-    has_text = pc.not_equal(item_text.column("text"), "")
-    catalogue_ids = pc.sort_indices(item_text.filter(has_text).select(["item_id"]),
-                                    sort_keys=[("item_id", "ascending")])
-    catalogue = item_text.filter(has_text).column("item_id").take(catalogue_ids).combine_chunks()
+    """Tables in, encoded dataset and report out (no files).
+
+    ``item_text`` needs ``item_id`` and either ``text`` or a boolean ``has_text`` column.
+    """
+    if "has_text" in item_text.column_names:
+        has_text = item_text.column("has_text")
+    else:
+        has_text = pc.not_equal(item_text.column("text"), "")
+    with_text = item_text.filter(has_text).column("item_id")
+    catalogue = with_text.take(pc.sort_indices(with_text)).combine_chunks()
     report: dict = {"ratings_in": ratings.num_rows, "items_with_text": len(catalogue),
                     "items_without_text": item_text.num_rows - len(catalogue)}
 

@@ -42,23 +42,30 @@ def as_text(value) -> str | None:
     """A non-empty stripped string, or None."""
     if value is None:
         return None
-    if isinstance(value, list):
-        value = " ".join(t for t in (as_text(v) for v in value) if t)
-    text = str(value).strip()
-    return text or None
+    if type(value) is not str:
+        if isinstance(value, list):
+            value = " ".join(t for t in (as_text(v) for v in value) if t)
+        else:
+            value = str(value)
+    return value.strip() or None
 
 
 def as_text_list(value) -> list[str]:
-    """Flatten strings / (nested) lists into a list of non-empty strings."""
-    if value is None:
+    """Flatten strings / (nested) lists into a list of non-empty stripped strings."""
+    if not value:
         return []
-    if isinstance(value, str):
+    if type(value) is str:
         value = value.strip()
         return [value] if value else []
     if isinstance(value, (list, tuple)):
         out: list[str] = []
         for v in value:
-            out.extend(as_text_list(v))
+            if type(v) is str:  # the common case, kept fast: this runs per field per record
+                v = v.strip()
+                if v:
+                    out.append(v)
+            elif v is not None:
+                out.extend(as_text_list(v))
         return out
     return as_text_list(str(value))
 

@@ -7,25 +7,126 @@ partitions spilled to Parquet, and duplicates are resolved one partition at a ti
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import tempfile
+import time
 import zlib
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import InputFormatError
 from .formats import BadRecord, Format, detect_format, get_format
-from .io import ParquetBatchWriter, Quarantine, is_gzip, iter_lines
+from .io import ParquetBatchWriter, Quarantine, is_gzip, iter_line_chunks
 from .schema import ITEM_LIST_FIELDS, ITEM_TEXT_FIELDS, ITEMS_SCHEMA, RATINGS_SCHEMA
 
 #: How many leading lines of a file may all be rejected before the file is declared to be
 #: in the wrong format (fail fast instead of quarantining a whole foreign file).
 FAIL_FAST_LINES = 20
+#: Files smaller than this are parsed in this process; larger ones by worker processes.
+PARALLEL_MIN_BYTES = 32 * 2**20
+
+
+@dataclass
+class ParsedChunk:
+    """The outcome of parsing one block of lines: good records and rejected lines."""
+
+    records: list[dict]
+    rejects: list[tuple[int, str, bytes]]  # (line number, reason, raw line)
+    lines: int  # non-empty lines seen
+
+
+def parse_lines(fmt: Format, ctx: dict, first: int, lines: list[bytes]) -> ParsedChunk:
+    """Decode and parse one block of raw lines (line ``first`` is ``lines[0]``).
+
+    Pure: no files, no shared state, so blocks can be parsed in worker processes.
+    """
+    records: list[dict] = []
+    rejects: list[tuple[int, str, bytes]] = []
+    seen = 0
+    parse = fmt.parse
+    encoding = fmt.encoding
+    for number, raw in enumerate(lines, first):
+        try:
+            line = raw.decode(encoding).strip()
+        except UnicodeDecodeError as exc:
+            rejects.append((number, f"undecodable bytes ({exc.reason})", raw))
+            seen += 1
+            continue
+        if not line:
+            continue
+        seen += 1
+        try:
+            records.append(parse(line, ctx))
+        except BadRecord as exc:
+            rejects.append((number, str(exc), raw))
+        except (IndexError, KeyError, TypeError, AttributeError) as exc:
+            rejects.append((number, f"unparseable line ({type(exc).__name__})", raw))
+    return ParsedChunk(records, rejects, seen)
+
+
+def _parse_to_table(fmt_name: str, ctx: dict, first: int, lines: list[bytes], schema: pa.Schema,
+                    key: str, partitions: int):
+    """Worker-side: parse a block and hand back Arrow columns (cheap to send between
+    processes) with each record's hash partition."""
+    chunk = parse_lines(get_format(fmt_name), ctx, first, lines)
+    table = pa.Table.from_pylist(chunk.records, schema=schema)
+    if partitions > 1:
+        parts = np.fromiter((zlib.crc32(r[key].encode("utf-8")) % partitions for r in chunk.records),
+                            dtype=np.int32, count=len(chunk.records))
+    else:
+        parts = np.zeros(len(chunk.records), dtype=np.int32)
+    return table, parts, chunk.rejects, chunk.lines
+
+
+def _header_context(path, fmt: Format, blocks: Iterator[tuple[int, list[bytes]]], ctx: dict):
+    """Read a header line off the first block(s) for formats that have one."""
+    for first, lines in blocks:
+        for offset, raw in enumerate(lines):
+            line = raw.decode(fmt.encoding, errors="replace").strip()
+            if not line:
+                continue
+            ctx.update(fmt.header(line))
+            missing = [c for c in fmt.required_columns if c not in ctx["columns"]]
+            if missing:
+                raise InputFormatError(
+                    f"{path}: header line lacks column(s) {missing}; expected {fmt.expected}")
+            rest = lines[offset + 1:]
+            yield first + offset + 1, rest
+            yield from blocks
+            return
+
+
+class _FailFast:
+    """Stop at once when a file's first lines are all rejected: it is not in this format."""
+
+    def __init__(self, path, fmt: Format):
+        self.path, self.fmt = path, fmt
+        self.good = 0
+        self.rejected_at_start = 0
+
+    def check(self, good: int, rejects: list) -> None:
+        if self.good == 0:
+            self.rejected_at_start += len(rejects)
+            if self.rejected_at_start >= FAIL_FAST_LINES:
+                reason = rejects[-1][1]
+                raise InputFormatError(
+                    f"{self.path}: the first {FAIL_FAST_LINES} lines were all rejected (last "
+                    f"reason: {reason}); expected {self.fmt.name}: {self.fmt.expected}")
+        self.good += good
+
+
+def _blocks(path, fmt: Format, quarantine: Quarantine, ctx: dict, chunk_lines: int):
+    blocks = iter_line_chunks(path, quarantine, chunk_lines)
+    return _header_context(path, fmt, blocks, ctx) if fmt.header is not None else blocks
 
 
 def read_records(
@@ -35,7 +136,7 @@ def read_records(
     rating_range: tuple[float, float] | None = None,
     stats: Counter | None = None,
 ) -> Iterator[dict]:
-    """Stream canonical records from one file; bad lines go to ``quarantine``.
+    """Stream canonical records from one file in this process; bad lines go to ``quarantine``.
 
     Example:
         >>> q = Quarantine(None)
@@ -44,36 +145,14 @@ def read_records(
     """
     ctx: dict = {"rating_range": tuple(rating_range or fmt.rating_range)}
     stats = stats if stats is not None else Counter()
-    good = 0
-    rejected_at_start = 0
-    for number, line in iter_lines(path, quarantine, fmt.encoding):
-        stats["lines"] += 1
-        if fmt.header is not None and "columns" not in ctx:
-            ctx.update(fmt.header(line))
-            missing = [c for c in fmt.required_columns if c not in ctx["columns"]]
-            if missing:
-                raise InputFormatError(
-                    f"{path}: header line lacks column(s) {missing}; expected {fmt.expected}")
-            continue
-        try:
-            record = fmt.parse(line, ctx)
-        except BadRecord as exc:
-            reason = str(exc)
-        except (IndexError, KeyError, TypeError, AttributeError) as exc:
-            reason = f"unparseable line ({type(exc).__name__})"
-        else:
-            good += 1
-            stats["records"] += 1
-            yield record
-            continue
-        quarantine.reject(path, number, reason, line)
-        stats["rejected"] += 1
-        if good == 0:
-            rejected_at_start += 1
-            if rejected_at_start >= FAIL_FAST_LINES:
-                raise InputFormatError(
-                    f"{path}: the first {FAIL_FAST_LINES} lines were all rejected (last reason: "
-                    f"{reason}); expected {fmt.name}: {fmt.expected}")
+    fail_fast = _FailFast(path, fmt)
+    for first, lines in _blocks(path, fmt, quarantine, ctx, 20_000):
+        chunk = parse_lines(fmt, ctx, first, lines)
+        for number, reason, raw in chunk.rejects:
+            quarantine.reject(path, number, reason, raw)
+        fail_fast.check(len(chunk.records), chunk.rejects)
+        stats.update(lines=chunk.lines, records=len(chunk.records), rejected=len(chunk.rejects))
+        yield from chunk.records
 
 
 class PartitionSpill:
@@ -84,21 +163,26 @@ class PartitionSpill:
     """
 
     def __init__(self, directory: Path, schema: pa.Schema, key: str, n: int,
-                 buffer_rows: int = 200_000):
+                 buffer_rows: int = 400_000):
         self.directory = Path(directory)
         self.schema = schema
         self.key = key
         self.n = n
         rows = max(5_000, buffer_rows // n)
         self.paths = [self.directory / f"part-{i:04d}.parquet" for i in range(n)]
-        self.writers = [ParquetBatchWriter(p, schema, rows) for p in self.paths]
+        # temporary files: a fast codec beats a small one
+        self.writers = [ParquetBatchWriter(p, schema, rows, compression="lz4") for p in self.paths]
 
-    def add(self, record: dict) -> None:
+    def add_table(self, table: pa.Table, parts: np.ndarray) -> None:
         if self.n == 1:
-            self.writers[0].append(record)
-        else:
-            index = zlib.crc32(record[self.key].encode("utf-8")) % self.n
-            self.writers[index].append(record)
+            self.writers[0].append_table(table)
+            return
+        order = np.argsort(parts, kind="stable")  # keeps arrival order within a partition
+        bounds = np.searchsorted(parts[order], np.arange(self.n + 1))
+        for index in range(self.n):
+            lo, hi = bounds[index], bounds[index + 1]
+            if hi > lo:
+                self.writers[index].append_table(table.take(pa.array(order[lo:hi])))
 
     def close(self) -> None:
         for writer in self.writers:
@@ -108,6 +192,42 @@ class PartitionSpill:
         for path in self.paths:
             yield pq.read_table(path)
             path.unlink()
+
+
+def _spill_file(path, fmt: Format, ctx: dict, spill: PartitionSpill, quarantine: Quarantine,
+                workers: int, chunk_lines: int = 20_000) -> Counter:
+    """Parse one file into the spill: in worker processes (order kept) or in this one."""
+    stats: Counter = Counter()
+    fail_fast = _FailFast(path, fmt)
+    blocks = _blocks(path, fmt, quarantine, ctx, chunk_lines)
+    args = (spill.schema, spill.key, spill.n)
+
+    def consume(result):
+        table, parts, rejects, seen = result
+        for number, reason, raw in rejects:
+            quarantine.reject(path, number, reason, raw)
+        fail_fast.check(table.num_rows, rejects)
+        stats.update(lines=seen, records=table.num_rows, rejected=len(rejects))
+        spill.add_table(table, parts)
+
+    if workers <= 1:
+        for first, lines in blocks:
+            consume(_parse_to_table(fmt.name, ctx, first, lines, *args))
+        return stats
+    # A bounded window of blocks in flight keeps memory flat; results are taken in file order.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        pending: deque = deque()
+        try:
+            for first, lines in blocks:
+                pending.append(pool.submit(_parse_to_table, fmt.name, ctx, first, lines, *args))
+                if len(pending) >= 2 * workers:
+                    consume(pending.popleft().result())
+            while pending:
+                consume(pending.popleft().result())
+        finally:
+            for future in pending:
+                future.cancel()
+    return stats
 
 
 def _is_empty(value) -> bool:
@@ -184,16 +304,17 @@ def _resolve(paths: list[str], formats: list[str] | None, kind: str) -> list[tup
 
 
 def _ingest_kind(sources, schema, key, dedupe, out_path, quarantine, partition_mb,
-                 rating_range, report, what):
+                 rating_range, report, what, workers):
+    started = time.perf_counter()
     n = partition_count([p for p, _ in sources], partition_mb)
     per_file = {}
     with tempfile.TemporaryDirectory(dir=Path(out_path).parent, prefix=".spill-") as spill_dir:
         spill = PartitionSpill(Path(spill_dir), schema, key, n)
         try:
             for path, fmt in sources:
-                stats: Counter = Counter()
-                for record in read_records(path, fmt, quarantine, rating_range, stats):
-                    spill.add(record)
+                ctx = {"rating_range": tuple(rating_range or fmt.rating_range)}
+                parallel = workers > 1 and os.path.getsize(path) >= PARALLEL_MIN_BYTES
+                stats = _spill_file(path, fmt, ctx, spill, quarantine, workers if parallel else 1)
                 per_file[path] = {"format": fmt.name, **stats}
         finally:
             spill.close()
@@ -203,9 +324,11 @@ def _ingest_kind(sources, schema, key, dedupe, out_path, quarantine, partition_m
                 table, dropped = dedupe(table)
                 duplicates += dropped
                 writer.write_table(table)
-            rows = writer.rows
-    report[what] = {"files": per_file, "partitions": n, "rows": rows,
-                    "duplicates_resolved": duplicates}
+    records = sum(f.get("records", 0) for f in per_file.values())
+    seconds = time.perf_counter() - started
+    report[what] = {"files": per_file, "partitions": n, "rows": writer.rows,
+                    "duplicates_resolved": duplicates, "seconds": round(seconds, 3),
+                    "records_per_second": round(records / seconds) if seconds else None}
 
 
 def ingest(
@@ -218,11 +341,13 @@ def ingest(
     ratings_formats: list[str] | None = None,
     rating_range: tuple[float, float] | None = None,
     partition_mb: float = 128.0,
+    workers: int | None = None,
 ) -> dict:
     """Read metadata and rating files into the canonical items and ratings Parquet tables.
 
     Every rejected line is written with file, line number and reason to ``quarantine_out``
-    (JSON lines). Returns the stage report.
+    (JSON lines). Large files are parsed by ``workers`` processes (default: one per CPU),
+    in file order. Returns the stage report.
 
     Example:
         >>> report = ingest(["meta.json.gz"], ["ratings.csv"], "items.parquet",
@@ -232,12 +357,13 @@ def ingest(
     meta_sources = _resolve(list(meta_paths), meta_formats, "items")
     rating_sources = _resolve(list(ratings_paths), ratings_formats, "ratings")
     quarantine = Quarantine(quarantine_out)
+    workers = workers or os.cpu_count() or 1
     report: dict = {}
     try:
         _ingest_kind(meta_sources, ITEMS_SCHEMA, "item_id", deduplicate_items, items_out,
-                     quarantine, partition_mb, rating_range, report, "items")
+                     quarantine, partition_mb, rating_range, report, "items", workers)
         _ingest_kind(rating_sources, RATINGS_SCHEMA, "user_id", deduplicate_ratings,
-                     ratings_out, quarantine, partition_mb, rating_range, report, "ratings")
+                     ratings_out, quarantine, partition_mb, rating_range, report, "ratings", workers)
     finally:
         quarantine.close()
     report["quarantine"] = {"total": quarantine.total, "by_reason": dict(quarantine.counts)}

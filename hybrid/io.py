@@ -135,52 +135,66 @@ class Quarantine:
             Path(self.path).touch()  # an empty quarantine is still a declared output
 
 
-def iter_lines(
+def iter_line_chunks(
     path: str | os.PathLike,
     quarantine: Quarantine,
-    encoding: str = "utf-8",
+    chunk_lines: int = 20_000,
     progress: str | None = None,
-) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, text)`` for every non-empty line of a plain or gzip file.
+) -> Iterator[tuple[int, list[bytes]]]:
+    """Yield ``(first_line_number, raw_lines)`` blocks of a plain or gzip file, undecoded.
 
-    Lines that cannot be decoded are quarantined and skipped; a truncated or corrupt gzip
-    stream ends the file with one quarantine entry (holding the cut-off partial line), and
-    every complete line before the cut is still delivered.
-
-    Example:
-        >>> for number, text in iter_lines("ratings.csv", Quarantine(None)):  # doctest: +SKIP
-        ...     print(number, text)
+    A truncated or corrupt gzip stream ends the file with one quarantine entry (holding the
+    cut-off partial line); every complete line before the cut is still delivered. A last line
+    without a newline is a complete line.
     """
     bar = tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, disable=None,
                desc=progress or Path(path).name, leave=False)
-    number = 0
+    number = 1  # number of the next line
     pending = b""
+    block: list[bytes] = []
     try:
         try:
             for chunk in iter_chunks(path, progress=bar):
                 lines = (pending + chunk).split(b"\n")
                 pending = lines.pop()
-                for line in lines:
-                    number += 1
-                    try:
-                        text = line.decode(encoding).strip()
-                    except UnicodeDecodeError as exc:
-                        quarantine.reject(path, number, f"undecodable bytes ({exc.reason})", line)
-                        continue
-                    if text:
-                        yield number, text
+                block.extend(lines)
+                if len(block) >= chunk_lines:
+                    yield number, block
+                    number += len(block)
+                    block = []
         except TruncatedStream as exc:
-            quarantine.reject(path, number + 1, f"truncated or corrupt compressed stream: {exc}",
-                              pending)
+            if block:
+                yield number, block
+                number += len(block)
+            quarantine.reject(path, number, f"truncated or corrupt compressed stream: {exc}", pending)
             return
-        if pending.strip():  # a last line without a newline is a complete line
-            number += 1
-            try:
-                yield number, pending.decode(encoding).strip()
-            except UnicodeDecodeError as exc:
-                quarantine.reject(path, number, f"undecodable bytes ({exc.reason})", pending)
+        if pending.strip():
+            block.append(pending)
+        if block:
+            yield number, block
     finally:
         bar.close()
+
+
+def iter_lines(path: str | os.PathLike, quarantine: Quarantine,
+               encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` for every non-empty line of a plain or gzip file.
+
+    Undecodable lines are quarantined and skipped; see ``iter_line_chunks`` for truncation.
+
+    Example:
+        >>> for number, text in iter_lines("ratings.csv", Quarantine(None)):  # doctest: +SKIP
+        ...     print(number, text)
+    """
+    for first, lines in iter_line_chunks(path, quarantine):
+        for number, line in enumerate(lines, first):
+            try:
+                text = line.decode(encoding).strip()
+            except UnicodeDecodeError as exc:
+                quarantine.reject(path, number, f"undecodable bytes ({exc.reason})", line)
+                continue
+            if text:
+                yield number, text
 
 
 class ParquetBatchWriter:
@@ -191,13 +205,16 @@ class ParquetBatchWriter:
         ...     w.append({"user_id": "u", "item_id": "i", "rating": 5.0, "timestamp": None})
     """
 
-    def __init__(self, path: str | os.PathLike, schema: pa.Schema, batch_rows: int = 100_000):
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema, batch_rows: int = 100_000,
+                 compression: str = "zstd"):
         self.path = path
         self.schema = schema
         self.batch_rows = batch_rows
         self.rows = 0
         self._columns: dict[str, list] = {name: [] for name in schema.names}
-        self._writer = pq.ParquetWriter(path, schema, compression="zstd")
+        self._tables: list[pa.Table] = []
+        self._table_rows = 0
+        self._writer = pq.ParquetWriter(path, schema, compression=compression)
 
     def append(self, record: dict) -> None:
         for name, values in self._columns.items():
@@ -206,12 +223,25 @@ class ParquetBatchWriter:
             self.flush()
 
     def write_table(self, table: pa.Table) -> None:
+        """Write a whole table now (after anything appended before it)."""
         self.flush()
         if table.num_rows:
             self._writer.write_table(table.select(self.schema.names).cast(self.schema))
             self.rows += table.num_rows
 
+    def append_table(self, table: pa.Table) -> None:
+        """Buffer a table; row groups are written once ``batch_rows`` rows have gathered."""
+        if table.num_rows:
+            self._tables.append(table)
+            self._table_rows += table.num_rows
+            if self._table_rows >= self.batch_rows:
+                self.flush()
+
     def flush(self) -> None:
+        if self._tables:
+            tables, self._tables, self._table_rows = self._tables, [], 0
+            self._writer.write_table(pa.concat_tables(tables).combine_chunks())
+            self.rows += sum(t.num_rows for t in tables)
         first = self._columns[self.schema.names[0]]
         if not first:
             return

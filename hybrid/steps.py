@@ -11,6 +11,7 @@ from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .dataset import encode, save_dataset
@@ -90,9 +91,14 @@ def dataset_step(ratings_path, item_text_path, item_vectors_path, items_path,
                  out_ratings, out_users, out_items, out_vectors,
                  min_user_ratings: int = 1, min_item_ratings: int = 1, iterate: bool = False) -> dict:
     """Merge, filter and encode into the dataset files the models read."""
+    # only whether an item has text matters here, not the text itself (it can be GBs)
+    has_text = [pa.table({"item_id": b.column("item_id"),
+                          "has_text": pc.not_equal(b.column("text"), "")})
+                for b in iter_parquet_batches(item_text_path, columns=["item_id", "text"])]
     dataset, report = encode(
         pq.read_table(ratings_path),
-        pq.read_table(item_text_path, columns=["item_id", "text"]),
+        pa.concat_tables(has_text) if has_text else pa.table({"item_id": pa.array([], pa.string()),
+                                                              "has_text": pa.array([], pa.bool_())}),
         pq.read_table(item_vectors_path),
         pq.read_table(items_path, columns=["item_id", "title"]),
         min_user_ratings, min_item_ratings, iterate)

@@ -75,6 +75,8 @@ def display_text(value: str | None) -> str | None:
     """A title or brand fit to show a person: markup removed, None when nothing is left."""
     if value is None:
         return None
+    if "<" not in value and "&" not in value:
+        return value.strip() or None
     cleaned = strip_html(value)
     return cleaned or None
 

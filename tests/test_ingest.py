@@ -122,3 +122,21 @@ def test_a_foreign_file_stops_the_stage(tmp_path):
     ratings = write_lines(tmp_path / "r.csv", ["i1,u1,1.0,300"])
     with pytest.raises(InputFormatError, match="meta.json"):
         run_ingest(tmp_path, [meta], [ratings], meta_formats=["amazon2018-meta"])
+
+
+def test_worker_processes_give_the_same_tables_and_quarantine(tmp_path, amazon_dir, monkeypatch):
+    import hybrid.ingest as ingest_module
+
+    lines = gzip.decompress((amazon_dir / "meta_Magazine_Subscriptions.json.gz").read_bytes()).splitlines()
+    lines.insert(500, b'{"asin": "broken')
+    lines.insert(2500, b'{"title": "no id"}')
+    meta = write_lines(tmp_path / "meta.json", lines)
+    ratings = [amazon_dir / "Magazine_Subscriptions_5.json.gz"]
+    serial = run_ingest(tmp_path / "a", [meta], ratings, workers=1) if (tmp_path / "a").mkdir() is None else None
+    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(ingest_module, "FAIL_FAST_LINES", 20)
+    (tmp_path / "b").mkdir()
+    parallel = run_ingest(tmp_path / "b", [meta], ratings, workers=2)
+    assert serial[1].astype(str).equals(parallel[1].astype(str))  # same rows, same order
+    assert serial[2].astype(str).equals(parallel[2].astype(str))
+    assert serial[3] == parallel[3] and [q["line"] for q in serial[3]] == [501, 2501]
