@@ -163,7 +163,7 @@ class PartitionSpill:
     """
 
     def __init__(self, directory: Path, schema: pa.Schema, key: str, n: int,
-                 buffer_rows: int = 400_000):
+                 buffer_rows: int = 100_000):
         self.directory = Path(directory)
         self.schema = schema
         self.key = key

@@ -1,0 +1,191 @@
+"""Splits and metrics. Everything works on integer-encoded rating rows (``hybrid.dataset``).
+
+Splits return ``(train_rows, test_rows)``: arrays of row numbers into the rating arrays.
+Ranking metrics rank, for every test user, all candidate items the user did not rate in
+training; an item is relevant when its test rating reaches ``threshold``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .errors import HybridError
+
+SPLITS = ("random", "stratified", "chronological", "cold-items")
+
+
+# ---------------------------------------------------------------- splits
+def random_split(n: int, test_share: float = 0.2, seed: int = 0):
+    """Rows shuffled, the last ``test_share`` for test.
+
+    Example:
+        >>> train, test = random_split(10, 0.2, seed=1)
+        >>> len(train), len(test), sorted(set(train) | set(test)) == list(range(10))
+        (8, 2, True)
+    """
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = int(round(n * test_share))
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def stratified_split(user_index: np.ndarray, test_share: float = 0.2, seed: int = 0):
+    """``test_share`` of every user's ratings go to test (at least one stays in train)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(user_index))
+    order = order[np.argsort(user_index[order], kind="stable")]  # grouped by user, shuffled inside
+    users, starts, counts = np.unique(user_index[order], return_index=True, return_counts=True)
+    n_test = np.minimum(np.floor(counts * test_share + rng.random(len(counts))).astype(int), counts - 1)
+    position = np.arange(len(order)) - np.repeat(starts, counts)
+    is_test = position < np.repeat(n_test, counts)
+    return np.sort(order[~is_test]), np.sort(order[is_test])
+
+
+def chronological_split(user_index: np.ndarray, timestamp: np.ndarray, last_n: int | None = 1,
+                        cutoff: int | None = None):
+    """Leave each user's last ``last_n`` ratings for test, or everything after ``cutoff``.
+
+    Example:
+        >>> chronological_split(np.array([0, 0, 0, 1, 1]), np.array([5, 1, 3, 2, 9]))
+        (array([1, 2, 3]), array([0, 4]))
+    """
+    if cutoff is not None:
+        is_test = timestamp > cutoff
+    else:
+        order = np.lexsort((np.arange(len(user_index)), timestamp, user_index))  # user, then time
+        sorted_users = user_index[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(sorted_users)) + 1]
+        counts = np.diff(np.r_[starts, len(order)])
+        from_end = np.repeat(starts + counts, counts) - np.arange(len(order))  # 1 = the last
+        is_test = np.zeros(len(order), dtype=bool)
+        # a user with no more than last_n ratings keeps them all in train
+        is_test[order] = (from_end <= last_n) & (np.repeat(counts, counts) > last_n)
+    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+
+
+def cold_item_split(item_index: np.ndarray, item_share: float = 0.2, seed: int = 0):
+    """Hold out ``item_share`` of the rated items with all their ratings (cold-start items).
+
+    Returns ``(train_rows, test_rows, cold_items)``.
+    """
+    items = np.unique(item_index)
+    rng = np.random.default_rng(seed)
+    cold = np.sort(rng.choice(items, int(round(len(items) * item_share)), replace=False))
+    is_test = np.isin(item_index, cold)
+    return np.flatnonzero(~is_test), np.flatnonzero(is_test), cold
+
+
+def pairs_split(user_index, item_index, test_users, test_items):
+    """Test rows are the (user, item) pairs given, e.g. from MovieLens' u1.test."""
+    key = user_index.astype(np.int64) * (int(item_index.max()) + 1) + item_index
+    test_key = np.asarray(test_users, np.int64) * (int(item_index.max()) + 1) + np.asarray(test_items)
+    is_test = np.isin(key, test_key)
+    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+
+
+# ---------------------------------------------------------------- rating metrics
+def rmse(truth, predicted) -> float:
+    """Root mean squared error.
+
+    Example:
+        >>> rmse([1, 2, 3], [1, 2, 5])
+        1.1547005383792515
+    """
+    truth, predicted = np.asarray(truth, float), np.asarray(predicted, float)
+    return float(np.sqrt(np.mean((truth - predicted) ** 2)))
+
+
+def mae(truth, predicted) -> float:
+    return float(np.mean(np.abs(np.asarray(truth, float) - np.asarray(predicted, float))))
+
+
+# ---------------------------------------------------------------- ranking metrics
+def _dcg(hits: np.ndarray) -> np.ndarray:
+    return (hits / np.log2(np.arange(2, hits.shape[1] + 2))).sum(axis=1)
+
+
+def ranking_metrics_from_lists(top: np.ndarray, relevant: list[set], k: int) -> dict:
+    """Metrics of top-k lists (one row of item indices per user) against relevant sets.
+
+    Example:
+        >>> m = ranking_metrics_from_lists(np.array([[3, 1, 2]]), [{1, 9}], k=3)
+        >>> m["precision"], m["recall"], m["hit_rate"], round(m["ndcg"], 4), m["map"]
+        (0.3333333333333333, 0.5, 1.0, 0.3869, 0.25)
+    """
+    top = top[:, :k]
+    hits = np.array([[item in rel for item in row] for row, rel in zip(top, relevant)], dtype=float)
+    n_rel = np.array([len(r) for r in relevant], dtype=float)
+    ideal = np.zeros_like(hits)
+    for row, n in enumerate(n_rel.astype(int)):
+        ideal[row, : min(n, k)] = 1
+    precision_at = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
+    ap = (precision_at * hits).sum(axis=1) / np.minimum(n_rel, k)
+    return {"precision": float(np.mean(hits.sum(axis=1) / k)),
+            "recall": float(np.mean(hits.sum(axis=1) / n_rel)),
+            "ndcg": float(np.mean(_dcg(hits) / _dcg(ideal))),
+            "map": float(np.mean(ap)),
+            "hit_rate": float(np.mean(hits.any(axis=1)))}
+
+
+@dataclass
+class RankingTask:
+    """Who is ranked, over which candidates, with what counted as relevant."""
+
+    users: np.ndarray  # test users with at least one relevant item
+    relevant: list[set]  # relevant item indices per user
+    seen: list[np.ndarray]  # items each user rated in training (excluded from the ranking)
+    candidates: np.ndarray  # item indices ranked (all items, or only the cold ones)
+
+
+def ranking_task(train_users, train_items, test_users, test_items, test_ratings,
+                 candidates: np.ndarray, threshold: float = 4.0) -> RankingTask:
+    candidate_set = set(candidates.tolist())
+    relevant: dict[int, set] = {}
+    for u, i, r in zip(test_users.tolist(), test_items.tolist(), test_ratings.tolist()):
+        if r >= threshold and i in candidate_set:
+            relevant.setdefault(u, set()).add(i)
+    users = np.array(sorted(relevant), dtype=np.int64)
+    order = np.argsort(train_users, kind="stable")
+    sorted_users = train_users[order]
+    seen = []
+    for u in users:
+        lo, hi = np.searchsorted(sorted_users, [u, u + 1])
+        seen.append(train_items[order[lo:hi]])
+    return RankingTask(users, [relevant[u] for u in users], seen, np.asarray(candidates))
+
+
+def evaluate_ranking(score: Callable[[np.ndarray, np.ndarray], np.ndarray], task: RankingTask,
+                     ks=(10,), item_popularity: np.ndarray | None = None,
+                     batch_users: int = 256) -> dict:
+    """Rank ``task.candidates`` for each user with ``score(users, candidates) -> matrix``.
+
+    Returns P@k, R@k, NDCG@k, MAP@k, HR@k for each k, catalogue coverage (share of the
+    candidates appearing in any top-k list) and the mean popularity (training ratings) of the
+    recommended items.
+    """
+    if len(task.users) == 0:
+        raise HybridError("no test user has a relevant item among the candidates")
+    k_max = max(ks)
+    position = {item: p for p, item in enumerate(task.candidates.tolist())}
+    tops = []
+    for start in range(0, len(task.users), batch_users):
+        users = task.users[start:start + batch_users]
+        scores = np.array(score(users, task.candidates), dtype=np.float64)
+        for row, seen in enumerate(task.seen[start:start + batch_users]):
+            cols = [position[i] for i in seen.tolist() if i in position]
+            scores[row, cols] = -np.inf
+        k = min(k_max, scores.shape[1])
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.take_along_axis(scores, part, 1).argsort(axis=1)[:, ::-1]
+        tops.append(task.candidates[np.take_along_axis(part, order, 1)])
+    top = np.vstack(tops)
+    result: dict = {"users": int(len(task.users))}
+    for k in ks:
+        for name, value in ranking_metrics_from_lists(top, task.relevant, k).items():
+            result[f"{name}@{k}"] = value
+        result[f"coverage@{k}"] = float(len(np.unique(top[:, :k])) / len(task.candidates))
+        if item_popularity is not None:
+            result[f"mean_popularity@{k}"] = float(item_popularity[top[:, :k]].mean())
+    return result

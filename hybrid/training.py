@@ -1,0 +1,107 @@
+"""Training the Keras models: tf.data input, early stopping on a validation split carved from
+the training data (never the test set), best-weights restore, fixed seeds."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .models import ModelConfig, build_model
+
+import keras  # noqa: E402  (hybrid.models sets the backend first)
+import tensorflow as tf  # noqa: E402
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 40
+    batch_size: int = 1024
+    learning_rate: float = 2e-3
+    patience: int = 3
+    validation_share: float = 0.1
+    negatives: int = 4  # sampled negatives per positive (implicit model)
+    seed: int = 42
+    verbose: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def validation_split(n: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (train, validation) of the *training* data; the test set is never seen."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * share)) if n > 10 else 0
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _explicit_dataset(users, items, ratings, vectors, batch, seed, shuffle):
+    data = tf.data.Dataset.from_tensor_slices((users.astype(np.int32), items.astype(np.int32),
+                                               ratings.astype(np.float32)))
+    if shuffle:
+        data = data.shuffle(min(len(users), 1_000_000), seed=seed, reshuffle_each_iteration=True)
+
+    def features(u, i, r):
+        return {"user": u, "item": i, "text": tf.gather(vectors, i)}, r
+
+    return data.batch(batch).map(features, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _implicit_dataset(users, items, vectors, n_items, negatives, batch, seed, shuffle):
+    data = tf.data.Dataset.from_tensor_slices((users.astype(np.int32), items.astype(np.int32)))
+    if shuffle:
+        data = data.shuffle(min(len(users), 1_000_000), seed=seed, reshuffle_each_iteration=True)
+
+    def with_negatives(u, i):
+        n = tf.shape(u)[0] * negatives
+        neg_items = tf.random.uniform((n,), 0, n_items, dtype=tf.int32)
+        all_users = tf.concat([u, tf.repeat(u, negatives)], 0)
+        all_items = tf.concat([i, neg_items], 0)
+        labels = tf.concat([tf.ones_like(u, tf.float32), tf.zeros((n,), tf.float32)], 0)
+        return {"user": all_users, "item": all_items, "text": tf.gather(vectors, all_items)}, labels
+
+    return data.batch(batch).map(with_negatives, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: np.ndarray,
+              item_index: np.ndarray, rating: np.ndarray, item_vectors: np.ndarray,
+              n_users: int, n_items: int) -> tuple[keras.Model, dict]:
+    """Build and train one model; returns it (best validation weights) and its history.
+
+    ``item_vectors`` has a row per item index, plus one for the unknown item (zeros).
+    """
+    keras.utils.set_random_seed(train_config.seed)
+    model = build_model(model_config, n_users, n_items, item_vectors.shape[1])
+    vectors = tf.constant(item_vectors, dtype=tf.float32)
+    fit_rows, val_rows = validation_split(len(user_index), train_config.validation_share,
+                                          train_config.seed)
+    implicit = model_config.name == "implicit"
+    batch = train_config.batch_size
+
+    def dataset(rows, shuffle):
+        if implicit:
+            return _implicit_dataset(user_index[rows], item_index[rows], vectors, n_items,
+                                     train_config.negatives, batch, train_config.seed, shuffle)
+        return _explicit_dataset(user_index[rows], item_index[rows], rating[rows], vectors, batch,
+                                 train_config.seed, shuffle)
+
+    model.compile(optimizer=keras.optimizers.Adam(train_config.learning_rate),
+                  loss="binary_crossentropy" if implicit else "mse",
+                  metrics=[] if implicit else [keras.metrics.RootMeanSquaredError(name="rmse")])
+    callbacks = []
+    validation = None
+    if len(val_rows):
+        validation = dataset(val_rows, False)
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=train_config.patience, restore_best_weights=True))
+    started = time.perf_counter()
+    history = model.fit(dataset(fit_rows, True), validation_data=validation,
+                        epochs=train_config.epochs, callbacks=callbacks,
+                        verbose=train_config.verbose)
+    seconds = time.perf_counter() - started
+    record = {k: [float(x) for x in v] for k, v in history.history.items()}
+    best = int(np.argmin(record["val_loss"])) + 1 if "val_loss" in record else len(record["loss"])
+    return model, {"history": record, "best_epoch": best, "epochs_run": len(record["loss"]),
+                   "seconds": round(seconds, 2), "train_rows": int(len(fit_rows)),
+                   "validation_rows": int(len(val_rows))}
