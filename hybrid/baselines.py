@@ -224,3 +224,23 @@ class ContentOnly(Baseline):
 
 
 BASELINES = {cls.name: cls for cls in (GlobalMean, Biases, Popularity, ItemKNN, UserKNN, ContentOnly)}
+
+
+class RandomRanking(Baseline):
+    """Uniformly random scores: the floor every ranking model must clear."""
+
+    name = "random"
+    predicts_ratings = False
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def fit(self, users, items, ratings, n_users, n_items, item_vectors=None):
+        self.rng = np.random.default_rng(self.seed)
+        return self
+
+    def score(self, users, candidates):
+        return self.rng.random((len(users), len(candidates)))
+
+
+BASELINES["random"] = RandomRanking

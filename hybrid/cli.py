@@ -1,8 +1,13 @@
-"""Command line: ``hybrid run`` and ``hybrid status``.
+"""Command line.
 
-    hybrid run                                   # MovieLens-100k, outputs under artifacts/
+    hybrid run                                   # MovieLens-100k: every stage, under artifacts/
     hybrid run --ratings Electronics.csv --meta meta_Electronics.json.gz --out artifacts/el
     hybrid status                                # what is stale and why
+    hybrid train --model neumf                   # the train stage and what it needs
+    hybrid evaluate --protocol cold-items        # the evaluate stage and what it needs
+    hybrid recommend --user 196                  # top-10 for a known user
+    hybrid recommend --liked 50,172 --text "space adventure"   # a new user
+    hybrid similar --item 1 | --text "haunted house"
 """
 
 from __future__ import annotations
@@ -48,6 +53,33 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
     filt.add_argument("--min-item-ratings", type=int, default=1)
     filt.add_argument("--kcore", action="store_true",
                       help="repeat the minimum-count filter until nothing changes")
+    model = parser.add_argument_group("model and evaluation")
+    model.add_argument("--model", default="hybrid", help="mf, mf-bias, deep, hybrid, neumf, implicit")
+    model.add_argument("--model-param", action="append", default=[], metavar="KEY=VALUE",
+                       help="model setting, e.g. factors=64 or hidden=[256,64] (repeatable)")
+    model.add_argument("--train-param", action="append", default=[], metavar="KEY=VALUE",
+                       help="training setting, e.g. epochs=20 or batch_size=2048 (repeatable)")
+    model.add_argument("--protocol", default="rating", choices=["rating", "cold-items"])
+    model.add_argument("--split", default="random", choices=["random", "stratified", "chronological"])
+    model.add_argument("--test-share", type=float, default=0.2)
+    model.add_argument("--test-file", help="predefined test ratings (e.g. u1.test): the split")
+    model.add_argument("--eval-seed", type=int, default=0)
+    model.add_argument("--k", type=int, default=10, help="cut-off of the ranking metrics")
+    model.add_argument("--models", help="comma-separated models to evaluate (default all)")
+    model.add_argument("--baselines", help="comma-separated baselines to evaluate (default all)")
+
+
+def _key_values(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise HybridError(f"expected KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
 
 
 def _config(args):
@@ -62,7 +94,11 @@ def _config(args):
         pretrained=None if args.pretrained.lower() == "none" else args.pretrained,
         dim=args.dim, epochs=args.epochs, seed=args.seed,
         min_user_ratings=args.min_user_ratings, min_item_ratings=args.min_item_ratings,
-        kcore=args.kcore)
+        kcore=args.kcore, model=args.model, model_config=_key_values(args.model_param),
+        train_config=_key_values(args.train_param), protocol=args.protocol, split=args.split,
+        test_share=args.test_share, eval_seed=args.eval_seed, k=args.k, test_file=args.test_file,
+        eval_models=None if args.models is None else [m for m in args.models.split(",") if m],
+        eval_baselines=None if args.baselines is None else [b for b in args.baselines.split(",") if b])
 
 
 def _runner(args):
@@ -73,9 +109,9 @@ def _runner(args):
     return Runner(build(_config(args)), args.out)
 
 
-def cmd_run(args) -> int:
+def cmd_run(args, target: str | None = None) -> int:
     runner = _runner(args)
-    ran = runner.run(force=args.force, until=args.until, only=args.stage)
+    ran = runner.run(force=args.force, until=args.until, only=args.stage, target=target)
     if not ran:
         print("nothing to do: every stage is fresh")
     else:
@@ -83,6 +119,64 @@ def cmd_run(args) -> int:
         quarantine = ran.get("ingest", {}).get("quarantine", {})
         if quarantine.get("total"):
             print(f"quarantined {quarantine['total']} line(s): {json.dumps(quarantine['by_reason'])}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    code = cmd_run(args, target="train")
+    print(f"model saved in {args.out}/model")
+    return code
+
+
+def cmd_evaluate(args) -> int:
+    code = cmd_run(args, target="evaluate")
+    from pathlib import Path
+
+    table = Path(args.out) / "evaluation" / "metrics.md"
+    if table.is_file():
+        print(table.read_text())
+    return code
+
+
+def _print_frame(frame, as_json: bool) -> None:
+    if as_json:
+        print(frame.to_json(orient="records", indent=2))
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_colwidth", 60, "display.width", 140):
+            print(frame.to_string(index=False))
+
+
+def _load_recommender(args):
+    from .recommender import HybridRecommender
+
+    return HybridRecommender.load(args.model_dir)
+
+
+def cmd_recommend(args) -> int:
+    rec = _load_recommender(args)
+    candidates = args.candidates.split(",") if args.candidates else None
+    if args.user is not None:
+        if args.liked or args.text:
+            raise HybridError("give --user, or --liked/--text for a new user, not both")
+        frame = rec.recommend(args.user, n=args.n, exclude_rated=not args.include_rated,
+                              candidates=candidates, include_cold=not args.no_cold)
+    else:
+        liked = args.liked.split(",") if args.liked else None
+        frame = rec.recommend_for_new_user(liked_items=liked, text=args.text, n=args.n,
+                                           candidates=candidates, include_cold=not args.no_cold)
+    _print_frame(frame, args.json)
+    return 0
+
+
+def cmd_similar(args) -> int:
+    rec = _load_recommender(args)
+    if (args.item is None) == (args.text is None):
+        raise HybridError("give exactly one of --item or --text")
+    frame = rec.similar_items(args.item, n=args.n) if args.item is not None else \
+        rec.similar_to_text(args.text, n=args.n)
+    _print_frame(frame, args.json)
     return 0
 
 
@@ -106,6 +200,27 @@ def main(argv: list[str] | None = None) -> int:
     status = sub.add_parser("status", help="show which stages are fresh or stale, and why")
     _pipeline_args(status)
     status.set_defaults(func=cmd_status)
+    for name, func, text in (("train", cmd_train, "train the recommender (and what it needs)"),
+                             ("evaluate", cmd_evaluate, "evaluate every model and baseline")):
+        command = sub.add_parser(name, help=text)
+        _pipeline_args(command)
+        command.add_argument("--force", action="store_true")
+        command.set_defaults(func=func, until=None, stage=None)
+    recommend = sub.add_parser("recommend", help="top-N for a known user, or a new one")
+    recommend.add_argument("--user", help="a known user id")
+    recommend.add_argument("--liked", help="comma-separated item ids a new user likes")
+    recommend.add_argument("--text", help="a new user's taste in words")
+    recommend.add_argument("--candidates", help="comma-separated item ids to choose from")
+    recommend.add_argument("--include-rated", action="store_true")
+    recommend.add_argument("--no-cold", action="store_true", help="leave out items without ratings")
+    similar = sub.add_parser("similar", help="products similar in content to an item or text")
+    similar.add_argument("--item", help="an item id")
+    similar.add_argument("--text", help="free text")
+    for command, func in ((recommend, cmd_recommend), (similar, cmd_similar)):
+        command.add_argument("--n", type=int, default=10)
+        command.add_argument("--model-dir", default="artifacts/model")
+        command.add_argument("--json", action="store_true", help="JSON records instead of a table")
+        command.set_defaults(func=func)
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["run", *(argv or [])])

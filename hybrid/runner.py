@@ -231,24 +231,44 @@ class Runner:
         return result
 
     # ------------------------------------------------------------ running
-    def select(self, until: str | None = None, only: str | None = None) -> list[Stage]:
+    def upstream(self, name: str) -> set[str]:
+        """The stage and every stage whose outputs it reads, directly or not."""
+        by_name = {s.name: s for s in self.stages}
+        needed, todo = set(), [name]
+        while todo:
+            current = todo.pop()
+            if current in needed:
+                continue
+            needed.add(current)
+            for paths in self._input_files(by_name[current]).values():
+                todo.extend(p for p in (self._producer_of(str(x)) for x in paths) if p)
+        return needed
+
+    def select(self, until: str | None = None, only: str | None = None,
+               target: str | None = None) -> list[Stage]:
+        """``until``: every stage up to and including it, in order; ``only``: that stage;
+        ``target``: that stage and what it depends on."""
         names = [s.name for s in self.stages]
-        for wanted in (until, only):
+        for wanted in (until, only, target):
             if wanted is not None and wanted not in names:
                 raise StageError(f"no stage named {wanted!r}; stages are {names}")
         if only is not None:
             return [s for s in self.stages if s.name == only]
+        if target is not None:
+            needed = self.upstream(target)
+            return [s for s in self.stages if s.name in needed]
         if until is not None:
             return self.stages[: names.index(until) + 1]
         return list(self.stages)
 
-    def run(self, force: bool = False, until: str | None = None, only: str | None = None) -> dict[str, dict]:
+    def run(self, force: bool = False, until: str | None = None, only: str | None = None,
+            target: str | None = None) -> dict[str, dict]:
         """Run the selected stages that are stale (all of them with ``force``).
 
         Returns ``{stage: report}`` for the stages that ran; fresh stages are skipped and say so.
         """
         ran: dict[str, dict] = {}
-        for stage in self.select(until, only):
+        for stage in self.select(until, only, target):
             status = self.stage_status(stage)
             if status == "fresh" and not force:
                 self.log(f"[skip] {stage.name}: fresh")

@@ -109,3 +109,102 @@ def dataset_step(ratings_path, item_text_path, item_vectors_path, items_path,
 
 
 __all__ = ["clean_text_step", "vectors_step", "dataset_step", "TextEncoder", "VECTOR_METHODS"]
+
+
+# ---------------------------------------------------------------- models
+MODEL_FILES = ("model.keras", "recommender.json", "users.parquet", "items.parquet",
+               "item_vectors.npy", "train_items.npz", "text_encoder.joblib", "learning_curve.png")
+
+
+def _dataset_dir(dataset_ratings) -> "Path":
+    from pathlib import Path
+
+    return Path(dataset_ratings).parent
+
+
+def train_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, encoder_path,
+               model_keras, model_json, model_users, model_items, model_vectors, model_train_items,
+               model_encoder, model_curve, model: str = "hybrid", model_config: dict | None = None,
+               train_config: dict | None = None, seed: int = 42) -> dict:
+    """Fit the recommender on the whole encoded dataset and save it (one file per output)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from .dataset import load_dataset
+    from .recommender import HybridRecommender
+
+    data = load_dataset(_dataset_dir(dataset_ratings))
+    rec = HybridRecommender(model, model_config=model_config, train_config=train_config, seed=seed)
+    rec.fit_dataset(data, encoder=TextEncoder.load(encoder_path))
+    targets = [model_keras, model_json, model_users, model_items, model_vectors, model_train_items,
+               model_encoder, model_curve]
+    with tempfile.TemporaryDirectory(dir=Path(model_keras).parent) as folder:
+        rec.save(folder)
+        for name, target in zip(MODEL_FILES, targets):
+            shutil.move(str(Path(folder) / name), target)
+    return {"model": model, "users": len(rec.users), "items": len(rec.items),
+            "cold_items": int((~rec.item_trained).sum()), "best_epoch": rec.training["best_epoch"],
+            "epochs_run": rec.training["epochs_run"], "train_seconds": rec.training["seconds"],
+            "final_val_loss": min(rec.training["history"].get("val_loss", [float("nan")]))}
+
+
+def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, encoder_path,
+                  metrics_json, metrics_md, ndcg_plot, rmse_plot, protocol: str = "rating",
+                  split: str = "random", test_share: float = 0.2, seed: int = 0, k: int = 10,
+                  threshold: float = 4.0, models: list[str] | None = None,
+                  baselines: list[str] | None = None, test_file: str | None = None) -> dict:
+    """Every model and baseline on one split: metrics JSON, a markdown table, two plots.
+
+    With ``test_file`` (any ratings format, e.g. MovieLens u1.test) its (user, item) pairs are
+    the test rows and everything else trains: the predefined-split protocol."""
+    import json
+
+    from .dataset import load_dataset
+    from .experiment import (DEFAULT_BASELINES, EvaluationConfig, evaluate_all, markdown_table,
+                             plot_results)
+    from .models import MODEL_NAMES
+
+    data = load_dataset(_dataset_dir(dataset_ratings))
+    config = EvaluationConfig(protocol=protocol, split=split, test_share=test_share, seed=seed,
+                              ks=(k,), threshold=threshold,
+                              models=tuple(MODEL_NAMES if models is None else models),
+                              baselines=tuple(DEFAULT_BASELINES if baselines is None else baselines))
+    train_rows = test_rows = None
+    if test_file:
+        train_rows, test_rows = predefined_split(data, test_file)
+        split = f"predefined ({test_file})"
+    outcome = evaluate_all(data, config, TextEncoder.load(encoder_path), train_rows, test_rows)
+    with open(metrics_json, "w") as handle:
+        json.dump({"protocol": protocol, "split_name": split, "seed": seed, "k": k,
+                   "threshold": threshold, **outcome}, handle, indent=2)
+    with open(metrics_md, "w") as handle:
+        handle.write(f"Protocol {protocol}, split {split}, seed {seed}: {outcome['split']}\n\n")
+        handle.write(markdown_table(outcome["results"], (k,)))
+    plot_results(outcome["results"], ndcg_plot, f"ndcg@{k}")
+    plot_results(outcome["results"], rmse_plot, "rmse")
+    best = {}
+    rated = {n: m["rmse"] for n, m in outcome["results"].items() if "rmse" in m}
+    if rated:
+        best["best_rmse"] = min(rated.items(), key=lambda kv: kv[1])
+    ranked = {n: m[f"ndcg@{k}"] for n, m in outcome["results"].items() if f"ndcg@{k}" in m}
+    if ranked:
+        best[f"best_ndcg@{k}"] = max(ranked.items(), key=lambda kv: kv[1])
+    return {"protocol": protocol, "split_name": split, **outcome["split"], **best}
+
+
+def predefined_split(data, test_file) -> tuple:
+    """Train/test rows of the encoded dataset from a file of test ratings."""
+    from .evaluation import pairs_split
+    from .formats import detect_format
+    from .ingest import read_records
+    from .io import Quarantine
+
+    fmt = detect_format(test_file, "ratings")
+    pairs = [(r["user_id"], r["item_id"]) for r in read_records(test_file, fmt, Quarantine(None))]
+    users = data.users.index([u for u, _ in pairs], missing="ignore")
+    items = data.items.index([i for _, i in pairs], missing="ignore")
+    keep = (users >= 0) & (items >= 0)
+    if not keep.any():
+        raise StageError(f"{test_file}: none of its (user, item) pairs is in the dataset")
+    return pairs_split(data.user_index, data.item_index, users[keep], items[keep])

@@ -97,7 +97,7 @@ def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: 
             monitor="val_loss", patience=train_config.patience, restore_best_weights=True))
     started = time.perf_counter()
     history = model.fit(dataset(fit_rows, True), validation_data=validation,
-                        epochs=train_config.epochs, callbacks=callbacks,
+                        epochs=train_config.epochs, callbacks=callbacks, shuffle=False,  # tf.data shuffles
                         verbose=train_config.verbose)
     seconds = time.perf_counter() - started
     record = {k: [float(x) for x in v] for k, v in history.history.items()}

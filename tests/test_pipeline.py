@@ -17,7 +17,7 @@ def test_amazon_samples_end_to_end(tmp_path, amazon_dir, capsys):
             "--meta", str(amazon_dir / "meta_Gift_Cards.json.gz"),
             "--ratings", str(amazon_dir / "Magazine_Subscriptions_5.json.gz"),
             "--ratings", str(amazon_dir / "Gift_Cards_5.json.gz"),
-            "--min-user-ratings", "3", "--min-item-ratings", "3", "--kcore"]
+            "--min-user-ratings", "3", "--min-item-ratings", "3", "--kcore", "--until", "dataset"]
     assert main(args) == 0
     data = load_dataset(out / "dataset")
     report = json.loads((out / "reports" / "dataset.json").read_text())
@@ -40,13 +40,13 @@ def test_changing_a_parameter_reruns_from_that_stage(tmp_path, amazon_dir, capsy
     out = tmp_path / "art"
     base = ["--out", str(out), "--meta", str(amazon_dir / "meta_Gift_Cards.json.gz"),
             "--ratings", str(amazon_dir / "Gift_Cards_5.json.gz")]
-    assert main(["run", *base]) == 0
+    assert main(["run", *base, "--until", "dataset"]) == 0
     capsys.readouterr()
     assert main(["status", *base, "--vector-method", "tfidf", "--dim", "16"]) == 0
     status = capsys.readouterr().out
     assert "ingest     fresh" in status and "text       fresh" in status
     assert "vectors    stale: parameters changed" in status
-    assert main(["run", *base, "--vector-method", "tfidf", "--dim", "16"]) == 0
+    assert main(["run", *base, "--vector-method", "tfidf", "--dim", "16", "--until", "dataset"]) == 0
     assert load_dataset(out / "dataset").item_vectors.shape[1] == 16
 
 
@@ -59,7 +59,7 @@ def test_bad_files_give_a_clear_error_not_a_traceback(tmp_path, capsys):
 
 def test_default_dataset_is_movielens_100k(tmp_path, capsys):
     out = tmp_path / "art"
-    assert main(["run", "--out", str(out)]) == 0
+    assert main(["run", "--out", str(out), "--until", "dataset"]) == 0
     fetch = json.loads((out / "reports" / "fetch.json").read_text())
     assert fetch["ratings"] == 100_000 and fetch["items"] == 1_682
     data = load_dataset(out / "dataset")
@@ -71,3 +71,39 @@ def test_default_dataset_is_movielens_100k(tmp_path, capsys):
     query = encoder.encode("toy story animation children comedy")
     sims = data.item_vectors @ query / (np.linalg.norm(data.item_vectors, axis=1) * np.linalg.norm(query) + 1e-9)
     assert row in np.argsort(-sims)[:5]
+
+
+def test_train_recommend_similar_and_evaluate_from_the_command_line(ml100k, capsys):
+    _, _, out = ml100k
+    fast = ["--train-param", "epochs=2", "--train-param", "batch_size=4096"]
+    assert main(["train", "--out", str(out), *fast]) == 0
+    assert (out / "model" / "model.keras").is_file()
+    capsys.readouterr()
+    assert main(["recommend", "--user", "196", "--n", "3", "--json", "--model-dir", str(out / "model")]) == 0
+    top = json.loads(capsys.readouterr().out)
+    assert len(top) == 3 and {"item_id", "score", "title", "cold"} <= set(top[0])
+    assert main(["recommend", "--liked", "50,172", "--text", "space", "--model-dir", str(out / "model")]) == 0
+    assert "Return of the Jedi" not in capsys.readouterr().out.split("\n")[0]
+    assert main(["similar", "--item", "1", "--n", "3", "--model-dir", str(out / "model")]) == 0
+    assert main(["similar", "--item", "nope", "--model-dir", str(out / "model")]) == 2
+    capsys.readouterr()
+    assert main(["evaluate", "--out", str(out), *fast, "--models", "mf-bias",
+                 "--baselines", "biases,random", "--protocol", "cold-items"]) == 0
+    printed = capsys.readouterr().out
+    assert "| mf-bias |" in printed and "| random |" in printed
+    metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
+    assert metrics["protocol"] == "cold-items" and metrics["results"]["mf-bias"]["rmse"] < 1.2
+    assert (out / "evaluation" / "ndcg_at_10.png").is_file()
+
+
+def test_predefined_test_file_is_the_split(ml100k, tmp_path, capsys):
+    data, _, out = ml100k
+    rows = np.arange(0, len(data.rating), 10)
+    test_file = tmp_path / "u1.test"
+    test_file.write_text("".join(f"{data.users.ids([u])[0]}\t{data.items.ids([i])[0]}\t{r:g}\t0\n"
+                                 for u, i, r in zip(data.user_index[rows], data.item_index[rows], data.rating[rows])))
+    assert main(["evaluate", "--out", str(out), "--models", "", "--baselines", "biases",
+                 "--test-file", str(test_file)]) == 0
+    metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
+    assert metrics["split"] == {"train": len(data.rating) - len(rows), "test": len(rows),
+                                "ranked_users": metrics["split"]["ranked_users"], "candidates": 1682}

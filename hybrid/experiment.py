@@ -1,0 +1,155 @@
+"""Evaluation protocols: every model and baseline fitted on the same split and measured the
+same way. Used by ``hybrid evaluate`` and the benchmark script.
+
+Protocols:
+    rating      a random / stratified / chronological / given split; RMSE, MAE and ranking
+                metrics over all items each user did not rate in training
+    cold-items  a share of items held out with all their ratings; ranking among the held-out
+                items only (they are unknown to every model), RMSE on their ratings
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .baselines import BASELINES
+from .dataset import EncodedDataset
+from .errors import HybridError
+from .evaluation import (chronological_split, cold_item_split, evaluate_ranking, mae, random_split,
+                         ranking_task, rmse, stratified_split)
+from .models import MODEL_NAMES
+
+PROTOCOLS = ("rating", "cold-items")
+DEFAULT_BASELINES = ("global-mean", "biases", "popularity", "item-knn", "user-knn", "content-only", "random")
+
+
+@dataclass
+class EvaluationConfig:
+    protocol: str = "rating"
+    split: str = "random"  # random | stratified | chronological (rating protocol)
+    test_share: float = 0.2
+    last_n: int = 1  # chronological: each user's last n ratings
+    cold_share: float = 0.2  # cold-items: share of rated items held out
+    seed: int = 0
+    ks: tuple[int, ...] = (10,)
+    threshold: float = 4.0  # a test rating at or above it is relevant
+    models: tuple[str, ...] = MODEL_NAMES
+    baselines: tuple[str, ...] = DEFAULT_BASELINES
+    model_overrides: dict = field(default_factory=dict)  # model name -> ModelConfig fields
+    train_overrides: dict = field(default_factory=dict)  # TrainConfig fields
+
+
+def make_split(data: EncodedDataset, config: EvaluationConfig):
+    """(train_rows, test_rows, candidate items for ranking)."""
+    all_items = np.arange(len(data.items))
+    if config.protocol == "cold-items":
+        train, test, cold = cold_item_split(data.item_index, config.cold_share, config.seed)
+        return train, test, cold
+    if config.protocol != "rating":
+        raise HybridError(f"unknown protocol {config.protocol!r}; choose one of {PROTOCOLS}")
+    if config.split == "random":
+        train, test = random_split(len(data.rating), config.test_share, config.seed)
+    elif config.split == "stratified":
+        train, test = stratified_split(data.user_index, config.test_share, config.seed)
+    elif config.split == "chronological":
+        train, test = chronological_split(data.user_index, data.timestamp, config.last_n)
+    else:
+        raise HybridError(f"unknown split {config.split!r}; use random, stratified or chronological")
+    return train, test, all_items
+
+
+def evaluate_all(data: EncodedDataset, config: EvaluationConfig, encoder=None,
+                 train_rows: np.ndarray | None = None, test_rows: np.ndarray | None = None,
+                 log=print) -> dict:
+    """Fit every model and baseline on the training rows; measure them on the test rows.
+
+    Returns ``{"config": ..., "split": ..., "results": {name: metrics}}``. Pass
+    ``train_rows``/``test_rows`` to use a predefined split (e.g. MovieLens u1.base/u1.test).
+    """
+    from .recommender import HybridRecommender
+
+    if train_rows is None:
+        train_rows, test_rows, candidates = make_split(data, config)
+    else:
+        candidates = np.arange(len(data.items))
+    u, i, r = data.user_index, data.item_index, data.rating
+    tu, ti, tr = u[train_rows], i[train_rows], r[train_rows]
+    su, si, sr = u[test_rows], i[test_rows], r[test_rows]
+    task = ranking_task(tu, ti, su, si, sr, candidates, config.threshold)
+    popularity = np.bincount(ti, minlength=len(data.items))
+    results: dict = {}
+    for name in config.baselines:
+        if name not in BASELINES:
+            raise HybridError(f"unknown baseline {name!r}; choose from {sorted(BASELINES)}")
+        started = time.perf_counter()
+        baseline = BASELINES[name]().fit(tu, ti, tr, len(data.users), len(data.items), data.item_vectors)
+        fit_seconds = time.perf_counter() - started
+        metrics = {"kind": "baseline", "fit_seconds": round(fit_seconds, 2)}
+        if baseline.predicts_ratings:
+            predicted = baseline.predict(su, si)
+            metrics.update(rmse=rmse(sr, predicted), mae=mae(sr, predicted))
+        if name != "global-mean":  # constant scores rank nothing
+            metrics.update(evaluate_ranking(baseline.score, task, config.ks, popularity))
+        results[name] = metrics
+        log(f"  {name:14s} {_line(metrics)}")
+    for name in config.models:
+        rec = HybridRecommender(name, model_config=dict(config.model_overrides.get(name, {})),
+                                train_config=dict(config.train_overrides), seed=config.seed + 42)
+        started = time.perf_counter()
+        rec.fit_dataset(data, train_rows, encoder)
+        fit_seconds = time.perf_counter() - started
+        metrics = {"kind": "keras", "fit_seconds": round(fit_seconds, 2),
+                   "best_epoch": rec.training["best_epoch"], "epochs_run": rec.training["epochs_run"]}
+        if name != "implicit":
+            predicted = rec.score_index(su, si)
+            metrics.update(rmse=rmse(sr, predicted), mae=mae(sr, predicted))
+        metrics.update(evaluate_ranking(rec.score_matrix, task, config.ks, popularity))
+        metrics["history"] = rec.training["history"]
+        results[name] = metrics
+        log(f"  {name:14s} {_line(metrics)}")
+    return {"split": {"train": int(len(train_rows)), "test": int(len(test_rows)),
+                      "ranked_users": int(len(task.users)), "candidates": int(len(candidates))},
+            "results": results}
+
+
+def _line(metrics: dict) -> str:
+    parts = [f"{k}={metrics[k]:.4f}" for k in ("rmse", "ndcg@10", "precision@10", "recall@10")
+             if k in metrics]
+    return " ".join(parts + [f"fit={metrics['fit_seconds']}s"])
+
+
+def markdown_table(results: dict, ks=(10,)) -> str:
+    """One row per model: the rating and ranking metrics."""
+    columns = ["rmse", "mae"] + [f"{m}@{k}" for k in ks for m in
+                                 ("precision", "recall", "ndcg", "map", "hit_rate", "coverage", "mean_popularity")] + ["fit_seconds"]
+    lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for name, metrics in results.items():
+        cells = []
+        for column in columns:
+            value = metrics.get(column)
+            cells.append("-" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value)))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_results(results: dict, path, metric: str = "ndcg@10") -> None:
+    """Bar chart of one metric across models and baselines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in results if metric in results[n]]
+    values = [results[n][metric] for n in names]
+    figure, axis = plt.subplots(figsize=(8, 4))
+    colours = ["tab:blue" if results[n]["kind"] == "keras" else "tab:grey" for n in names]
+    axis.bar(names, values, color=colours)
+    axis.set_ylabel(metric)
+    axis.set_title(f"{metric} by model (blue: Keras models, grey: baselines)")
+    axis.tick_params(axis="x", rotation=45)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

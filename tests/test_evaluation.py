@@ -1,0 +1,102 @@
+"""Splits, metrics and baselines, against hand-computed values."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.stats import pearsonr
+
+from hybrid.baselines import Biases, GlobalMean, ItemKNN, pearson_similarity
+from hybrid.evaluation import (chronological_split, cold_item_split, evaluate_ranking, mae,
+                               random_split, ranking_metrics_from_lists, ranking_task, rmse,
+                               stratified_split)
+
+
+def test_rating_metrics():
+    assert rmse([4, 2], [3, 4]) == pytest.approx(np.sqrt(2.5))
+    assert mae([4, 2], [3, 4]) == pytest.approx(1.5)
+
+
+def test_ranking_metrics_match_hand_computation():
+    top = np.array([[7, 1, 9, 4], [2, 3, 5, 6]])
+    relevant = [{1, 4, 8}, {6}]
+    m = ranking_metrics_from_lists(top, relevant, k=4)
+    # user 0: hits at ranks 2 and 4; user 1: hit at rank 4
+    assert m["precision"] == pytest.approx((2 / 4 + 1 / 4) / 2)
+    assert m["recall"] == pytest.approx((2 / 3 + 1) / 2)
+    assert m["hit_rate"] == 1.0
+    dcg0, idcg0 = 1 / np.log2(3) + 1 / np.log2(5), 1 + 1 / np.log2(3) + 1 / np.log2(4)
+    dcg1, idcg1 = 1 / np.log2(5), 1.0
+    assert m["ndcg"] == pytest.approx((dcg0 / idcg0 + dcg1 / idcg1) / 2)
+    ap0 = (1 / 2 + 2 / 4) / 3
+    ap1 = (1 / 4) / 1
+    assert m["map"] == pytest.approx((ap0 + ap1) / 2)
+
+
+def test_ranking_excludes_training_items_and_reports_coverage():
+    # user 0 rated item 0 in training; the scorer loves item 0, which must not be recommended
+    task = ranking_task(np.array([0]), np.array([0]), np.array([0, 0]), np.array([1, 2]),
+                        np.array([5.0, 2.0]), np.arange(4), threshold=4)
+    assert task.relevant == [{1}]
+    scores = lambda users, items: np.array([[10.0, 1.0, 5.0, 0.0]])  # noqa: E731
+    result = evaluate_ranking(scores, task, ks=(1, 2), item_popularity=np.array([9, 3, 1, 0]))
+    assert result["precision@1"] == 0.0  # top-1 is item 2 (item 0 excluded)
+    assert result["hit_rate@2"] == 1.0
+    assert result["coverage@2"] == 0.5
+    assert result["mean_popularity@2"] == pytest.approx((1 + 3) / 2)
+
+
+def test_stratified_split_keeps_every_user_in_training():
+    users = np.repeat(np.arange(50), np.arange(1, 51))
+    train, test = stratified_split(users, 0.2, seed=3)
+    assert set(users[train]) == set(range(50))
+    assert len(test) == pytest.approx(0.2 * len(users), rel=0.1)
+    assert not set(train) & set(test)
+
+
+def test_chronological_split_holds_out_the_latest():
+    users = np.array([0, 0, 0, 1, 1, 2])
+    times = np.array([30, 10, 20, 5, 6, 1])
+    train, test = chronological_split(users, times, last_n=1)
+    assert test.tolist() == [0, 4]  # user 2's only rating stays in training
+    train, test = chronological_split(users, times, cutoff=15)
+    assert test.tolist() == [0, 2]
+
+
+def test_cold_item_split_holds_out_whole_items():
+    items = np.array([0, 1, 2, 3, 4] * 4)
+    train, test, cold = cold_item_split(items, 0.4, seed=0)
+    assert len(cold) == 2
+    assert set(items[test]) == set(cold) and not set(items[train]) & set(cold)
+    assert len(random_split(20, 0.25)[1]) == 5
+
+
+def test_pearson_matches_scipy_on_co_rated_pairs():
+    rng = np.random.default_rng(0)
+    dense = rng.integers(1, 6, (40, 6)).astype(float)
+    dense[rng.random(dense.shape) < 0.4] = 0  # missing ratings
+    similarity = pearson_similarity(sp.csr_matrix(dense), min_support=3)
+    for a, b in [(0, 1), (2, 5), (3, 4)]:
+        both = (dense[:, a] > 0) & (dense[:, b] > 0)
+        expected = pearsonr(dense[both, a], dense[both, b])[0]
+        assert similarity[a, b] == pytest.approx(expected, abs=1e-9)
+
+
+def test_item_knn_prediction_is_the_mean_centred_weighted_sum():
+    # items 0 and 1 correlate perfectly; user 3 rated item 0 one point above its mean
+    users = np.array([0, 0, 1, 1, 2, 2, 3])
+    items = np.array([0, 1, 0, 1, 0, 1, 0])
+    ratings = np.array([5, 4, 3, 2, 4, 3, 5], float)
+    knn = ItemKNN(neighbours=1, shrinkage=0).fit(users, items, ratings, 4, 2)
+    mean0, mean1 = ratings[items == 0].mean(), ratings[items == 1].mean()
+    assert knn.predict([3], [1])[0] == pytest.approx(mean1 + (5 - mean0))
+    assert knn.score([3], [1])[0, 0] == pytest.approx(knn.predict([3], [1])[0])
+
+
+def test_biases_beat_the_global_mean_on_real_ratings(ml100k):
+    data, _, _ = ml100k
+    train, test = random_split(len(data.rating), 0.2, seed=0)
+    args = (data.user_index[train], data.item_index[train], data.rating[train], len(data.users), len(data.items))
+    truth = data.rating[test]
+    global_rmse = rmse(truth, GlobalMean().fit(*args).predict(data.user_index[test], data.item_index[test]))
+    bias_rmse = rmse(truth, Biases().fit(*args).predict(data.user_index[test], data.item_index[test]))
+    assert bias_rmse < 0.96 < 1.10 < global_rmse

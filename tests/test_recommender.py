@@ -1,0 +1,140 @@
+"""The Keras models and the recommender API, on MovieLens-100k from the real pipeline."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybrid.errors import HybridError, UnknownIdError
+from hybrid.evaluation import cold_item_split, random_split, rmse
+from hybrid.models import MODEL_NAMES
+from hybrid.recommender import HybridRecommender
+
+FAST = {"epochs": 4, "batch_size": 2048, "learning_rate": 3e-3}
+
+
+@pytest.fixture(scope="module")
+def split(ml100k):
+    data, _, _ = ml100k
+    return random_split(len(data.rating), 0.2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(ml100k, split):
+    data, encoder, _ = ml100k
+    return HybridRecommender("hybrid", train_config=FAST).fit_dataset(data, split[0], encoder)
+
+
+@pytest.mark.parametrize("name", [m for m in MODEL_NAMES if m != "implicit"])
+def test_each_rating_model_beats_the_global_mean(ml100k, split, name):
+    data, encoder, _ = ml100k
+    train, test = split
+    rec = HybridRecommender(name, train_config=FAST).fit_dataset(data, train, encoder)
+    predicted = rec.score_index(data.user_index[test], data.item_index[test])
+    baseline = rmse(data.rating[test], np.full(len(test), data.rating[train].mean()))
+    assert rmse(data.rating[test], predicted) < baseline - 0.08
+    assert rec.training["validation_rows"] == round(0.1 * len(train))  # carved from training
+
+
+def test_implicit_model_ranks_held_out_likes_above_chance(ml100k, split):
+    data, encoder, _ = ml100k
+    train, test = split
+    rec = HybridRecommender("implicit", train_config=FAST).fit_dataset(data, train, encoder)
+    liked = test[data.rating[test] >= 4]
+    users, items = data.user_index[liked], data.item_index[liked]
+    negatives = np.random.default_rng(0).integers(0, len(data.items), len(liked))
+    pos = rec.score_index(users, items)
+    neg = rec.score_index(users, negatives)
+    assert (pos > neg).mean() > 0.75  # a random scorer is at 0.5
+
+
+def test_recommendations_are_real_ids_with_their_own_scores(fitted, ml100k, split):
+    data, _, _ = ml100k
+    top = fitted.recommend("196", n=10)
+    assert len(top) == 10 and top["score"].is_monotonic_decreasing
+    rated = set(data.items.ids(data.item_index[split[0]][data.user_index[split[0]] == data.users.index(["196"])[0]]))
+    assert not set(top["item_id"]) & rated
+    # ids, not positions: predicting the returned ids gives the returned scores
+    np.testing.assert_allclose(fitted.predict(["196"] * 10, top["item_id"]), top["score"], rtol=1e-5)
+    assert top["title"].notna().all()
+
+
+def test_candidates_restrict_and_keep_text_aligned(fitted):
+    full = fitted.recommend("196", n=2000, exclude_rated=False)
+    subset = fitted.recommend("196", n=3, exclude_rated=False, candidates=["1", "50", "181"])
+    expected = full.set_index("item_id").loc[["1", "50", "181"], "score"].sort_values(ascending=False)
+    assert subset["item_id"].tolist() == expected.index.tolist()
+    np.testing.assert_allclose(subset["score"], expected.to_numpy(), rtol=1e-5)
+
+
+def test_unknown_ids_raise_clear_errors(fitted):
+    with pytest.raises(UnknownIdError, match="recommend_for_new_user"):
+        fitted.recommend("no-such-user")
+    with pytest.raises(UnknownIdError, match="no-such-item"):
+        fitted.predict(["196"], ["no-such-item"])
+    with pytest.raises(HybridError, match="liked_items and/or text"):
+        fitted.recommend_for_new_user()
+
+
+def test_cold_items_are_scored_from_their_text(ml100k):
+    data, encoder, _ = ml100k
+    train, _, cold = cold_item_split(data.item_index, 0.2, seed=1)
+    rec = HybridRecommender("hybrid", train_config=FAST).fit_dataset(data, train, encoder)
+    user = np.zeros(len(cold), np.int64)
+    scores = rec.score_index(user, cold)
+    assert np.unique(np.round(scores, 5)).size > len(cold) // 2  # not one constant for all
+    # same model, same user, same item id path: only the text vector differs
+    before = rec.score_index(user[:1], cold[:1])
+    original = rec.item_vectors[cold[0]].copy()
+    rec.item_vectors[cold[0]] = rec.item_vectors[cold[1]]
+    assert rec.score_index(user[:1], cold[:1]) == pytest.approx(rec.score_index(user[:1], cold[1:2]))
+    rec.item_vectors[cold[0]] = original
+    assert rec.score_index(user[:1], cold[:1]) == pytest.approx(before)
+    top = rec.recommend(data.users.ids([0])[0], n=1682)
+    assert top["cold"].sum() == len(cold)  # cold items are candidates by default
+    assert not rec.recommend(data.users.ids([0])[0], n=1682, include_cold=False)["cold"].any()
+
+
+def test_new_user_and_new_items_need_no_retraining(fitted):
+    weights = [w.copy() for w in fitted.model.get_weights()]
+    liked = fitted.recommend_for_new_user(liked_items=["50", "172", "181"], n=10)  # Star Wars films
+    assert not {"50", "172", "181"} & set(liked["item_id"])
+    by_text = fitted.recommend_for_new_user(text="horror", n=10, content_weight=0.9)
+    assert by_text["title"].str.contains("Horror|Scream|Dracula|Night|Evil|Dead|Fright", case=False).any()
+    added = fitted.add_items(pd.DataFrame({"item_id": ["new-1", "new-2"], "title": ["Robo Toys", "Tax Law"],
+                                           "text": ["animation children comedy toys", "documentary"]}))
+    assert added == 2
+    top = fitted.recommend("196", n=5, candidates=["new-1", "new-2"])
+    assert top["cold"].all() and top["score"].nunique() == 2
+    similar = fitted.similar_items("new-1", n=5)
+    assert similar["title"].notna().all() and "new-1" not in set(similar["item_id"])
+    assert all(np.array_equal(a, b) for a, b in zip(weights, fitted.model.get_weights()))
+    with pytest.raises(HybridError, match="already known"):
+        fitted.add_items(pd.DataFrame({"item_id": ["new-1"], "text": ["again"]}))
+
+
+def test_save_and_load_give_identical_recommendations(fitted, tmp_path):
+    fitted.save(tmp_path / "rec")
+    assert (tmp_path / "rec" / "learning_curve.png").stat().st_size > 1000
+    loaded = HybridRecommender.load(tmp_path / "rec")
+    pd.testing.assert_frame_equal(loaded.recommend("196", n=20), fitted.recommend("196", n=20))
+    pd.testing.assert_frame_equal(loaded.recommend_for_new_user(liked_items=["1"], text="toys", n=5),
+                                  fitted.recommend_for_new_user(liked_items=["1"], text="toys", n=5))
+    pd.testing.assert_frame_equal(loaded.similar_to_text("space war", n=5), fitted.similar_to_text("space war", n=5))
+
+
+def test_fit_from_dataframes_without_the_pipeline():
+    rng = np.random.default_rng(0)
+    genres = ["space war robots", "romance love wedding", "horror ghost haunted"]
+    items = pd.DataFrame({"item_id": [f"m{i}" for i in range(30)], "title": [f"Film {i}" for i in range(30)],
+                          "text": [genres[i % 3] + f" film number{i}" for i in range(30)]})
+    rows = []
+    for u in range(60):
+        taste = u % 3
+        for i in rng.choice(27, 12, replace=False):  # m27..m29 are never rated: cold
+            rows.append({"user_id": f"u{u}", "item_id": f"m{i}", "rating": 5.0 if i % 3 == taste else 1.0})
+    rec = HybridRecommender("hybrid", train_config={"epochs": 30, "batch_size": 64, "patience": 5})
+    rec.fit(pd.DataFrame(rows), items)
+    assert len(rec.items) == 30 and (~rec.item_trained).sum() == 3
+    cold = rec.recommend("u0", n=3, candidates=["m27", "m28", "m29"])  # u0 likes space films
+    assert cold["item_id"].iloc[0] == "m27"
+    assert rec.similar_to_text("haunted ghost", n=3)["item_id"].iloc[0] in {f"m{i}" for i in range(2, 30, 3)}
