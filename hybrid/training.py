@@ -19,6 +19,7 @@ class TrainConfig:
     epochs: int = 40
     batch_size: int = 1024
     learning_rate: float = 2e-3
+    weight_decay: float = 0.0  # > 0: AdamW (decoupled weight decay on every weight)
     patience: int = 3
     validation_share: float = 0.1
     negatives: int = 4  # sampled negatives per positive (implicit model)
@@ -86,7 +87,11 @@ def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: 
         return _explicit_dataset(user_index[rows], item_index[rows], rating[rows], vectors, batch,
                                  train_config.seed, shuffle)
 
-    model.compile(optimizer=keras.optimizers.Adam(train_config.learning_rate),
+    if train_config.weight_decay > 0:
+        optimizer = keras.optimizers.AdamW(train_config.learning_rate, weight_decay=train_config.weight_decay)
+    else:
+        optimizer = keras.optimizers.Adam(train_config.learning_rate)
+    model.compile(optimizer=optimizer,
                   loss="binary_crossentropy" if implicit else "mse",
                   metrics=[] if implicit else [keras.metrics.RootMeanSquaredError(name="rmse")])
     callbacks = []

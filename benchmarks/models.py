@@ -1,0 +1,151 @@
+"""Model benchmark on MovieLens-100k: every Keras model and baseline, plus the libraries a data
+scientist would pick instead (Surprise SVD / SVD++ / KNNBaseline, implicit ALS), on the same
+splits, 3 seeds per protocol.
+
+    pip install -e '.[bench]'            # scikit-surprise, implicit
+    python -m benchmarks.models [--seeds 0 1 2] [--out benchmarks/results]
+
+Protocols (see hybrid.experiment): ``rating`` (random 80/20; RMSE/MAE, and ranking metrics over
+all unseen items, NDCG@10 etc.) and ``cold-items`` (20% of rated items held out with all their
+ratings; ranking among them). Early stopping uses a validation split carved from the training
+rows. Writes models.json (every figure) and models.md (mean +- std over seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hybrid.dataset import load_dataset
+from hybrid.evaluation import evaluate_ranking, mae, ranking_task, rmse
+from hybrid.experiment import EvaluationConfig, evaluate_all, make_split
+from hybrid.runner import Runner
+from hybrid.vectors import TextEncoder
+from pipelines.recommender import PipelineConfig, build
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def external_rating_models(data, train, test, seed):
+    """Surprise's SVD, SVD++ and KNNBaseline on the same rows."""
+    import pandas as pd
+    from surprise import SVD, Dataset, KNNBaseline, Reader, SVDpp
+
+    frame = pd.DataFrame({"u": data.user_index[train], "i": data.item_index[train], "r": data.rating[train]})
+    trainset = Dataset.load_from_df(frame, Reader(rating_scale=(1, 5))).build_full_trainset()
+    out = {}
+    for name, algo in (("surprise-svd", SVD(random_state=seed)),
+                       ("surprise-svdpp", SVDpp(random_state=seed, cache_ratings=True)),
+                       ("surprise-knnbaseline", KNNBaseline(sim_options={"name": "pearson_baseline", "user_based": False},
+                                                            verbose=False))):
+        started = time.perf_counter()
+        algo.fit(trainset)
+        fit_seconds = time.perf_counter() - started
+        predicted = np.array([algo.predict(int(u), int(i)).est
+                              for u, i in zip(data.user_index[test], data.item_index[test])])
+        out[name] = {"kind": "external", "fit_seconds": round(fit_seconds, 2),
+                     "rmse": rmse(data.rating[test], predicted), "mae": mae(data.rating[test], predicted)}
+        print(f"  {name:22s} rmse={out[name]['rmse']:.4f} fit={fit_seconds:.1f}s", flush=True)
+    return out
+
+
+def external_ranking_models(data, train, test, candidates, seed, threshold=4.0):
+    """implicit's ALS (all training interactions as implicit feedback)."""
+    import scipy.sparse as sp
+    from implicit.als import AlternatingLeastSquares
+
+    users, items = data.user_index[train], data.item_index[train]
+    matrix = sp.csr_matrix((np.ones(len(users), np.float32), (users, items)),
+                           shape=(len(data.users), len(data.items)))
+    model = AlternatingLeastSquares(factors=64, regularization=0.05, iterations=15,
+                                    random_state=seed, num_threads=0)
+    started = time.perf_counter()
+    model.fit(matrix, show_progress=False)
+    fit_seconds = time.perf_counter() - started
+    user_f, item_f = np.asarray(model.user_factors), np.asarray(model.item_factors)
+    task = ranking_task(users, items, data.user_index[test], data.item_index[test], data.rating[test],
+                        candidates, threshold)
+    metrics = evaluate_ranking(lambda u, c: user_f[u] @ item_f[c].T, task, (10,),
+                               np.bincount(items, minlength=len(data.items)))
+    print(f"  implicit-als           ndcg@10={metrics['ndcg@10']:.4f} fit={fit_seconds:.1f}s", flush=True)
+    return {"implicit-als": {"kind": "external", "fit_seconds": round(fit_seconds, 2), **metrics}}
+
+
+def summarise(runs: list[dict]) -> dict:
+    """mean and std over seeds of every numeric metric, per model."""
+    summary: dict = {}
+    for name in runs[0]:
+        metrics = {}
+        for key in runs[0][name]:
+            values = [r[name][key] for r in runs if isinstance(r[name].get(key), (int, float))]
+            if len(values) == len(runs) and key not in ("history",):
+                metrics[key] = {"mean": statistics.fmean(values),
+                                "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+        summary[name] = {"kind": runs[0][name]["kind"], **metrics}
+    return summary
+
+
+def markdown(protocol: str, summary: dict, columns: list[str]) -> str:
+    lines = [f"### {protocol}", "", "| model | kind | " + " | ".join(columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for name, metrics in summary.items():
+        cells = [f"{metrics[c]['mean']:.4f} ± {metrics[c]['std']:.4f}" if c in metrics else "-"
+                 for c in columns]
+        lines.append(f"| {name} | {metrics['kind']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--protocols", nargs="+", default=["rating", "cold-items"])
+    parser.add_argument("--no-external", action="store_true", help="skip Surprise and implicit")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="hybrid-bench-"))
+    Runner(build(PipelineConfig(out=str(work))), work).run(until="dataset")
+    data = load_dataset(work / "dataset")
+    encoder = TextEncoder.load(work / "vectors" / "text_encoder.joblib")
+    everything: dict = {"dataset": "MovieLens-100k", "seeds": args.seeds, "protocols": {}}
+    report = ["# Model benchmark: MovieLens-100k", "",
+              f"Seeds {args.seeds}; mean ± std. Ranking: NDCG@10 etc. over all items a user did not "
+              "rate in training (rating protocol) or over the held-out cold items (cold-items "
+              "protocol); relevant = test rating >= 4.", ""]
+    for protocol in args.protocols:
+        runs = []
+        for seed in args.seeds:
+            print(f"{protocol}, seed {seed}", flush=True)
+            config = EvaluationConfig(protocol=protocol, seed=seed)
+            train, test, candidates = make_split(data, config)
+            outcome = evaluate_all(data, config, encoder, train, test) if protocol == "rating" else None
+            if protocol != "rating":
+                outcome = evaluate_all(data, config, encoder)
+            results = outcome["results"]
+            for metrics in results.values():
+                metrics.pop("history", None)
+            if not args.no_external:
+                if protocol == "rating":
+                    results.update(external_rating_models(data, train, test, seed))
+                results.update(external_ranking_models(data, train, test, candidates, seed))
+            runs.append(results)
+        summary = summarise(runs)
+        everything["protocols"][protocol] = {"runs": runs, "summary": summary}
+        columns = (["rmse", "mae", "ndcg@10", "precision@10", "recall@10", "map@10", "hit_rate@10",
+                    "coverage@10", "mean_popularity@10", "fit_seconds"])
+        report.append(markdown(protocol, summary, columns))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "models.json").write_text(json.dumps(everything, indent=2))
+    (out / "models.md").write_text("\n".join(report))
+    print("\n".join(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
