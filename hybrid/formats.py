@@ -125,38 +125,38 @@ def load_dict_literal(line: str) -> dict:
 
 
 # ---------------------------------------------------------------- item parsers
-def _amazon_item(obj: dict, id_key: str) -> dict:
-    item = empty_item(required_id(obj.get(id_key), id_key))
+# canonical field -> the key each Amazon release uses for it
+AMAZON_2018_KEYS = {"item_id": "asin", "brand": "brand", "main_category": "main_cat",
+                    "feature": "feature", "category": "category"}
+AMAZON_2023_KEYS = {"item_id": "parent_asin", "brand": "store", "main_category": "main_category",
+                    "feature": "features", "category": "categories"}
+
+
+def _amazon_item(obj: dict, keys: dict) -> dict:
+    id_key = keys["item_id"]
+    item = empty_item(required_id(obj.get(id_key) or obj.get("asin"), id_key))
     item["title"] = display_text(as_text(obj.get("title")))
-    item["brand"] = display_text(as_text(obj.get("brand")))
-    item["main_category"] = as_text(obj.get("main_cat"))
-    item["feature"] = as_text_list(obj.get("feature"))
+    item["brand"] = display_text(as_text(obj.get(keys["brand"])))
+    item["main_category"] = as_text(obj.get(keys["main_category"]))
+    item["feature"] = as_text_list(obj.get(keys["feature"]))
     item["description"] = as_text_list(obj.get("description"))
-    item["category"] = as_text_list(obj.get("category"))
+    item["category"] = as_text_list(obj.get(keys["category"]))
     return item
 
 
 def parse_amazon2018_meta(line: str, ctx: dict) -> dict:
-    return _amazon_item(load_json_object(line), "asin")
+    return _amazon_item(load_json_object(line), AMAZON_2018_KEYS)
 
 
 def parse_amazon2014_meta(line: str, ctx: dict) -> dict:
     obj = load_dict_literal(line)
-    item = _amazon_item(obj, "asin")
+    item = _amazon_item(obj, AMAZON_2018_KEYS)
     item["category"] = as_text_list(obj.get("categories")) or item["category"]
     return item
 
 
 def parse_amazon2023_meta(line: str, ctx: dict) -> dict:
-    obj = load_json_object(line)
-    item = empty_item(required_id(obj.get("parent_asin") or obj.get("asin"), "parent_asin"))
-    item["title"] = display_text(as_text(obj.get("title")))
-    item["brand"] = display_text(as_text(obj.get("store")))
-    item["main_category"] = as_text(obj.get("main_category"))
-    item["feature"] = as_text_list(obj.get("features"))
-    item["description"] = as_text_list(obj.get("description"))
-    item["category"] = as_text_list(obj.get("categories"))
-    return item
+    return _amazon_item(load_json_object(line), AMAZON_2023_KEYS)
 
 
 ML100K_GENRES = (
@@ -198,11 +198,17 @@ def _rating(user, item, rating, timestamp, ctx, what=("user", "item")) -> dict:
     }
 
 
+def _split_exactly(line: str, sep: str, expected: str) -> list[str]:
+    """Split a header-less line that must have exactly the fields named in ``expected``."""
+    parts = line.split(sep)
+    if len(parts) != expected.count(",") + 1:
+        raise BadRecord(f"expected {expected}, got {len(parts)} fields")
+    return parts
+
+
 def parse_amazon2018_ratings(line: str, ctx: dict) -> dict:
-    parts = line.split(",")
-    if len(parts) != 4:
-        raise BadRecord(f"expected item,user,rating,timestamp, got {len(parts)} fields")
-    return _rating(parts[1], parts[0], parts[2], parse_timestamp(parts[3]), ctx)
+    item, user, rating, timestamp = _split_exactly(line, ",", "item,user,rating,timestamp")
+    return _rating(user, item, rating, parse_timestamp(timestamp), ctx)
 
 
 def parse_amazon_reviews(line: str, ctx: dict) -> dict:
@@ -245,10 +251,8 @@ def parse_amazon_tsv(line: str, ctx: dict) -> dict:
 
 
 def parse_ml100k_rating(line: str, ctx: dict) -> dict:
-    parts = line.split("\t")
-    if len(parts) != 4:
-        raise BadRecord(f"expected user<TAB>item<TAB>rating<TAB>timestamp, got {len(parts)} fields")
-    return _rating(parts[0], parts[1], parts[2], parse_timestamp(parts[3]), ctx)
+    user, item, rating, timestamp = _split_exactly(line, "\t", "user,item,rating,timestamp (tab-separated)")
+    return _rating(user, item, rating, parse_timestamp(timestamp), ctx)
 
 
 def parse_movielens_rating(line: str, ctx: dict) -> dict:
