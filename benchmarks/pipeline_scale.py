@@ -4,7 +4,7 @@
 
 For each size (products:ratings) it generates synthetic Amazon-2018-format files (cached under
 --data), measures metadata ingest throughput (median of --repeats runs, each in a fresh
-process), then runs the whole pipeline (ingest -> text -> vectors -> dataset) in a fresh
+process), then runs the pipeline up to the encoded dataset (ingest -> text -> vectors -> dataset) in a fresh
 process and records each stage's seconds and peak RSS. Figures are printed and written to
 benchmarks/results/pipeline_scale.{json,md}.
 """
@@ -81,7 +81,7 @@ def pipeline_run(meta: Path, rated: Path, epochs: int) -> dict:
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "hybrid", "run", "--meta", str(meta), "--ratings",
-                        str(rated), "--out", out, "--epochs", str(epochs)],
+                        str(rated), "--out", out, "--epochs", str(epochs), "--until", "dataset"],
                        check=True, capture_output=True, text=True)
         wall = time.perf_counter() - started
         stages = {}

@@ -89,14 +89,13 @@ def encode(ratings: pa.Table, item_text: pa.Table, item_vectors: pa.Table, title
     report: dict = {"ratings_in": ratings.num_rows, "items_with_text": len(catalogue),
                     "items_without_text": item_text.num_rows - len(catalogue)}
 
+    # Work on code arrays, never on filtered copies of the (string-heavy) table.
     item_codes = pc.index_in(ratings.column("item_id"), value_set=catalogue)
     with_text = pc.is_valid(item_codes).to_numpy(zero_copy_only=False)
     report["ratings_dropped_no_text"] = int((~with_text).sum())
-    ratings = ratings.filter(pa.array(with_text))
-    item_codes = pc.drop_null(item_codes).to_numpy(zero_copy_only=False).astype(np.int64)
-
+    item_codes = item_codes.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)[with_text]
     user_dict = pc.dictionary_encode(ratings.column("user_id")).combine_chunks()
-    user_codes = user_dict.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    user_codes = user_dict.indices.to_numpy(zero_copy_only=False).astype(np.int64)[with_text]
     keep = min_count_mask(user_codes, item_codes, min_user_ratings, min_item_ratings, iterate)
     report["ratings_dropped_min_counts"] = int((~keep).sum())
 
@@ -109,8 +108,9 @@ def encode(ratings: pa.Table, item_text: pa.Table, item_vectors: pa.Table, title
     users = IdMap(used_ids.take(pa.array(order)).to_pylist(), "user")
     items = IdMap(catalogue.to_pylist(), "item")
 
-    kept = ratings.filter(pa.array(keep))
-    timestamps = kept.column("timestamp").fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    rows = np.flatnonzero(with_text)[keep]
+    timestamps = ratings.column("timestamp").fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)[rows]
+    rating = ratings.column("rating").to_numpy().astype(np.float32)[rows]
     user_index = new_code[user_codes[keep]].astype(np.int32)
     item_index = item_codes[keep].astype(np.int32)
 
@@ -122,8 +122,8 @@ def encode(ratings: pa.Table, item_text: pa.Table, item_vectors: pa.Table, title
                   rated_items=int((item_ratings > 0).sum()),
                   cold_items=int((item_ratings == 0).sum()),
                   items_without_known_words=int((~known).sum()))
-    dataset = EncodedDataset(user_index, item_index, kept.column("rating").to_numpy().astype(np.float32),
-                             timestamps, users, items, vectors, known, item_titles, item_ratings)
+    dataset = EncodedDataset(user_index, item_index, rating, timestamps, users, items, vectors,
+                             known, item_titles, item_ratings)
     return dataset, report
 
 

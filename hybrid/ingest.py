@@ -32,7 +32,7 @@ from .schema import ITEM_LIST_FIELDS, ITEM_TEXT_FIELDS, ITEMS_SCHEMA, RATINGS_SC
 #: in the wrong format (fail fast instead of quarantining a whole foreign file).
 FAIL_FAST_LINES = 20
 #: Files smaller than this are parsed in this process; larger ones by worker processes.
-PARALLEL_MIN_BYTES = 32 * 2**20
+PARALLEL_MIN_BYTES = 8 * 2**20
 
 
 @dataclass

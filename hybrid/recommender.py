@@ -161,13 +161,17 @@ class HybridRecommender:
         config.global_mean = float(rating.mean())
         if config.min_rating == config.max_rating:
             config.max_rating = config.min_rating + 1.0
-        self.rated = {}  # user index -> item indices rated in training
-        order = np.argsort(user_index, kind="stable")
-        bounds = np.searchsorted(user_index[order], np.arange(len(users) + 1))
-        self._user_items = (order, bounds, item_index)
+        self._set_training_pairs(np.asarray(user_index), np.asarray(item_index))
         self.model, self.training = fit_model(config, self.train_config, user_index, item_index,
                                               rating, self._vectors_with_unknown(), len(users),
                                               self.n_model_items)
+
+    def _set_training_pairs(self, user_index: np.ndarray, item_index: np.ndarray) -> None:
+        """Who rated what in training, grouped by user (for exclusion and neighbours)."""
+        order = np.argsort(user_index, kind="stable")
+        self._train_users = user_index[order]
+        self._train_items = item_index[order]
+        self._user_bounds = np.searchsorted(self._train_users, np.arange(len(self.users) + 1))
 
     def _vectors_with_unknown(self) -> np.ndarray:
         return np.vstack([self.item_vectors[: self.n_model_items],
@@ -204,8 +208,8 @@ class HybridRecommender:
         return self.score_index(users, items).reshape(len(user_index), len(candidates))
 
     def rated_items(self, user_index: int) -> np.ndarray:
-        order, bounds, item_index = self._user_items
-        return item_index[order[bounds[user_index]:bounds[user_index + 1]]]
+        """Item indices the user rated in training."""
+        return self._train_items[self._user_bounds[user_index]:self._user_bounds[user_index + 1]]
 
     def predict(self, user_ids: Iterable, item_ids: Iterable) -> np.ndarray:
         """Predicted ratings (probabilities for the implicit model) for (user, item) pairs.
@@ -293,8 +297,8 @@ class HybridRecommender:
         """Top-``n`` for someone the model never saw, from a few liked items and/or a free-text
         description, without retraining.
 
-        Collaborative part: the known users who rated the liked items highest ("people who
-        liked these") are the neighbours; their predicted scores are averaged. Content part:
+        Collaborative part: the known users who rated the most of the liked items ("people who
+        also chose these") are the neighbours; their predicted scores are averaged. Content part:
         cosine between every item's text vector and the profile (mean vector of the liked items
         and the encoded text). The two are standardised and mixed with ``content_weight``.
         With text only, the collaborative part is the mean prediction of a sample of users.
@@ -319,13 +323,10 @@ class HybridRecommender:
         return self._result(items, scores, n)
 
     def _neighbour_users(self, liked: np.ndarray, neighbours: int) -> np.ndarray:
-        order, bounds, item_index = self._user_items
         if len(liked):
-            weight = np.zeros(len(self.users))
-            liked_set = np.isin(item_index, liked)
-            rows = np.flatnonzero(liked_set)
-            owners = np.searchsorted(bounds, np.argsort(order)[rows], side="right") - 1
-            np.add.at(weight, owners, 1.0)
+            # how many of the liked items each known user rated
+            weight = np.bincount(self._train_users[np.isin(self._train_items, liked)],
+                                 minlength=len(self.users)).astype(float)
             if weight.max() > 0:
                 k = min(neighbours, int((weight > 0).sum()))
                 return np.argsort(-weight, kind="stable")[:k]
@@ -401,9 +402,8 @@ class HybridRecommender:
                         title=pa.array([t if t is None else str(t) for t in self.item_titles], pa.string()),
                         popularity=self.item_popularity)
         np.save(directory / "item_vectors.npy", self.item_vectors)
-        order, bounds, item_index = self._user_items
-        np.savez_compressed(directory / "train_items.npz", order=order, bounds=bounds, items=item_index,
-                            trained=self.item_trained)
+        np.savez_compressed(directory / "train_items.npz", users=self._train_users,
+                            items=self._train_items, trained=self.item_trained)
         if self.encoder is not None:
             self.encoder.save(directory / "text_encoder.joblib")
         meta = {"format_version": FORMAT_VERSION, "model_config": self.model_config.to_dict(),
@@ -445,7 +445,7 @@ class HybridRecommender:
         rec.item_popularity = table.column("popularity").to_numpy()
         rec.item_vectors = np.load(directory / "item_vectors.npy")
         stored = np.load(directory / "train_items.npz")
-        rec._user_items = (stored["order"], stored["bounds"], stored["items"])
+        rec._set_training_pairs(stored["users"], stored["items"])
         rec.item_trained = stored["trained"]
         rec.n_model_items = int(meta["n_model_items"])
         encoder_path = directory / "text_encoder.joblib"
