@@ -19,13 +19,6 @@ from tqdm.auto import tqdm
 
 GZIP_MAGIC = b"\x1f\x8b"
 
-# Stages stream many batches through Arrow; give freed memory back to the system at once
-# rather than keeping it pooled, so one stage's peak does not linger into the next.
-try:
-    pa.jemalloc_set_decay_ms(0)
-except (AttributeError, NotImplementedError, pa.ArrowNotImplementedError):
-    pass
-
 
 def is_gzip(path: str | os.PathLike) -> bool:
     """True when the file starts with the gzip magic bytes (whatever its name says)."""
