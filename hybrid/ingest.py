@@ -195,7 +195,7 @@ class PartitionSpill:
 
 
 def _spill_file(path, fmt: Format, ctx: dict, spill: PartitionSpill, quarantine: Quarantine,
-                workers: int, chunk_lines: int = 20_000) -> Counter:
+                workers: int, chunk_lines: int = 5_000) -> Counter:
     """Parse one file into the spill: in worker processes (order kept) or in this one."""
     stats: Counter = Counter()
     fail_fast = _FailFast(path, fmt)
