@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from .errors import InputFormatError
 from .formats import BadRecord, Format, detect_format, get_format
 from .io import ParquetBatchWriter, Quarantine, is_gzip, iter_line_chunks
-from .schema import ITEM_LIST_FIELDS, ITEM_TEXT_FIELDS, ITEMS_SCHEMA, RATINGS_SCHEMA
+from .schema import ITEMS_SCHEMA, RATINGS_SCHEMA
 
 #: How many leading lines of a file may all be rejected before the file is declared to be
 #: in the wrong format (fail fast instead of quarantining a whole foreign file).

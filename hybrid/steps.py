@@ -7,6 +7,7 @@ runner (``hybrid.runner``) gives it the paths and parameters and decides whether
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -116,9 +117,7 @@ MODEL_FILES = ("model.keras", "recommender.json", "users.parquet", "items.parque
                "item_vectors.npy", "train_items.npz", "text_encoder.joblib", "learning_curve.png")
 
 
-def _dataset_dir(dataset_ratings) -> "Path":
-    from pathlib import Path
-
+def _dataset_dir(dataset_ratings) -> Path:
     return Path(dataset_ratings).parent
 
 
@@ -126,10 +125,12 @@ def train_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, e
                model_keras, model_json, model_users, model_items, model_vectors, model_train_items,
                model_encoder, model_curve, model: str = "hybrid", model_config: dict | None = None,
                train_config: dict | None = None, seed: int = 42) -> dict:
-    """Fit the recommender on the whole encoded dataset and save it (one file per output)."""
+    """Fit the recommender on the whole encoded dataset and save it (one file per output).
+
+    Each dataset file is a declared input so that the runner hashes it; they are read together
+    from their folder."""
     import shutil
     import tempfile
-    from pathlib import Path
 
     from .dataset import load_dataset
     from .recommender import HybridRecommender
@@ -155,6 +156,7 @@ def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors
                   threshold: float = 4.0, models: list[str] | None = None,
                   baselines: list[str] | None = None, test_file: str | None = None) -> dict:
     """Every model and baseline on one split: metrics JSON, a markdown table, two plots.
+    (The dataset files are declared one by one for the runner and read from their folder.)
 
     With ``test_file`` (any ratings format, e.g. MovieLens u1.test) its (user, item) pairs are
     the test rows and everything else trains: the predefined-split protocol."""

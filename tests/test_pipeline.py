@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from hybrid.cli import main
 from hybrid.dataset import load_dataset
