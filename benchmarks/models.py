@@ -123,9 +123,7 @@ def main(argv=None) -> int:
             print(f"{protocol}, seed {seed}", flush=True)
             config = EvaluationConfig(protocol=protocol, seed=seed)
             train, test, candidates = make_split(data, config)
-            outcome = evaluate_all(data, config, encoder, train, test) if protocol == "rating" else None
-            if protocol != "rating":
-                outcome = evaluate_all(data, config, encoder)
+            outcome = evaluate_all(data, config, encoder, train, test, candidates)
             results = outcome["results"]
             for metrics in results.values():
                 metrics.pop("history", None)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .vectors import unit_rows
+
 
 class Baseline:
     name = "baseline"
@@ -207,16 +209,12 @@ class ContentOnly(Baseline):
 
     def fit(self, users, items, ratings, n_users, n_items, item_vectors=None):
         users, items, ratings = np.asarray(users), np.asarray(items), np.asarray(ratings, float)
-        vectors = np.asarray(item_vectors, float)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        self.unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        self.unit = unit_rows(item_vectors)
         user_mean = np.bincount(users, ratings, n_users) / np.maximum(np.bincount(users, minlength=n_users), 1)
         liked = ratings >= user_mean[users]
         likes = sp.csr_matrix((np.ones(liked.sum()), (users[liked], items[liked])),
-                              shape=(n_users, len(vectors)))
-        profiles = likes @ self.unit
-        norms = np.linalg.norm(profiles, axis=1, keepdims=True)
-        self.profiles = np.divide(profiles, norms, out=np.zeros_like(profiles), where=norms > 0)
+                              shape=(n_users, len(self.unit)))
+        self.profiles = unit_rows(likes @ self.unit)
         return self
 
     def score(self, users, candidates):

@@ -63,17 +63,18 @@ def make_split(data: EncodedDataset, config: EvaluationConfig):
 
 def evaluate_all(data: EncodedDataset, config: EvaluationConfig, encoder=None,
                  train_rows: np.ndarray | None = None, test_rows: np.ndarray | None = None,
-                 log=print) -> dict:
+                 candidates: np.ndarray | None = None, log=print) -> dict:
     """Fit every model and baseline on the training rows; measure them on the test rows.
 
     Returns ``{"config": ..., "split": ..., "results": {name: metrics}}``. Pass
-    ``train_rows``/``test_rows`` to use a predefined split (e.g. MovieLens u1.base/u1.test).
+    ``train_rows``/``test_rows`` (and the ranked ``candidates``, default all items) to use a
+    split made elsewhere (e.g. MovieLens u1.base/u1.test).
     """
     from .recommender import HybridRecommender
 
     if train_rows is None:
         train_rows, test_rows, candidates = make_split(data, config)
-    else:
+    elif candidates is None:
         candidates = np.arange(len(data.items))
     u, i, r = data.user_index, data.item_index, data.rating
     tu, ti, tr = u[train_rows], i[train_rows], r[train_rows]

@@ -23,7 +23,7 @@ from .errors import HybridError, InputFormatError, UnknownIdError
 from .ids import IdMap
 from .models import MODEL_NAMES, ModelConfig
 from .text import TextConfig, product_tokens, stop_words, tokenize
-from .vectors import TextEncoder, fit_word2vec_encoder
+from .vectors import TextEncoder, fit_word2vec_encoder, unit_rows
 
 FORMAT_VERSION = 1
 
@@ -242,8 +242,7 @@ class HybridRecommender:
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]
         chosen = items[top]
-        cold = ~(chosen < self.n_model_items)
-        cold[~cold] = ~self.item_trained[chosen[~cold]]
+        cold = self._model_items(chosen) == self.n_model_items  # scored through the unknown row
         return pd.DataFrame({"item_id": self.items.ids(chosen), "score": scores[top],
                              "title": self.item_titles[chosen], "cold": cold})
 
@@ -281,14 +280,12 @@ class HybridRecommender:
             parts.append(self.encoder.encode(text))
         if not parts:
             return None
-        profile = np.mean(parts, axis=0)
-        norm = np.linalg.norm(profile)
-        return profile / norm if norm > 0 else None
+        profile = unit_rows(np.mean(parts, axis=0))
+        return profile if profile.any() else None
 
     def _cosine(self, profile: np.ndarray, items: np.ndarray) -> np.ndarray:
-        vectors = self.item_vectors[items]
-        norms = np.linalg.norm(vectors, axis=1)
-        return np.divide(vectors @ profile, norms, out=np.zeros(len(items)), where=norms > 0)
+        """Cosine between a unit-length profile and the items' text vectors."""
+        return unit_rows(self.item_vectors[items]) @ profile
 
     def recommend_for_new_user(self, liked_items: Iterable | None = None, text: str | None = None,
                                n: int = 10, candidates: Iterable | None = None,
@@ -343,11 +340,10 @@ class HybridRecommender:
         item = int(self.items.index([str(item_id)])[0])
         items = self._candidates(candidates, True)
         items = items[items != item]
-        vector = self.item_vectors[item]
-        norm = np.linalg.norm(vector)
-        if norm == 0:
+        vector = unit_rows(self.item_vectors[item])
+        if not vector.any():
             raise HybridError(f"item {item_id!r} has no text vector (no known word in its text)")
-        return self._result(items, self._cosine(vector / norm, items), n)
+        return self._result(items, self._cosine(vector, items), n)
 
     def similar_to_text(self, text: str, n: int = 10, candidates: Iterable | None = None) -> pd.DataFrame:
         """Items closest in content to free text (cleaned like product text)."""

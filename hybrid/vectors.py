@@ -149,6 +149,18 @@ def load_pretrained(source: str | os.PathLike, vocab: Iterable[str] | None = Non
     return _load_text_vectors(path, wanted)
 
 
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (all-zero rows stay zero), for cosine similarity.
+
+    Example:
+        >>> unit_rows(np.array([[3.0, 4.0], [0.0, 0.0]])).tolist()
+        [[0.6, 0.8], [0.0, 0.0]]
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+
+
 # ---------------------------------------------------------------- encoders
 @dataclass
 class TextEncoder:
@@ -332,5 +344,5 @@ def fit_tfidf_encoder(corpus: Callable[[], Iterator[list[str]]], dim: int = 100,
 
 
 # stop_words is re-exported so callers can report which list the text used
-__all__ = ["PretrainedVectors", "TextEncoder", "load_pretrained", "fit_word2vec_encoder",
+__all__ = ["PretrainedVectors", "TextEncoder", "unit_rows", "load_pretrained", "fit_word2vec_encoder",
            "fit_tfidf_encoder", "stop_words", "GLOVE_PACKAGE"]
