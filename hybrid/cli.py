@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from .errors import HybridError
+from .errors import ArgumentError, HybridError
 
 
 def _pipeline_args(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +29,9 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
                       help="format of each --ratings file, e.g. amazon2018-ratings")
     data.add_argument("--meta-format", action="append", default=None, metavar="NAME",
                       help="format of each --meta file, e.g. amazon2014-meta")
+    data.add_argument("--ratings-columns", metavar="SPEC",
+                      help="columns of a delimited ratings file with a header, e.g. "
+                           "user=reviewerID,item=asin,rating=overall,timestamp=unixReviewTime")
     data.add_argument("--source", default="recbole",
                       help="where MovieLens-100k comes from: recbole (PyPI wheel, default), "
                            "grouplens, auto, or zip:PATH to a local ml-100k.zip")
@@ -48,6 +51,9 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
     text.add_argument("--dim", type=int, help="vector size (default: the pretrained size; 100 for tfidf)")
     text.add_argument("--epochs", type=int, default=5, help="Word2Vec training epochs")
     text.add_argument("--seed", type=int, default=42)
+    text.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=None,
+                      help="Word2Vec on one thread, identical vectors run to run (default: on "
+                           "corpora under 5M tokens; --no-deterministic uses every core)")
     filt = parser.add_argument_group("filtering")
     filt.add_argument("--min-user-ratings", type=int, default=1)
     filt.add_argument("--min-item-ratings", type=int, default=1)
@@ -73,7 +79,7 @@ def _key_values(pairs: list[str]) -> dict:
     out = {}
     for pair in pairs:
         if "=" not in pair:
-            raise HybridError(f"expected KEY=VALUE, got {pair!r}")
+            raise ArgumentError(f"expected KEY=VALUE, got {pair!r}")
         key, value = pair.split("=", 1)
         try:
             out[key.strip()] = json.loads(value)
@@ -88,6 +94,7 @@ def _config(args):
     return PipelineConfig(
         out=args.out, ratings=args.ratings, meta=args.meta,
         ratings_formats=args.ratings_format, meta_formats=args.meta_format, source=args.source,
+        ratings_columns=args.ratings_columns, deterministic=args.deterministic,
         rating_range=tuple(args.rating_range) if args.rating_range else None,
         text_fields=tuple(f.strip() for f in args.text_fields.split(",")) if args.text_fields else None,
         title=args.title, brand=args.brand, vector_method=args.vector_method,
@@ -110,15 +117,23 @@ def _runner(args):
 
 
 def cmd_run(args, target: str | None = None) -> int:
+    if args.until and args.stage:
+        raise ArgumentError("give --until STAGE or --stage STAGE, not both")
     runner = _runner(args)
     ran = runner.run(force=args.force, until=args.until, only=args.stage, target=target)
     if not ran:
         print("nothing to do: every stage is fresh")
     else:
         print(f"ran {', '.join(ran)}; reports in {runner.reports_dir}")
-        quarantine = ran.get("ingest", {}).get("quarantine", {})
+        ingest = ran.get("ingest", {})
+        quarantine = ingest.get("quarantine", {})
         if quarantine.get("total"):
-            print(f"quarantined {quarantine['total']} line(s): {json.dumps(quarantine['by_reason'])}")
+            path = next(s.outputs["quarantine_out"] for s in runner.stages if s.name == "ingest")
+            print(f"quarantined {quarantine['total']} line(s), each with file, line and reason, "
+                  f"in {path}: {json.dumps(quarantine['by_reason'])}")
+        for kind in ("items", "ratings"):
+            for warning in ingest.get(kind, {}).get("warnings", []):
+                print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -154,12 +169,25 @@ def _load_recommender(args):
     return HybridRecommender.load(args.model_dir)
 
 
+def _check_n(n: int) -> None:
+    if n <= 0:
+        raise ArgumentError(f"--n must be at least 1, got {n}")
+
+
 def cmd_recommend(args) -> int:
+    _check_n(args.n)
+    if args.user is not None and (args.liked or args.text):
+        raise ArgumentError("give --user, or --liked/--text for a new user, not both")
+    if args.user is None and not args.liked and not args.text:
+        raise ArgumentError("give --user ID for a known user, or --liked IDS and/or --text TEXT "
+                            "for a new one")
     rec = _load_recommender(args)
     candidates = args.candidates.split(",") if args.candidates else None
     if args.user is not None:
-        if args.liked or args.text:
-            raise HybridError("give --user, or --liked/--text for a new user, not both")
+        if str(args.user) not in rec.users:
+            raise ArgumentError(f"unknown user id {args.user!r}: the model never saw this user; "
+                                "for a new user give --liked ITEM_IDS and/or --text \"what they "
+                                "like\" instead of --user")
         frame = rec.recommend(args.user, n=args.n, exclude_rated=not args.include_rated,
                               candidates=candidates, include_cold=not args.no_cold)
     else:
@@ -171,9 +199,10 @@ def cmd_recommend(args) -> int:
 
 
 def cmd_similar(args) -> int:
-    rec = _load_recommender(args)
+    _check_n(args.n)
     if (args.item is None) == (args.text is None):
-        raise HybridError("give exactly one of --item or --text")
+        raise ArgumentError("give exactly one of --item or --text")
+    rec = _load_recommender(args)
     frame = rec.similar_items(args.item, n=args.n) if args.item is not None else \
         rec.similar_to_text(args.text, n=args.n)
     _print_frame(frame, args.json)
@@ -206,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         _pipeline_args(command)
         command.add_argument("--force", action="store_true")
         command.set_defaults(func=func, until=None, stage=None)
+    # evaluate also takes --model-param/--train-param: they apply to every Keras model it fits
     recommend = sub.add_parser("recommend", help="top-N for a known user, or a new one")
     recommend.add_argument("--user", help="a known user id")
     recommend.add_argument("--liked", help="comma-separated item ids a new user likes")

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import InputFormatError
+from .errors import InputFormatError, StageError
 from .ids import IdMap
 
 
@@ -92,12 +92,19 @@ def encode(ratings: pa.Table, item_text: pa.Table, item_vectors: pa.Table, title
     # Work on code arrays, never on filtered copies of the (string-heavy) table.
     item_codes = pc.index_in(ratings.column("item_id"), value_set=catalogue)
     with_text = pc.is_valid(item_codes).to_numpy(zero_copy_only=False)
-    report["ratings_dropped_no_text"] = int((~with_text).sum())
+    with_metadata = pc.is_in(ratings.column("item_id"),
+                             value_set=item_text.column("item_id").combine_chunks())
+    with_metadata = with_metadata.to_numpy(zero_copy_only=False)
+    report["ratings_dropped_no_metadata"] = int((~with_metadata).sum())
+    report["ratings_dropped_no_text"] = int((with_metadata & ~with_text).sum())
     item_codes = item_codes.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)[with_text]
     user_dict = pc.dictionary_encode(ratings.column("user_id")).combine_chunks()
     user_codes = user_dict.indices.to_numpy(zero_copy_only=False).astype(np.int64)[with_text]
     keep = min_count_mask(user_codes, item_codes, min_user_ratings, min_item_ratings, iterate)
     report["ratings_dropped_min_counts"] = int((~keep).sum())
+    if not keep.any():
+        raise StageError(_nothing_left(report, ratings.num_rows, item_text.num_rows,
+                                       min_user_ratings, min_item_ratings))
 
     # users: sorted distinct ids of the kept ratings, so the mapping is stable
     used = np.unique(user_codes[keep])
@@ -125,6 +132,25 @@ def encode(ratings: pa.Table, item_text: pa.Table, item_vectors: pa.Table, title
     dataset = EncodedDataset(user_index, item_index, rating, timestamps, users, items, vectors,
                              known, item_titles, item_ratings)
     return dataset, report
+
+
+def _nothing_left(report: dict, ratings: int, items: int, min_user: int, min_item: int) -> str:
+    """Why no rating survived, and what to check."""
+    if ratings == 0:
+        return "no ratings to work with: the ratings table is empty (see the ingest report and quarantine)"
+    if items == 0:
+        return "no item metadata to work with: the items table is empty (see the ingest report and quarantine)"
+    if report["ratings_dropped_no_metadata"] == ratings:
+        return (f"none of the {ratings} ratings is of an item in the metadata ({items} items): "
+                "the two files share no item id - check that they are of the same catalogue "
+                "and that the ids are written alike (e.g. asin vs parent_asin)")
+    if report["ratings_dropped_no_metadata"] + report["ratings_dropped_no_text"] == ratings:
+        return (f"every rated item lacks usable text ({report['ratings_dropped_no_text']} ratings "
+                "of items whose text fields are empty, "
+                f"{report['ratings_dropped_no_metadata']} of items without metadata): check "
+                "--text-fields and the text report")
+    return (f"no rating is left after the minimum counts (--min-user-ratings {min_user}, "
+            f"--min-item-ratings {min_item}): lower them")
 
 
 def align_vectors(item_vectors: pa.Table, catalogue: pa.Array) -> tuple[np.ndarray, np.ndarray]:

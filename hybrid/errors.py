@@ -22,3 +22,11 @@ class StageError(HybridError):
 
 class DatasetError(HybridError):
     """A bundled or downloaded dataset could not be obtained or failed its checks."""
+
+
+class ArgumentError(HybridError, ValueError):
+    """A bad argument: a value out of range, an unknown name or key, conflicting options."""
+
+
+class NotFittedError(HybridError, RuntimeError):
+    """A model or recommender was used before ``fit`` or ``load``."""

@@ -17,10 +17,10 @@ import numpy as np
 
 from .baselines import BASELINES
 from .dataset import EncodedDataset
-from .errors import HybridError
+from .errors import ArgumentError
 from .evaluation import (chronological_split, cold_item_split, evaluate_ranking, mae, random_split,
                          ranking_task, rmse, stratified_split)
-from .models import MODEL_NAMES
+from .config import MODEL_NAMES
 
 PROTOCOLS = ("rating", "cold-items")
 DEFAULT_BASELINES = ("global-mean", "biases", "popularity", "item-knn", "user-knn", "content-only", "random")
@@ -49,7 +49,7 @@ def make_split(data: EncodedDataset, config: EvaluationConfig):
         train, test, cold = cold_item_split(data.item_index, config.cold_share, config.seed)
         return train, test, cold
     if config.protocol != "rating":
-        raise HybridError(f"unknown protocol {config.protocol!r}; choose one of {PROTOCOLS}")
+        raise ArgumentError(f"unknown protocol {config.protocol!r}; choose one of {PROTOCOLS}")
     if config.split == "random":
         train, test = random_split(len(data.rating), config.test_share, config.seed)
     elif config.split == "stratified":
@@ -57,7 +57,7 @@ def make_split(data: EncodedDataset, config: EvaluationConfig):
     elif config.split == "chronological":
         train, test = chronological_split(data.user_index, data.timestamp, config.last_n)
     else:
-        raise HybridError(f"unknown split {config.split!r}; use random, stratified or chronological")
+        raise ArgumentError(f"unknown split {config.split!r}; use random, stratified or chronological")
     return train, test, all_items
 
 
@@ -84,7 +84,7 @@ def evaluate_all(data: EncodedDataset, config: EvaluationConfig, encoder=None,
     results: dict = {}
     for name in config.baselines:
         if name not in BASELINES:
-            raise HybridError(f"unknown baseline {name!r}; choose from {sorted(BASELINES)}")
+            raise ArgumentError(f"unknown baseline {name!r}; choose from {sorted(BASELINES)}")
         started = time.perf_counter()
         baseline = BASELINES[name]().fit(tu, ti, tr, len(data.users), len(data.items), data.item_vectors)
         fit_seconds = time.perf_counter() - started

@@ -5,13 +5,18 @@ Each format turns one text line into one canonical record (see ``hybrid.schema``
 line read it once into a context that the line parser receives.
 
 Supported:
-    items:   amazon2018-meta (JSON), amazon2014-meta (Python dict literals), amazon2023-meta
+    items:   amazon2018-meta (JSON), amazon2014-meta (2014 fields, as Python dict literals or
+             JSON), amazon2023-meta
              (JSONL), movielens-100k-items (u.item), movielens-items (movies.csv),
              recbole-items (.item)
     ratings: amazon2018-ratings (item,user,rating,timestamp CSV), amazon-reviews (2014/2018
              5-core JSON), amazon2023-reviews (JSONL, ms timestamps), amazon-tsv (Customer
              Reviews TSV), movielens-100k-ratings (u.data), movielens-ratings (ratings.csv),
-             recbole-ratings (.inter)
+             recbole-ratings (.inter), delimited-ratings (any CSV/TSV with a header naming
+             user, item and rating columns; see ``RATING_COLUMN_ALIASES``)
+
+Ids must be strings (integers are accepted as their decimal text); a UTF-8 byte-order mark is
+ignored; comma-separated fields may be quoted.
 """
 
 from __future__ import annotations
@@ -39,38 +44,60 @@ class BadRecord(ValueError):
 
 # ---------------------------------------------------------------- value normalisation
 def as_text(value) -> str | None:
-    """A non-empty stripped string, or None."""
-    if value is None:
+    """A non-empty stripped string, or None (lists are joined; objects are not text)."""
+    if value is None or isinstance(value, dict):
         return None
     if type(value) is not str:
-        if isinstance(value, list):
-            value = " ".join(t for t in (as_text(v) for v in value) if t)
-        else:
-            value = str(value)
+        value = " ".join(as_text_list(value)) if isinstance(value, (list, tuple)) else str(value)
     return value.strip() or None
 
 
+#: Deeper nesting than this in a text field is not product text but a broken or hostile line.
+MAX_NESTING = 32
+
+
 def as_text_list(value) -> list[str]:
-    """Flatten strings / (nested) lists into a list of non-empty stripped strings."""
+    """Flatten strings / (nested) lists into a list of non-empty stripped strings.
+
+    Example:
+        >>> as_text_list(["a ", ["b", None, ["", "c"]]])
+        ['a', 'b', 'c']
+    """
     if not value:
         return []
     if type(value) is str:
         value = value.strip()
         return [value] if value else []
-    if isinstance(value, (list, tuple)):
-        out: list[str] = []
-        for v in value:
+    if not isinstance(value, (list, tuple)):
+        if isinstance(value, dict):  # e.g. a 2014 salesRank: its keys are the text
+            return as_text_list(list(value))
+        return as_text_list(str(value))
+    out: list[str] = []
+    stack = [(iter(value), 1)]  # explicit stack: no recursion limit to hit on deep nesting
+    while stack:
+        values, depth = stack[-1]
+        for v in values:
             if type(v) is str:  # the common case, kept fast: this runs per field per record
                 v = v.strip()
                 if v:
                     out.append(v)
-            elif v is not None:
-                out.extend(as_text_list(v))
-        return out
-    return as_text_list(str(value))
+            elif isinstance(v, (list, tuple)):
+                if depth >= MAX_NESTING:
+                    raise BadRecord(f"text field nested more than {MAX_NESTING} levels deep")
+                stack.append((iter(v), depth + 1))
+                break
+            elif v is not None and not isinstance(v, dict):
+                text = str(v).strip()
+                if text:
+                    out.append(text)
+        else:
+            stack.pop()
+    return out
 
 
 def parse_rating(value, low: float, high: float) -> float:
+    if type(value) is bool:
+        raise BadRecord(f"rating is not a number: {value!r}")
     try:
         rating = float(value)
     except (TypeError, ValueError):
@@ -81,17 +108,54 @@ def parse_rating(value, low: float, high: float) -> float:
 
 
 def parse_timestamp(value, scale: float = 1.0) -> int | None:
-    if value in (None, ""):
+    """Unix seconds from a number of seconds (``scale`` 1) or milliseconds (``scale`` 1000)."""
+    if value is None or value == "":
         return None
+    if type(value) is str:
+        value = value.strip()
+        if not value:
+            return None
+    elif type(value) is bool:
+        raise BadRecord(f"timestamp is not a number: {value!r}")
     try:
         return int(float(value) / scale)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BadRecord(f"timestamp is not a number: {value!r}") from None
 
 
+def parse_date_or_timestamp(value) -> int | None:
+    """Unix seconds from a number, or from a date ``YYYY-MM-DD`` (review dates)."""
+    if isinstance(value, str) and len(value.strip()) == 10 and value.strip()[4] == "-":
+        try:
+            return int(datetime.strptime(value.strip(), "%Y-%m-%d")
+                       .replace(tzinfo=timezone.utc).timestamp())
+        except ValueError:
+            raise BadRecord(f"date is not YYYY-MM-DD: {value!r}") from None
+    return parse_timestamp(value)
+
+
+#: Timestamps (unix seconds) outside this range are counted and reported as implausible:
+#: milliseconds read as seconds land centuries ahead, seconds read as milliseconds in 1970.
+PLAUSIBLE_TIMESTAMPS = (315_532_800, 4_102_444_800)  # 1980-01-01 .. 2100-01-01
+
+
 def required_id(value, what: str) -> str:
-    text = as_text(value)
-    if text is None:
+    """An id as text. Strings are stripped; integers are accepted as their decimal text (JSON
+    files sometimes write numeric ids as numbers); anything else is a bad record.
+
+    Example:
+        >>> required_id(" B001 ", "asin"), required_id(42, "asin")
+        ('B001', '42')
+    """
+    if type(value) is str:
+        text = value.strip()
+    elif type(value) is int:
+        text = str(value)
+    elif value is None:
+        text = ""
+    else:
+        raise BadRecord(f"{what} is not a string (got {type(value).__name__})")
+    if not text:
         raise BadRecord(f"record without {what}")
     return text
 
@@ -125,22 +189,34 @@ def load_dict_literal(line: str) -> dict:
 
 
 # ---------------------------------------------------------------- item parsers
-# canonical field -> the key each Amazon release uses for it
-AMAZON_2018_KEYS = {"item_id": "asin", "brand": "brand", "main_category": "main_cat",
-                    "feature": "feature", "category": "category"}
-AMAZON_2023_KEYS = {"item_id": "parent_asin", "brand": "store", "main_category": "main_category",
-                    "feature": "features", "category": "categories"}
+# canonical field -> the keys each Amazon release uses for it, in order of preference: 2018
+# files say category/main_cat, 2014 files categories/salesRank (whether written as JSON or as
+# Python literals), 2023 files categories/main_category.
+AMAZON_2018_KEYS = {"item_id": ("asin",), "brand": ("brand",),
+                    "main_category": ("main_cat", "main_category", "salesRank"),
+                    "feature": ("feature", "features"), "category": ("category", "categories")}
+AMAZON_2023_KEYS = {"item_id": ("parent_asin", "asin"), "brand": ("store", "brand"),
+                    "main_category": ("main_category", "main_cat"),
+                    "feature": ("features", "feature"), "category": ("categories", "category")}
+
+
+def _first(obj: dict, keys: tuple[str, ...]):
+    for key in keys:
+        value = obj.get(key)
+        if value:
+            return value
+    return obj.get(keys[0])
 
 
 def _amazon_item(obj: dict, keys: dict) -> dict:
-    id_key = keys["item_id"]
-    item = empty_item(required_id(obj.get(id_key) or obj.get("asin"), id_key))
+    item = empty_item(required_id(_first(obj, keys["item_id"]), keys["item_id"][0]))
     item["title"] = display_text(as_text(obj.get("title")))
-    item["brand"] = display_text(as_text(obj.get(keys["brand"])))
-    item["main_category"] = as_text(obj.get(keys["main_category"]))
-    item["feature"] = as_text_list(obj.get(keys["feature"]))
+    item["brand"] = display_text(as_text(obj.get(keys["brand"][0]) or obj.get(keys["brand"][-1])))
+    main = _first(obj, keys["main_category"])
+    item["main_category"] = as_text(list(main)[:1] if isinstance(main, dict) else main)
+    item["feature"] = as_text_list(_first(obj, keys["feature"]))
     item["description"] = as_text_list(obj.get("description"))
-    item["category"] = as_text_list(obj.get(keys["category"]))
+    item["category"] = as_text_list(_first(obj, keys["category"]))
     return item
 
 
@@ -149,10 +225,7 @@ def parse_amazon2018_meta(line: str, ctx: dict) -> dict:
 
 
 def parse_amazon2014_meta(line: str, ctx: dict) -> dict:
-    obj = load_dict_literal(line)
-    item = _amazon_item(obj, AMAZON_2018_KEYS)
-    item["category"] = as_text_list(obj.get("categories")) or item["category"]
-    return item
+    return _amazon_item(load_dict_literal(line), AMAZON_2018_KEYS)
 
 
 def parse_amazon2023_meta(line: str, ctx: dict) -> dict:
@@ -198,9 +271,27 @@ def _rating(user, item, rating, timestamp, ctx, what=("user", "item")) -> dict:
     }
 
 
+def split_fields(line: str, sep: str) -> list[str]:
+    """Split a delimited line; comma-separated lines honour CSV quoting (``"a,b"``, ``""``).
+
+    Tab-separated files (Amazon Customer Reviews, MovieLens, RecBole) are not quoted: a quote
+    there is part of the text. Empty trailing fields are kept.
+
+    Example:
+        >>> split_fields('"B001,X",u1,5.0,', ",")
+        ['B001,X', 'u1', '5.0', '']
+    """
+    if sep != "\t" and '"' in line:
+        try:
+            return next(csv.reader([line], delimiter=sep, strict=True))
+        except (csv.Error, StopIteration):
+            raise BadRecord("badly quoted delimited line") from None
+    return line.split(sep)
+
+
 def _split_exactly(line: str, sep: str, expected: str) -> list[str]:
     """Split a header-less line that must have exactly the fields named in ``expected``."""
-    parts = line.split(sep)
+    parts = split_fields(line, sep)
     if len(parts) != expected.count(",") + 1:
         raise BadRecord(f"expected {expected}, got {len(parts)} fields")
     return parts
@@ -225,12 +316,12 @@ def parse_amazon2023_reviews(line: str, ctx: dict) -> dict:
 
 
 def _split_header(line: str, sep: str) -> dict:
-    names = [name.strip().split(":")[0] for name in line.split(sep)]
+    names = [name.strip().strip('"').split(":")[0] for name in split_fields(line, sep)]
     return {"columns": {name: i for i, name in enumerate(names)}, "sep": sep}
 
 
 def _fields(line: str, ctx: dict, names: tuple[str, ...]) -> list[str]:
-    parts = line.split(ctx["sep"])
+    parts = split_fields(line, ctx["sep"])
     columns = ctx["columns"]
     if len(parts) < len(columns):
         raise BadRecord(f"expected {len(columns)} fields, got {len(parts)}")
@@ -240,14 +331,8 @@ def _fields(line: str, ctx: dict, names: tuple[str, ...]) -> list[str]:
 def parse_amazon_tsv(line: str, ctx: dict) -> dict:
     user, item, stars, date = _fields(line, ctx, ("customer_id", "product_id", "star_rating",
                                                    "review_date"))
-    timestamp = None
-    if date.strip():
-        try:
-            timestamp = int(datetime.strptime(date.strip(), "%Y-%m-%d")
-                            .replace(tzinfo=timezone.utc).timestamp())
-        except ValueError:
-            raise BadRecord(f"review_date is not YYYY-MM-DD: {date!r}") from None
-    return _rating(user, item, stars, timestamp, ctx, ("customer_id", "product_id"))
+    return _rating(user, item, stars, parse_date_or_timestamp(date), ctx,
+                   ("customer_id", "product_id"))
 
 
 def parse_ml100k_rating(line: str, ctx: dict) -> dict:
@@ -264,6 +349,104 @@ def parse_recbole_rating(line: str, ctx: dict) -> dict:
     user, item, rating = _fields(line, ctx, ("user_id", "item_id", "rating"))
     ts = _fields(line, ctx, ("timestamp",))[0] if "timestamp" in ctx["columns"] else None
     return _rating(user, item, rating, parse_timestamp(ts), ctx)
+
+
+# ------------------------------------------------- any delimited ratings file with a header
+#: Column names recognised in a ratings header (compared case-insensitively, spaces and
+#: underscores ignored), per canonical field.
+RATING_COLUMN_ALIASES = {
+    "user": ("reviewerid", "user", "userid", "customerid", "uid", "reviewer"),
+    "item": ("asin", "item", "itemid", "productid", "movieid", "parentasin", "product", "iid"),
+    "rating": ("overall", "rating", "starrating", "score", "stars", "ratingvalue"),
+    "timestamp": ("unixreviewtime", "timestamp", "reviewdate", "time", "date", "ts"),
+}
+RATING_FIELDS = ("user", "item", "rating", "timestamp")
+
+
+def _column_key(name: str) -> str:
+    return name.strip().strip('"').split(":")[0].lower().replace("_", "").replace(" ", "").replace("-", "")
+
+
+def parse_column_names(spec: str | dict | None) -> dict[str, str]:
+    """``user=reviewerID,item=asin,rating=overall[,timestamp=unixReviewTime]`` -> a dict.
+
+    Example:
+        >>> parse_column_names("user=reviewerID,item=asin,rating=overall")
+        {'user': 'reviewerID', 'item': 'asin', 'rating': 'overall'}
+    """
+    from .errors import ArgumentError
+
+    if not spec:
+        return {}
+    if isinstance(spec, dict):
+        pairs = list(spec.items())
+    else:
+        pairs = []
+        for part in str(spec).split(","):
+            if "=" not in part:
+                raise ArgumentError(f"--ratings-columns: expected FIELD=COLUMN, got {part!r}")
+            key, value = part.split("=", 1)
+            pairs.append((key.strip(), value.strip()))
+    out = {}
+    for key, value in pairs:
+        if key not in RATING_FIELDS:
+            raise ArgumentError(f"--ratings-columns: unknown field {key!r}; "
+                                f"the fields are {', '.join(RATING_FIELDS)}")
+        if not value:
+            raise ArgumentError(f"--ratings-columns: no column named for {key!r}")
+        out[key] = value
+    return out
+
+
+def _sniff_separator(line: str) -> str:
+    counts = {sep: line.count(sep) for sep in ("\t", ",", ";", "|")}
+    return max(counts, key=counts.get)
+
+
+def delimited_header(line: str, ctx: dict | None = None) -> dict:
+    """Map a header line to the positions of user, item, rating (and timestamp).
+
+    Column names given in ``ctx["column_names"]`` (from ``--ratings-columns``) win over the
+    aliases. Raises ``BadRecord`` when user, item or rating cannot be found.
+    """
+    sep = _sniff_separator(line)
+    names = [_column_key(n) for n in split_fields(line, sep)]
+    given = {k: _column_key(v) for k, v in ((ctx or {}).get("column_names") or {}).items()}
+    positions: dict[str, int] = {}
+    for fieldname in RATING_FIELDS:
+        if fieldname in given:
+            if given[fieldname] not in names:
+                raise BadRecord(f"column {given[fieldname]!r} (for {fieldname}) is not in the "
+                                f"header {names}")
+            positions[fieldname] = names.index(given[fieldname])
+            continue
+        for alias in RATING_COLUMN_ALIASES[fieldname]:
+            if alias in names and names.index(alias) not in positions.values():
+                positions[fieldname] = names.index(alias)
+                break
+    missing = [f for f in ("user", "item", "rating") if f not in positions]
+    if missing:
+        raise BadRecord(f"header names no column for {', '.join(missing)} (columns: {names}); "
+                        "name them with --ratings-columns user=...,item=...,rating=...")
+    return {"sep": sep, "positions": positions, "n_columns": len(names)}
+
+
+def parse_delimited_rating(line: str, ctx: dict) -> dict:
+    parts = split_fields(line, ctx["sep"])
+    positions = ctx["positions"]
+    if len(parts) < ctx["n_columns"]:
+        raise BadRecord(f"expected {ctx['n_columns']} fields, got {len(parts)}")
+    ts = positions.get("timestamp")
+    return _rating(parts[positions["user"]], parts[positions["item"]], parts[positions["rating"]],
+                   parse_date_or_timestamp(parts[ts]) if ts is not None else None, ctx)
+
+
+def looks_like_ratings_header(line: str) -> bool:
+    try:
+        delimited_header(line)
+    except BadRecord:
+        return False
+    return True
 
 
 def parse_recbole_item(line: str, ctx: dict) -> dict:
@@ -286,7 +469,7 @@ class Format:
     kind: str  # "items" or "ratings"
     parse: Callable[[str, dict], dict]
     expected: str  # what a line looks like, for error messages
-    header: Callable[[str], dict] | None = None
+    header: Callable[[str, dict], dict] | None = None  # (header line, context) -> context
     required_columns: tuple[str, ...] = ()
     encoding: str = "utf-8"
     rating_range: tuple[float, float] = (1.0, 5.0)
@@ -308,26 +491,31 @@ FORMATS: dict[str, Format] = {f.name: f for f in [
            "JSON lines with user_id, parent_asin, rating (Amazon 2023 reviews)"),
     Format("amazon-tsv", "ratings", parse_amazon_tsv,
            "tab-separated with a header naming customer_id, product_id, star_rating",
-           header=lambda line: _split_header(line, "\t"),
+           header=lambda line, ctx: _split_header(line, "\t"),
            required_columns=("customer_id", "product_id", "star_rating", "review_date")),
+    Format("delimited-ratings", "ratings", parse_delimited_rating,
+           "a CSV/TSV with a header naming user, item and rating columns (reviewerID/user_id/"
+           "userId/customer_id, asin/item_id/productId/movieId, overall/rating/star_rating/score"
+           "; timestamp optional); other names with --ratings-columns",
+           header=delimited_header),
     Format("movielens-100k-ratings", "ratings", parse_ml100k_rating,
            "u.data: user<TAB>item<TAB>rating<TAB>timestamp", rating_range=(0.5, 5.0)),
     Format("movielens-100k-items", "items", parse_ml100k_item,
            "u.item: id|title|date|video date|url|19 genre flags", encoding="latin-1"),
     Format("movielens-ratings", "ratings", parse_movielens_rating,
            "ratings.csv with header userId,movieId,rating,timestamp",
-           header=lambda line: _split_header(line, ","),
+           header=lambda line, ctx: _split_header(line, ","),
            required_columns=("userId", "movieId", "rating", "timestamp"), rating_range=(0.5, 5.0)),
     Format("movielens-items", "items", parse_movielens_movie,
            "movies.csv with header movieId,title,genres",
-           header=lambda line: _split_header(line, ","), required_columns=("movieId",)),
+           header=lambda line, ctx: _split_header(line, ","), required_columns=("movieId",)),
     Format("recbole-ratings", "ratings", parse_recbole_rating,
            "RecBole .inter file with header user_id:token item_id:token rating:float ...",
-           header=lambda line: _split_header(line, "\t"),
+           header=lambda line, ctx: _split_header(line, "\t"),
            required_columns=("user_id", "item_id", "rating"), rating_range=(0.5, 5.0)),
     Format("recbole-items", "items", parse_recbole_item,
            "RecBole .item file with header item_id:token ...",
-           header=lambda line: _split_header(line, "\t"), required_columns=("item_id",)),
+           header=lambda line, ctx: _split_header(line, "\t"), required_columns=("item_id",)),
 ]}
 
 
@@ -355,6 +543,9 @@ def _by_name(path: Path) -> str | None:
     return None
 
 
+AMAZON_2014_ONLY_KEYS = ("categories", "salesRank", "related", "imUrl")
+
+
 def _by_content(line: str) -> str | None:
     if line.startswith("{"):
         try:
@@ -369,6 +560,8 @@ def _by_content(line: str) -> str | None:
             if "parent_asin" in obj:
                 return "amazon2023-meta"
             if "asin" in obj:
+                if any(k in obj for k in AMAZON_2014_ONLY_KEYS) and "category" not in obj:
+                    return "amazon2014-meta"  # the 2014 release written as JSON
                 return "amazon2018-meta"
             return None
         if "'asin'" in line[:2000]:
@@ -381,14 +574,32 @@ def _by_content(line: str) -> str | None:
         return "movielens-ratings"
     if lowered.startswith("movieid,title"):
         return "movielens-items"
-    parts = line.split(",")
+    if looks_like_ratings_header(line):
+        return "delimited-ratings"
+    try:
+        parts = split_fields(line, ",")
+    except BadRecord:
+        return None
     if len(parts) == 4:
         try:
-            float(parts[2]), float(parts[3])
+            float(parts[2]), float(parts[3] or 0)
             return "amazon2018-ratings"
         except ValueError:
             return None
     return None
+
+
+def check_input_file(path: str | os.PathLike) -> None:
+    """Raise ``InputFormatError`` unless ``path`` is a readable file (not a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputFormatError(f"{path}: is a directory; give the data file(s) inside it")
+    if not path.exists():
+        raise InputFormatError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputFormatError(f"{path}: not a regular file")
+    if not os.access(path, os.R_OK):
+        raise InputFormatError(f"{path}: not readable (check its permissions)")
 
 
 def detect_format(path: str | os.PathLike, kind: str | None = None) -> Format:
@@ -402,8 +613,7 @@ def detect_format(path: str | os.PathLike, kind: str | None = None) -> Format:
         'amazon2018-meta'
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputFormatError(f"{path}: no such file")
+    check_input_file(path)
     name = _by_name(path)
     if name is None:
         lines = head_lines(path, 1)

@@ -23,9 +23,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import InputFormatError
-from .formats import BadRecord, Format, detect_format, get_format
-from .io import ParquetBatchWriter, Quarantine, is_gzip, iter_line_chunks
+from .errors import ArgumentError, InputFormatError
+from .formats import (PLAUSIBLE_TIMESTAMPS, BadRecord, Format, check_input_file, detect_format,
+                      get_format, parse_column_names)
+from .io import ParquetBatchWriter, Quarantine, compressed_damage, is_gzip, iter_line_chunks
 from .schema import ITEMS_SCHEMA, RATINGS_SCHEMA
 
 #: How many leading lines of a file may all be rejected before the file is declared to be
@@ -42,35 +43,51 @@ class ParsedChunk:
     records: list[dict]
     rejects: list[tuple[int, str, bytes]]  # (line number, reason, raw line)
     lines: int  # non-empty lines seen
+    first_good: int | None = None  # line number of the first good record
+    implausible_timestamps: int = 0
 
 
 def parse_lines(fmt: Format, ctx: dict, first: int, lines: list[bytes]) -> ParsedChunk:
     """Decode and parse one block of raw lines (line ``first`` is ``lines[0]``).
 
-    Pure: no files, no shared state, so blocks can be parsed in worker processes.
+    Pure: no files, no shared state, so blocks can be parsed in worker processes. Only the line
+    end (``\r``) is stripped before parsing: an empty last field of a tab-separated line is data.
     """
     records: list[dict] = []
     rejects: list[tuple[int, str, bytes]] = []
     seen = 0
+    first_good = None
     parse = fmt.parse
     encoding = fmt.encoding
     for number, raw in enumerate(lines, first):
         try:
-            line = raw.decode(encoding).strip()
+            line = raw.decode(encoding).rstrip("\r")
         except UnicodeDecodeError as exc:
             rejects.append((number, f"undecodable bytes ({exc.reason})", raw))
             seen += 1
             continue
-        if not line:
+        if not line or line.isspace():
             continue
         seen += 1
         try:
             records.append(parse(line, ctx))
         except BadRecord as exc:
             rejects.append((number, str(exc), raw))
-        except (IndexError, KeyError, TypeError, AttributeError) as exc:
+            continue
+        except RecursionError:
+            rejects.append((number, "nested too deeply", raw))
+            continue
+        except (IndexError, KeyError, TypeError, AttributeError, ValueError) as exc:
             rejects.append((number, f"unparseable line ({type(exc).__name__})", raw))
-    return ParsedChunk(records, rejects, seen)
+            continue
+        if first_good is None:
+            first_good = number
+    implausible = 0
+    if fmt.kind == "ratings":
+        low, high = PLAUSIBLE_TIMESTAMPS
+        implausible = sum(1 for r in records
+                          if r["timestamp"] is not None and not low <= r["timestamp"] <= high)
+    return ParsedChunk(records, rejects, seen, first_good, implausible)
 
 
 def _parse_to_table(fmt_name: str, ctx: dict, first: int, lines: list[bytes], schema: pa.Schema,
@@ -79,12 +96,13 @@ def _parse_to_table(fmt_name: str, ctx: dict, first: int, lines: list[bytes], sc
     processes) with each record's hash partition."""
     chunk = parse_lines(get_format(fmt_name), ctx, first, lines)
     table = pa.Table.from_pylist(chunk.records, schema=schema)
+    records, chunk.records = chunk.records, []  # the table carries them back
     if partitions > 1:
-        parts = np.fromiter((zlib.crc32(r[key].encode("utf-8")) % partitions for r in chunk.records),
-                            dtype=np.int32, count=len(chunk.records))
+        parts = np.fromiter((zlib.crc32(r[key].encode("utf-8")) % partitions for r in records),
+                            dtype=np.int32, count=len(records))
     else:
-        parts = np.zeros(len(chunk.records), dtype=np.int32)
-    return table, parts, chunk.rejects, chunk.lines
+        parts = np.zeros(len(records), dtype=np.int32)
+    return table, parts, chunk
 
 
 def _header_context(path, fmt: Format, blocks: Iterator[tuple[int, list[bytes]]], ctx: dict):
@@ -94,7 +112,10 @@ def _header_context(path, fmt: Format, blocks: Iterator[tuple[int, list[bytes]]]
             line = raw.decode(fmt.encoding, errors="replace").strip()
             if not line:
                 continue
-            ctx.update(fmt.header(line))
+            try:
+                ctx.update(fmt.header(line, ctx))
+            except BadRecord as exc:
+                raise InputFormatError(f"{path}: {exc}; expected {fmt.expected}") from None
             missing = [c for c in fmt.required_columns if c not in ctx["columns"]]
             if missing:
                 raise InputFormatError(
@@ -106,22 +127,36 @@ def _header_context(path, fmt: Format, blocks: Iterator[tuple[int, list[bytes]]]
 
 
 class _FailFast:
-    """Stop at once when a file's first lines are all rejected: it is not in this format."""
+    """Stop at once when a file is not in its format: its first ``FAIL_FAST_LINES`` non-empty
+    lines, in file order, were all rejected. Bad lines after a good record never stop a run."""
 
     def __init__(self, path, fmt: Format):
         self.path, self.fmt = path, fmt
         self.good = 0
         self.rejected_at_start = 0
 
-    def check(self, good: int, rejects: list) -> None:
+    def check(self, chunk: ParsedChunk, good: int) -> None:
         if self.good == 0:
-            self.rejected_at_start += len(rejects)
+            before_good = [r for r in chunk.rejects
+                           if chunk.first_good is None or r[0] < chunk.first_good]
+            self.rejected_at_start += len(before_good)
             if self.rejected_at_start >= FAIL_FAST_LINES:
-                reason = rejects[-1][1]
+                reason = before_good[-1][1]
+                damage = compressed_damage(self.path)
+                if damage:
+                    raise InputFormatError(
+                        f"{self.path}: the compressed file is corrupt ({damage}) and its first "
+                        f"{FAIL_FAST_LINES} lines are unreadable (last reason: {reason})")
                 raise InputFormatError(
                     f"{self.path}: the first {FAIL_FAST_LINES} lines were all rejected (last "
                     f"reason: {reason}); expected {self.fmt.name}: {self.fmt.expected}")
         self.good += good
+
+
+def _count(stats: Counter, chunk: ParsedChunk, records: int) -> None:
+    stats.update(lines=chunk.lines, records=records, rejected=len(chunk.rejects))
+    if chunk.implausible_timestamps:
+        stats.update(implausible_timestamps=chunk.implausible_timestamps)
 
 
 def _blocks(path, fmt: Format, quarantine: Quarantine, ctx: dict, chunk_lines: int):
@@ -150,8 +185,8 @@ def read_records(
         chunk = parse_lines(fmt, ctx, first, lines)
         for number, reason, raw in chunk.rejects:
             quarantine.reject(path, number, reason, raw)
-        fail_fast.check(len(chunk.records), chunk.rejects)
-        stats.update(lines=chunk.lines, records=len(chunk.records), rejected=len(chunk.rejects))
+        fail_fast.check(chunk, len(chunk.records))
+        _count(stats, chunk, len(chunk.records))
         yield from chunk.records
 
 
@@ -203,11 +238,11 @@ def _spill_file(path, fmt: Format, ctx: dict, spill: PartitionSpill, quarantine:
     args = (spill.schema, spill.key, spill.n)
 
     def consume(result):
-        table, parts, rejects, seen = result
-        for number, reason, raw in rejects:
+        table, parts, chunk = result
+        for number, reason, raw in chunk.rejects:
             quarantine.reject(path, number, reason, raw)
-        fail_fast.check(table.num_rows, rejects)
-        stats.update(lines=seen, records=table.num_rows, rejected=len(rejects))
+        fail_fast.check(chunk, table.num_rows)
+        _count(stats, chunk, table.num_rows)
         spill.add_table(table, parts)
 
     if workers <= 1:
@@ -295,6 +330,7 @@ def partition_count(paths: Iterable[str | os.PathLike], partition_mb: float) -> 
 def _resolve(paths: list[str], formats: list[str] | None, kind: str) -> list[tuple[str, Format]]:
     resolved = []
     for i, path in enumerate(paths):
+        check_input_file(path)
         name = formats[i] if formats and i < len(formats) and formats[i] else None
         fmt = get_format(name) if name else detect_format(path, kind)
         if fmt.kind != kind:
@@ -304,7 +340,7 @@ def _resolve(paths: list[str], formats: list[str] | None, kind: str) -> list[tup
 
 
 def _ingest_kind(sources, schema, key, dedupe, out_path, quarantine, partition_mb,
-                 rating_range, report, what, workers):
+                 rating_range, report, what, workers, column_names=None):
     started = time.perf_counter()
     n = partition_count([p for p, _ in sources], partition_mb)
     per_file = {}
@@ -312,7 +348,8 @@ def _ingest_kind(sources, schema, key, dedupe, out_path, quarantine, partition_m
         spill = PartitionSpill(Path(spill_dir), schema, key, n)
         try:
             for path, fmt in sources:
-                ctx = {"rating_range": tuple(rating_range or fmt.rating_range)}
+                ctx = {"rating_range": tuple(rating_range or fmt.rating_range),
+                       "column_names": column_names or {}}
                 parallel = workers > 1 and os.path.getsize(path) >= PARALLEL_MIN_BYTES
                 stats = _spill_file(path, fmt, ctx, spill, quarantine, workers if parallel else 1)
                 per_file[path] = {"format": fmt.name, **stats}
@@ -326,6 +363,15 @@ def _ingest_kind(sources, schema, key, dedupe, out_path, quarantine, partition_m
                 writer.write_table(table)
     records = sum(f.get("records", 0) for f in per_file.values())
     seconds = time.perf_counter() - started
+    for path, stats in per_file.items():
+        odd = stats.get("implausible_timestamps", 0)
+        if odd:
+            low, high = (time.strftime("%Y-%m-%d", time.gmtime(t)) for t in PLAUSIBLE_TIMESTAMPS)
+            report.setdefault("warnings", []).append(
+                f"{path}: {odd} of {stats['records']} timestamps fall outside {low}..{high} as "
+                f"unix seconds; {stats['format']} expects "
+                f"{'milliseconds' if stats['format'] == 'amazon2023-reviews' else 'seconds'}"
+                " - check the file's format (--ratings-format) before a chronological split")
     report[what] = {"files": per_file, "partitions": n, "rows": writer.rows,
                     "duplicates_resolved": duplicates, "seconds": round(seconds, 3),
                     "records_per_second": round(records / seconds) if seconds else None}
@@ -342,18 +388,24 @@ def ingest(
     rating_range: tuple[float, float] | None = None,
     partition_mb: float = 128.0,
     workers: int | None = None,
+    ratings_columns: dict | str | None = None,
 ) -> dict:
     """Read metadata and rating files into the canonical items and ratings Parquet tables.
 
     Every rejected line is written with file, line number and reason to ``quarantine_out``
     (JSON lines). Large files are parsed by ``workers`` processes (default: one per CPU),
-    in file order. Returns the stage report.
+    in file order. ``ratings_columns`` names the user/item/rating/timestamp columns of
+    delimited ratings files with a header (``user=reviewerID,item=asin,...``). Returns the
+    stage report; ``report["warnings"]`` lists implausible timestamps.
 
     Example:
         >>> report = ingest(["meta.json.gz"], ["ratings.csv"], "items.parquet",
         ...                 "ratings.parquet", "quarantine.jsonl")  # doctest: +SKIP
         >>> report["items"]["rows"]  # doctest: +SKIP
     """
+    column_names = parse_column_names(ratings_columns)
+    if rating_range is not None and not float(rating_range[0]) < float(rating_range[1]):
+        raise ArgumentError(f"rating range {list(rating_range)}: LOW must be below HIGH")
     meta_sources = _resolve(list(meta_paths), meta_formats, "items")
     rating_sources = _resolve(list(ratings_paths), ratings_formats, "ratings")
     quarantine = Quarantine(quarantine_out)
@@ -363,7 +415,8 @@ def ingest(
         _ingest_kind(meta_sources, ITEMS_SCHEMA, "item_id", deduplicate_items, items_out,
                      quarantine, partition_mb, rating_range, report, "items", workers)
         _ingest_kind(rating_sources, RATINGS_SCHEMA, "user_id", deduplicate_ratings,
-                     ratings_out, quarantine, partition_mb, rating_range, report, "ratings", workers)
+                     ratings_out, quarantine, partition_mb, rating_range, report, "ratings", workers,
+                     column_names)
     finally:
         quarantine.close()
     report["quarantine"] = {"total": quarantine.total, "by_reason": dict(quarantine.counts)}

@@ -40,12 +40,65 @@ class TruncatedStream(Exception):
     """The compressed stream ended early or is corrupt; ``tail`` is the cut-off partial data."""
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+#: Compressed bytes handed to zlib at a time: on corruption, what was decompressed before the
+#: damaged slice is delivered, and the damaged slice is retried in halves down to single bytes.
+_SLICE = 1 << 14
+
+
+def _decompress_until_error(decompressor, block: bytes):
+    """Decompress ``block`` up to the end of the current gzip member or the first damage.
+
+    Returns ``(data, decompressor, rest, error)``: ``rest`` is the input after the member's
+    end (another member may follow), ``error`` the zlib message when damage was found; the data
+    decodable before the damaged byte is kept. zlib leaves a decompressor in an undefined state
+    after an error, so each slice is tried on a copy and a failing slice again in halves.
+    """
+    out: list[bytes] = []
+    size = _SLICE
+    position = 0
+    while position < len(block):
+        piece = block[position: position + size]
+        trial = decompressor.copy()
+        try:
+            data = trial.decompress(piece)
+        except zlib.error as exc:
+            if size > 1:
+                size = max(1, size // 2)
+                continue
+            return b"".join(out), decompressor, b"", str(exc)
+        out.append(data)
+        decompressor = trial
+        position += len(piece)
+        if decompressor.eof:
+            return b"".join(out), decompressor, decompressor.unused_data + block[position:], None
+        size = _SLICE
+    return b"".join(out), decompressor, b"", None
+
+
 def iter_chunks(path: str | os.PathLike, size: int = 1 << 20, progress=None) -> Iterator[bytes]:
-    """Decompressed chunks of a plain or gzip file (multi-member gzip included).
+    """Decompressed chunks of a plain or gzip file (multi-member gzip included); a UTF-8
+    byte-order mark at the start of the content is dropped.
 
     Decompression is done here with zlib rather than ``gzip.GzipFile`` so that everything
-    before a truncation or corruption is delivered before ``TruncatedStream`` is raised.
+    before a truncation or corruption (a damaged block, a failed checksum) is delivered before
+    ``TruncatedStream`` is raised.
     """
+    head = b""  # the first bytes, held until it is known whether they are a BOM
+    for data in _raw_chunks(path, size, progress):
+        if head is not None:
+            head += data
+            if len(head) < len(UTF8_BOM):
+                continue
+            data = head[len(UTF8_BOM):] if head.startswith(UTF8_BOM) else head
+            head = None
+        if data:
+            yield data
+    if head and head != UTF8_BOM[: len(head)]:  # a file shorter than a BOM
+        yield head
+
+
+def _raw_chunks(path, size: int, progress) -> Iterator[bytes]:
     with open(path, "rb") as raw:
         compressed = raw.read(2) == GZIP_MAGIC
         raw.seek(0)
@@ -61,21 +114,31 @@ def iter_chunks(path: str | os.PathLike, size: int = 1 << 20, progress=None) -> 
                 yield block
                 continue
             while block:
-                try:
-                    data = decompressor.decompress(block)
-                except zlib.error as exc:
-                    raise TruncatedStream(f"corrupt compressed data ({exc})") from None
+                data, decompressor, block, error = _decompress_until_error(decompressor, block)
                 if data:
                     yield data
+                if error is not None:
+                    raise TruncatedStream(f"corrupt compressed data ({error})")
                 if decompressor.eof:  # end of one gzip member; another may follow
-                    block = decompressor.unused_data
-                    decompressor = zlib.decompressobj(wbits=31)
-                    member_complete = not block
+                    member_complete = True
+                    block = block.lstrip(b"\x00")  # zero padding between or after members
+                    if block:
+                        decompressor = zlib.decompressobj(wbits=31)
+                        member_complete = False
                 else:
                     member_complete = False
-                    block = b""
         if decompressor is not None and not member_complete:
             raise TruncatedStream("compressed stream ended before its end marker")
+
+
+def compressed_damage(path: str | os.PathLike) -> str | None:
+    """What is wrong with a gzip file's compressed stream (None when intact or not gzip)."""
+    try:
+        for _ in _raw_chunks(path, 1 << 20, None):
+            pass
+    except TruncatedStream as exc:
+        return str(exc)
+    return None
 
 
 def head_lines(path: str | os.PathLike, n: int = 5, encoding: str = "utf-8") -> list[str]:

@@ -22,45 +22,14 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from dataclasses import asdict, dataclass, field  # noqa: E402
+
 
 import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
-from .errors import HybridError  # noqa: E402
+from .errors import ArgumentError  # noqa: E402
 
-MODEL_NAMES = ("mf", "mf-bias", "deep", "hybrid", "neumf", "implicit")
-USES_TEXT = {"hybrid", "neumf", "implicit"}
-
-
-@dataclass
-class ModelConfig:
-    """Hyper-parameters of the model family (defaults tuned on MovieLens-100k's training
-    split with a validation split carved from it)."""
-
-    name: str = "hybrid"
-    factors: int = 32
-    hidden: tuple[int, ...] = (128, 64)
-    dropout: float = 0.2
-    text_units: int = 32
-    l2: float = 1e-4
-    item_dropout: float = 0.25  # share of examples whose item id is hidden (hybrid models)
-    min_rating: float = 1.0
-    max_rating: float = 5.0
-    global_mean: float = 3.5
-    seed: int = 42
-    extra: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["hidden"] = list(self.hidden)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        data = dict(data)
-        data["hidden"] = tuple(data.get("hidden", ()))
-        return cls(**data)
+from .config import MODEL_NAMES, USES_TEXT, ModelConfig  # noqa: E402,F401  (re-exported)
 
 
 @keras.saving.register_keras_serializable(package="hybrid")
@@ -142,7 +111,7 @@ def build_model(config: ModelConfig, n_users: int, n_items: int, text_dim: int) 
         ['item', 'text', 'user']
     """
     if config.name not in MODEL_NAMES:
-        raise HybridError(f"unknown model {config.name!r}; choose one of {MODEL_NAMES}")
+        raise ArgumentError(f"unknown model {config.name!r}; choose one of {MODEL_NAMES}")
     keras.utils.set_random_seed(config.seed)
     user = keras.Input(shape=(), dtype="int32", name="user")
     item = keras.Input(shape=(), dtype="int32", name="item")

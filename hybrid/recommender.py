@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -18,10 +19,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from .config import MODEL_NAMES, ModelConfig, TrainConfig, check_settings
 from .dataset import EncodedDataset
-from .errors import HybridError, InputFormatError, UnknownIdError
+from .errors import ArgumentError, InputFormatError, NotFittedError, UnknownIdError
 from .ids import IdMap
-from .models import MODEL_NAMES, ModelConfig
 from .text import TextConfig, product_tokens, stop_words, tokenize
 from .vectors import TextEncoder, fit_word2vec_encoder, unit_rows
 
@@ -60,17 +61,15 @@ class HybridRecommender:
     def __init__(self, model: str = "hybrid", model_config: dict | ModelConfig | None = None,
                  train_config: dict | None = None, text: TextConfig = TextConfig(),
                  pretrained: str | None = "glove-6b-50d", seed: int = 42):
-        from .training import TrainConfig
-
         if model not in MODEL_NAMES:
-            raise HybridError(f"unknown model {model!r}; choose one of {MODEL_NAMES}")
+            raise ArgumentError(f"unknown model {model!r}; choose one of {MODEL_NAMES}")
         if isinstance(model_config, ModelConfig):
-            self.model_config = model_config
+            self.model_config = dataclasses.replace(model_config, name=model)  # never mutate the caller's
         else:
-            self.model_config = ModelConfig(model, seed=seed, **(model_config or {}))
-        self.model_config.name = model
-        self.train_config = train_config if isinstance(train_config, TrainConfig) else \
-            TrainConfig(seed=seed, **(train_config or {}))
+            self.model_config = ModelConfig(
+                model, seed=seed, **check_settings(model_config, ModelConfig, "model_config"))
+        self.train_config = dataclasses.replace(train_config) if isinstance(train_config, TrainConfig) \
+            else TrainConfig(seed=seed, **check_settings(train_config, TrainConfig, "train_config"))
         self.text_config = text
         self.pretrained = pretrained
         self.encoder: TextEncoder | None = None
@@ -92,7 +91,7 @@ class HybridRecommender:
         """
         _require_columns(ratings, ["user_id", "item_id", "rating"], "ratings")
         if len(ratings) == 0:
-            raise HybridError("ratings is empty")
+            raise ArgumentError("ratings is empty")
         if items is not None:
             _require_columns(items, ["item_id"], "items")
         catalogue_ids = list(dict.fromkeys(
@@ -117,17 +116,17 @@ class HybridRecommender:
                 ids = item_vectors["item_id"].astype(str)
             else:
                 if items is None:
-                    raise HybridError("an item_vectors array needs the items DataFrame it is aligned with")
+                    raise ArgumentError("an item_vectors array needs the items DataFrame it is aligned with")
                 matrix = np.asarray(item_vectors, np.float32)
                 ids = items["item_id"].astype(str)
                 if len(matrix) != len(ids):
-                    raise HybridError(f"item_vectors has {len(matrix)} rows but items has {len(ids)}")
+                    raise ArgumentError(f"item_vectors has {len(matrix)} rows but items has {len(ids)}")
             out = np.zeros((len(item_map), matrix.shape[1]), np.float32)
             out[item_map.index(ids)] = matrix
             self.encoder = encoder
             return out
         if items is None:
-            raise HybridError("give items (with text) or item_vectors: the hybrid needs item text")
+            raise ArgumentError("give items (with text) or item_vectors: the hybrid needs item text")
         texts = item_token_strings(items, self.text_config)
         self.encoder = encoder or fit_word2vec_encoder(
             lambda: (t.split() for t in texts if t), pretrained=self.pretrained,
@@ -180,7 +179,7 @@ class HybridRecommender:
     # ------------------------------------------------------------------ scoring
     def _check_fitted(self) -> None:
         if self.model is None:
-            raise HybridError("the recommender is not fitted: call fit() or load() first")
+            raise NotFittedError("the recommender is not fitted: call fit() or load() first")
 
     def _model_items(self, item_index: np.ndarray) -> np.ndarray:
         """Item ids as the network sees them: items without training ratings (cold, or added
@@ -224,19 +223,30 @@ class HybridRecommender:
         users = self.users.index([str(u) for u in user_ids])
         items = self.items.index([str(i) for i in item_ids])
         if len(users) != len(items):
-            raise HybridError(f"{len(users)} users but {len(items)} items: give aligned pairs")
+            raise ArgumentError(f"{len(users)} users but {len(items)} items: give aligned pairs")
         return self.score_index(users, items)
 
     def _candidates(self, candidates, include_cold: bool) -> np.ndarray:
+        """Item indices to choose from: ``candidates`` (ids) or the catalogue; without
+        ``include_cold`` the items the model has no training ratings for are left out."""
         if candidates is not None:
-            return self.items.index([str(c) for c in candidates])
+            chosen = self.items.index([str(c) for c in candidates])
+            if include_cold:
+                return chosen
+            return chosen[self._model_items(chosen) != self.n_model_items]
         everything = np.arange(len(self.items))
         if include_cold:
             return everything
         return everything[: self.n_model_items][self.item_trained]
 
+    @staticmethod
+    def _check_n(n) -> int:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+            raise ArgumentError(f"n must be a positive whole number of items, got {n!r}")
+        return int(n)
+
     def _result(self, items: np.ndarray, scores: np.ndarray, n: int) -> pd.DataFrame:
-        n = min(n, len(items))
+        n = min(self._check_n(n), len(items))
         if n <= 0:
             return pd.DataFrame({"item_id": [], "score": [], "title": [], "cold": []})
         top = np.argpartition(-scores, n - 1)[:n]
@@ -259,6 +269,7 @@ class HybridRecommender:
             >>> rec.recommend("196", n=5)  # doctest: +SKIP
         """
         self._check_fitted()
+        self._check_n(n)
         if str(user_id) not in self.users:
             raise UnknownIdError(f"unknown user id {user_id!r}; for a new user call "
                                  "recommend_for_new_user(liked_items=..., text=...)")
@@ -275,7 +286,7 @@ class HybridRecommender:
             parts.append(self.item_vectors[liked].mean(axis=0))
         if text:
             if self.encoder is None:
-                raise HybridError("this recommender has no text encoder (it was fitted with "
+                raise ArgumentError("this recommender has no text encoder (it was fitted with "
                                   "item_vectors only), so it cannot read free text")
             parts.append(self.encoder.encode(text))
         if not parts:
@@ -305,14 +316,15 @@ class HybridRecommender:
             >>> rec.recommend_for_new_user(liked_items=["50", "172"], text="space adventure")  # doctest: +SKIP
         """
         self._check_fitted()
+        self._check_n(n)
         liked = self.items.index([str(i) for i in (liked_items or [])])
-        if not len(liked) and not text:
-            raise HybridError("give liked_items and/or text for a new user")
+        if not len(liked) and not (text and text.strip()):
+            raise ArgumentError("give liked_items and/or text for a new user")
         items = self._candidates(candidates, include_cold)
         items = items[~np.isin(items, liked)]
+        profile = self._profile(liked, text)  # first: a text without known words is an error
         helpers = self._neighbour_users(liked, neighbours)
         collaborative = self.score_matrix(helpers, items).mean(axis=0)
-        profile = self._profile(liked, text)
         if profile is None:
             scores = _zscore(collaborative)
         else:
@@ -337,20 +349,22 @@ class HybridRecommender:
             >>> rec.similar_items("1", n=5)  # doctest: +SKIP
         """
         self._check_fitted()
+        self._check_n(n)
         item = int(self.items.index([str(item_id)])[0])
         items = self._candidates(candidates, True)
         items = items[items != item]
         vector = unit_rows(self.item_vectors[item])
         if not vector.any():
-            raise HybridError(f"item {item_id!r} has no text vector (no known word in its text)")
+            raise ArgumentError(f"item {item_id!r} has no text vector (no known word in its text)")
         return self._result(items, self._cosine(vector, items), n)
 
     def similar_to_text(self, text: str, n: int = 10, candidates: Iterable | None = None) -> pd.DataFrame:
         """Items closest in content to free text (cleaned like product text)."""
         self._check_fitted()
+        self._check_n(n)
+        if not text or not text.strip():
+            raise ArgumentError("give a non-empty text")
         profile = self._profile(np.array([], np.int64), text)
-        if profile is None:
-            raise HybridError(f"no known word in {text!r}")
         items = self._candidates(candidates, True)
         return self._result(items, self._cosine(profile, items), n)
 
@@ -358,7 +372,7 @@ class HybridRecommender:
     def add_items(self, items: pd.DataFrame, item_vectors: np.ndarray | None = None) -> int:
         """Make new items (metadata only) recommendable at once: their text is encoded with the
         fitted encoder (or ``item_vectors`` given) and they are scored as cold items.
-        Returns how many were added; ids already known raise ``HybridError``.
+        Returns how many were added; ids already known raise ``ArgumentError``.
 
         Example:
             >>> rec.add_items(pd.DataFrame({"item_id": ["N1"], "title": ["New"], "text": ["a robot film"]}))  # doctest: +SKIP
@@ -369,14 +383,14 @@ class HybridRecommender:
         ids = [str(i) for i in items["item_id"]]
         known = [i for i in ids if i in self.items]
         if known or len(set(ids)) != len(ids):
-            raise HybridError(f"items already known or repeated: {(known or ids)[:5]}")
+            raise ArgumentError(f"items already known or repeated: {(known or ids)[:5]}")
         if item_vectors is None:
             if self.encoder is None:
-                raise HybridError("no text encoder: pass item_vectors for the new items")
+                raise ArgumentError("no text encoder: pass item_vectors for the new items")
             item_vectors, _ = self.encoder.transform(item_token_strings(items, self.text_config))
         item_vectors = np.asarray(item_vectors, np.float32)
         if item_vectors.shape != (len(ids), self.item_vectors.shape[1]):
-            raise HybridError(f"item_vectors must be {len(ids)} x {self.item_vectors.shape[1]}")
+            raise ArgumentError(f"item_vectors must be {len(ids)} x {self.item_vectors.shape[1]}")
         self.items = IdMap(list(self.items.values) + ids, "item")
         self.item_vectors = np.vstack([self.item_vectors, item_vectors])
         titles = items["title"].to_numpy(object) if "title" in items.columns else np.full(len(ids), None, object)
@@ -419,8 +433,6 @@ class HybridRecommender:
         import pyarrow.parquet as pq
 
         from . import models  # noqa: F401  (registers the custom layers)
-        from .training import TrainConfig
-
         directory = Path(directory)
         meta_path = directory / "recommender.json"
         if not meta_path.is_file():

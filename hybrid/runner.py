@@ -10,7 +10,9 @@ found unchanged.
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.util
 import inspect
 import json
 import os
@@ -59,30 +61,125 @@ def file_hash(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _code_hash(func: Callable) -> str:
-    """Hash of the source of the function's module and of every module of the same package
-    it uses, directly or not: changing a cleaning rule makes the text stage stale."""
-    root = inspect.getmodule(func)
-    if root is None:
-        return hashlib.sha256(repr(func).encode()).hexdigest()[:16]
-    package = root.__name__.split(".")[0]
-    seen: dict[str, object] = {}
-    stack = [root]
-    while stack:
-        module = stack.pop()
-        if module.__name__ in seen:
-            continue
-        seen[module.__name__] = module
-        for value in vars(module).values():
-            used = value if inspect.ismodule(value) else inspect.getmodule(value)
-            if used is not None and used.__name__.split(".")[0] == package:
-                stack.append(used)
-    digest = hashlib.sha256()
-    for name in sorted(seen):
+class _ModuleIndex:
+    """A module's top-level statements by the name they define, and its imports.
+
+    Statements that define no single name (``if``/``try`` blocks, calls such as
+    ``REGISTRY.update(...)``) are the module's *glue*: part of every closure that touches it.
+    """
+
+    def __init__(self, name: str, source: str, is_package: bool):
+        self.name = name
+        self.package = name if is_package else name.rpartition(".")[0]
         try:
-            digest.update(inspect.getsource(seen[name]).encode())
-        except (OSError, TypeError):
-            digest.update(name.encode())
+            tree = ast.parse(source)
+        except SyntaxError:
+            tree = ast.Module(body=[], type_ignores=[])
+        self.defs: dict[str, list[ast.AST]] = {}
+        self.imports: dict[str, tuple[str, str | None]] = {}
+        self.glue: list[ast.AST] = []
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                self.defs.setdefault(node.name, []).append(node)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                self.imports.update(self.resolve_import(node))
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+                for name in names:
+                    self.defs.setdefault(name, []).append(node)
+                if not names:
+                    self.glue.append(node)
+            elif not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
+                self.glue.append(node)  # docstrings are not code
+
+    def resolve_import(self, node) -> dict[str, tuple[str, str | None]]:
+        """local name -> (module, attribute or None for the module itself)."""
+        out = {}
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    out[alias.asname] = (alias.name, None)
+                else:
+                    top = alias.name.split(".")[0]
+                    out[top] = (top, None)
+            return out
+        base = node.module or ""
+        if node.level:
+            parts = self.package.split(".")
+            parts = parts[: len(parts) - node.level + 1]
+            base = ".".join(p for p in parts + ([node.module] if node.module else []) if p)
+        for alias in node.names:
+            out[alias.asname or alias.name] = (base, alias.name)
+        return out
+
+
+def _code_hash(func: Callable) -> str:
+    """Hash of exactly the code a stage runs: the stage function's definition and, transitively,
+    every top-level definition of the same package it refers to - functions, classes,
+    constants, also through imports made inside function bodies. Editing a model changes the
+    train stage's hash and not the text stage's; comments and formatting change nothing."""
+    module = inspect.getmodule(func)
+    name = getattr(func, "__name__", None)
+    if module is None or name is None:
+        return hashlib.sha256(repr(func).encode()).hexdigest()[:16]
+    package = module.__name__.split(".")[0]
+    indexes: dict[str, _ModuleIndex | None] = {}
+
+    def index_of(module_name: str) -> _ModuleIndex | None:
+        if module_name.split(".")[0] != package:
+            return None
+        if module_name not in indexes:  # read from source: no import (and no TensorFlow) needed
+            indexes[module_name] = None
+            try:
+                spec = importlib.util.find_spec(module_name)
+            except (ImportError, ValueError):
+                spec = None
+            if spec is not None and spec.origin and spec.origin.endswith(".py"):
+                source = Path(spec.origin).read_text(encoding="utf-8")
+                indexes[module_name] = _ModuleIndex(
+                    module_name, source, spec.submodule_search_locations is not None)
+        return indexes[module_name]
+
+    parts: set[str] = set()
+    seen: set[tuple[str, str]] = set()
+    todo: list[tuple[str, str]] = [(module.__name__, name)]
+    while todo:
+        module_name, symbol = todo.pop()
+        if (module_name, symbol) in seen:
+            continue
+        seen.add((module_name, symbol))
+        index = index_of(module_name)
+        if index is None:
+            continue
+        if symbol == "*module*":  # a module used as a whole (``from . import x``; ``x.f``)
+            todo.extend((module_name, n) for n in index.defs)
+            continue
+        if symbol in index.imports:
+            target, attribute = index.imports[symbol]
+            todo.append((target, attribute or "*module*"))
+            continue
+        nodes = index.defs.get(symbol)
+        if nodes is None:
+            submodule = f"{module_name}.{symbol}"
+            if index_of(submodule) is not None:
+                todo.append((submodule, "*module*"))
+            continue
+        if ("glue", module_name) not in seen:
+            seen.add(("glue", module_name))
+            nodes = nodes + index.glue
+        for node in nodes:
+            parts.add(f"{module_name}:{ast.dump(node)}")
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Name):
+                    todo.append((module_name, inner.id))
+                elif isinstance(inner, (ast.Import, ast.ImportFrom)):  # imports inside functions
+                    for target, attribute in index.resolve_import(inner).values():
+                        todo.append((target, attribute or "*module*"))
+    _code_hash.last_modules = sorted({p.split(":", 1)[0] for p in parts})  # for tests and debugging
+    digest = hashlib.sha256()
+    for part in sorted(parts):
+        digest.update(part.encode())
     return digest.hexdigest()[:16]
 
 
@@ -136,6 +233,22 @@ class Runner:
         if len(set(names)) != len(names):
             raise StageError(f"duplicate stage names in {names}")
         self._state = self._load_state()
+        self.cleaned_tmp = self._clean_stale_tmp()
+
+    def _clean_stale_tmp(self) -> list[str]:
+        """Remove temporary output folders left by runs that were killed (their process is
+        gone); a folder of a run still going on in another process is left alone."""
+        removed = []
+        tmp_root = self.state_dir / "tmp"
+        if not tmp_root.is_dir():
+            return removed
+        for folder in tmp_root.iterdir():
+            pid = folder.name.rpartition("-")[2]
+            if pid.isdigit() and int(pid) != os.getpid() and psutil.pid_exists(int(pid)):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+        return removed
 
     # ------------------------------------------------------------ state
     def _load_state(self) -> dict:

@@ -35,7 +35,8 @@ def clean_text_step(items_path, item_text_path, fields=("feature", "description"
             for item_id, text, source in clean_corpus(batch.to_pylist(), config):
                 sources[source] += 1
                 writer.append({"item_id": item_id, "text": text, "source": source})
-    return {"items": writer.rows, "empty_text": sources.get("none", 0), "text_source": dict(sources),
+    return {"items": writer.rows, "empty_text": sources.get("none", 0),
+            "title_only": sources.get("title", 0), "text_source": dict(sources),
             "stop_words": stop_words()[1], "fields": list(fields), "title": title, "brand": brand}
 
 
@@ -49,8 +50,9 @@ def _corpus(item_text_path) -> Iterator[list[str]]:
 def vectors_step(item_text_path, item_vectors_path, encoder_path, method: str = "word2vec",
                  pretrained: str | None = "glove-6b-50d", dim: int | None = None,
                  epochs: int = 5, min_count: int = 2, window: int = 5, seed: int = 42,
-                 workers: int | None = None) -> dict:
-    """item_text.parquet -> item_vectors.parquet + the fitted text encoder (joblib)."""
+                 workers: int | None = None, deterministic: bool | None = None) -> dict:
+    """item_text.parquet -> item_vectors.parquet + the fitted text encoder (joblib).
+    ``deterministic``: see ``fit_word2vec_encoder`` (None: reproducible on small corpora)."""
     if method not in VECTOR_METHODS:
         raise StageError(f"unknown vector method {method!r}; choose one of {VECTOR_METHODS}")
     corpus = lambda: _corpus(item_text_path)  # noqa: E731 - a restartable corpus
@@ -60,7 +62,8 @@ def vectors_step(item_text_path, item_vectors_path, encoder_path, method: str = 
     else:
         encoder = fit_word2vec_encoder(corpus, pretrained=pretrained, dim=dim, epochs=epochs,
                                        min_count=min_count, window=window, seed=seed,
-                                       workers=workers, tfidf_weighted=method == "word2vec-tfidf")
+                                       workers=workers, tfidf_weighted=method == "word2vec-tfidf",
+                                       deterministic=deterministic)
         in_pretrained = encoder.info.pop("in_pretrained")
     products = with_known = with_pretrained = 0
     with ParquetBatchWriter(item_vectors_path, item_vectors_schema(encoder.dim)) as writer:
@@ -154,24 +157,28 @@ def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors
                   metrics_json, metrics_md, ndcg_plot, rmse_plot, protocol: str = "rating",
                   split: str = "random", test_share: float = 0.2, seed: int = 0, k: int = 10,
                   threshold: float = 4.0, models: list[str] | None = None,
-                  baselines: list[str] | None = None, test_file: str | None = None) -> dict:
+                  baselines: list[str] | None = None, test_file: str | None = None,
+                  model_config: dict | None = None, train_config: dict | None = None) -> dict:
     """Every model and baseline on one split: metrics JSON, a markdown table, two plots.
     (The dataset files are declared one by one for the runner and read from their folder.)
 
     With ``test_file`` (any ratings format, e.g. MovieLens u1.test) its (user, item) pairs are
-    the test rows and everything else trains: the predefined-split protocol."""
+    the test rows and everything else trains: the predefined-split protocol. ``model_config``
+    and ``train_config`` apply to every Keras model evaluated."""
     import json
 
     from .dataset import load_dataset
     from .experiment import (DEFAULT_BASELINES, EvaluationConfig, evaluate_all, markdown_table,
                              plot_results)
-    from .models import MODEL_NAMES
+    from .config import MODEL_NAMES
 
     data = load_dataset(_dataset_dir(dataset_ratings))
+    models = tuple(MODEL_NAMES if models is None else models)
     config = EvaluationConfig(protocol=protocol, split=split, test_share=test_share, seed=seed,
-                              ks=(k,), threshold=threshold,
-                              models=tuple(MODEL_NAMES if models is None else models),
-                              baselines=tuple(DEFAULT_BASELINES if baselines is None else baselines))
+                              ks=(k,), threshold=threshold, models=models,
+                              baselines=tuple(DEFAULT_BASELINES if baselines is None else baselines),
+                              model_overrides={name: dict(model_config or {}) for name in models},
+                              train_overrides=dict(train_config or {}))
     train_rows = test_rows = None
     if test_file:
         train_rows, test_rows = predefined_split(data, test_file)

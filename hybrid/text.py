@@ -3,7 +3,8 @@
 The one place that decides what a product's words are. Cleaning steps, in order:
 ``<style>``/``<script>`` blocks and HTML comments removed, tags (also unterminated
 fragments such as ``<span class="a-size-medium"``) removed, entities unescaped,
-lower-cased, accents folded and other non-ASCII dropped, word tokens (``\\w+``) kept, stop words removed.
+symbols (™, ½) turned into spaces, accents folded and other non-ASCII dropped, lower-cased,
+word tokens (``\\w+``) kept, stop words removed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from functools import lru_cache
 from typing import Iterable, Sequence
 
 DEFAULT_FIELDS = ("feature", "description", "category")
+#: Fields of the canonical items table (``hybrid.schema``) that can make a product's text.
+TEXT_FIELDS = ("feature", "description", "category", "title", "brand", "main_category")
 
 _BLOCKS = re.compile(r"<(style|script)\b.*?(</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
 _COMMENTS = re.compile(r"<!--.*?(-->|$)", re.DOTALL)
@@ -66,9 +69,32 @@ def strip_html(text: str) -> str:
         text = _TAGS.sub(" ", text)
     if "&" in text:
         text = html.unescape(text)
-        if "<" in text:  # entities may have encoded markup: &lt;b&gt;
+        if "<" in text:  # entities may have encoded markup, even a whole &lt;script&gt; block
+            text = _BLOCKS.sub(" ", text)
+            text = _COMMENTS.sub(" ", text)
             text = _TAGS.sub(" ", text)
     return _SPACES.sub(" ", text).strip()
+
+
+def _is_symbol(char: str) -> bool:
+    """Symbols (™ © € →) and number forms (½ ² ①) separate words; they are not spelled out."""
+    category = unicodedata.category(char)
+    return category[0] == "S" or category == "No"
+
+
+def fold_to_ascii(text: str) -> str:
+    """Compatibility-normalise, turn symbols into spaces, fold accents, drop other non-ASCII.
+
+    Example:
+        >>> fold_to_ascii("Dynafilter™ ½ inch Café ｆｕｌｌ").split()
+        ['Dynafilter', 'inch', 'Cafe', 'full']
+    """
+    if text.isascii():
+        return text
+    text = "".join(" " if _is_symbol(c) else c for c in text)
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(" " if _is_symbol(c) else c for c in text)  # symbols that NFKD revealed
+    return text.encode("ascii", "ignore").decode("ascii")
 
 
 def display_text(value: str | None) -> str | None:
@@ -90,9 +116,7 @@ def tokenize(text: str, stop: frozenset[str] | None = None) -> list[str]:
     """
     if stop is None:
         stop = stop_words()[0]
-    text = strip_html(text).lower()
-    if not text.isascii():  # accents become their base letter (café -> cafe), the rest goes
-        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    text = fold_to_ascii(strip_html(text)).lower()  # normalised before lower-casing
     return [t for t in _WORDS.findall(text) if t not in stop]
 
 
@@ -113,13 +137,24 @@ class TextConfig:
     """Which fields make a product's text, in order of preference.
 
     The first field in ``fields`` that still has tokens after cleaning wins; when none has,
-    the category is tried again (it may not be in ``fields``). ``title``/``brand`` add those
+    the category is tried again (it may not be in ``fields``), then the title: an item is
+    textless (source 'none') only when none of them has a word. ``title``/``brand`` add those
     words in front.
     """
 
     fields: Sequence[str] = DEFAULT_FIELDS
     title: bool = False
     brand: bool = False
+
+    def __post_init__(self):
+        from .errors import ArgumentError
+
+        if isinstance(self.fields, str) or not self.fields:
+            raise ArgumentError(f"text fields must be a non-empty list of names, got {self.fields!r}")
+        unknown = [f for f in self.fields if f not in TEXT_FIELDS]
+        if unknown:
+            raise ArgumentError(f"unknown text field(s) {unknown}; the items table has "
+                                f"{', '.join(TEXT_FIELDS)}")
 
 
 def product_tokens(item: dict, config: TextConfig = TextConfig(),
@@ -135,7 +170,8 @@ def product_tokens(item: dict, config: TextConfig = TextConfig(),
         stop = stop_words()[0]
     tokens: list[str] = []
     source = "none"
-    for name in list(config.fields) + ["category"]:
+    fallbacks = ["category"] + ([] if config.title else ["title"])
+    for name in list(config.fields) + fallbacks:
         tokens = _field_tokens(item.get(name), stop)
         if tokens:
             source = name

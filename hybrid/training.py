@@ -4,30 +4,15 @@ the training data (never the test set), best-weights restore, fixed seeds."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+
 
 import numpy as np
 
-from .models import ModelConfig, build_model
+from .config import ModelConfig, TrainConfig  # noqa: F401  (TrainConfig re-exported)
+from .models import build_model
 
 import keras  # noqa: E402  (hybrid.models sets the backend first)
 import tensorflow as tf  # noqa: E402
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 40
-    batch_size: int = 1024
-    learning_rate: float = 2e-3
-    weight_decay: float = 0.0  # > 0: AdamW (decoupled weight decay on every weight)
-    patience: int = 3
-    validation_share: float = 0.1
-    negatives: int = 4  # sampled negatives per positive (implicit model)
-    seed: int = 42
-    verbose: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def validation_split(n: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

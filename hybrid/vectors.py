@@ -240,6 +240,10 @@ class TextEncoder:
         return state
 
 
+#: Below this many corpus tokens Word2Vec trains on one thread by default (reproducible).
+DETERMINISTIC_MAX_TOKENS = 5_000_000
+
+
 def fit_word2vec_encoder(
     corpus: Callable[[], Iterator[list[str]]],
     pretrained: str | None = GLOVE_PACKAGE,
@@ -250,12 +254,19 @@ def fit_word2vec_encoder(
     seed: int = 42,
     workers: int | None = None,
     tfidf_weighted: bool = False,
+    deterministic: bool | None = None,
 ) -> TextEncoder:
     """Word2Vec on the corpus, initialised from pretrained vectors where a word exists.
 
     ``corpus`` is a function returning a fresh iterator of token lists (it is read several
     times: vocabulary, training epochs, document frequencies). ``dim`` defaults to the
     pretrained dimension (they must agree) or 100 without pretrained vectors.
+
+    Reproducibility: Word2Vec trained by several threads gives slightly different vectors run
+    to run. ``deterministic=True`` trains on one thread: the same seed and corpus give the same
+    vectors, bit for bit. ``None`` (the default) does so for corpora under
+    ``DETERMINISTIC_MAX_TOKENS`` tokens, where one thread costs seconds, and uses every core
+    (``workers``) above it.
 
     Example:
         >>> docs = [["wireless", "mouse"], ["usb", "mouse"]] * 50
@@ -286,8 +297,11 @@ def fit_word2vec_encoder(
     size = glove.dim if glove is not None else (dim or 100)
     known = set(glove.words) if glove is not None else set()
     kept = {w: c for w, c in freqs.items() if c >= min_count or w in known}
-    model = Word2Vec(vector_size=size, min_count=1, window=window, seed=seed,
-                     workers=workers or max(1, os.cpu_count() or 1), sg=0)
+    if deterministic is None:
+        deterministic = sum(freqs.values()) < DETERMINISTIC_MAX_TOKENS
+    threads = 1 if deterministic else (workers or max(1, os.cpu_count() or 1))
+    info.update(deterministic=bool(deterministic), threads=threads)
+    model = Word2Vec(vector_size=size, min_count=1, window=window, seed=seed, workers=threads, sg=0)
     vocab: list[str] = []
     if kept:
         model.build_vocab_from_freq(kept, corpus_count=documents)

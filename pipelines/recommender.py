@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hybrid.datasets import fetch_movielens_100k, ml100k_file_names
-from hybrid.errors import StageError
+from hybrid.errors import ArgumentError, StageError
 from hybrid.ingest import ingest
 from hybrid.runner import Stage
 from hybrid.steps import MODEL_FILES, clean_text_step, dataset_step, evaluate_step, train_step, vectors_step
@@ -35,6 +35,7 @@ class PipelineConfig:
     meta: list[str] = field(default_factory=list)
     ratings_formats: list[str] | None = None
     meta_formats: list[str] | None = None
+    ratings_columns: str | dict | None = None  # user=...,item=...,rating=... of a delimited file
     source: str = "recbole"  # where MovieLens-100k comes from when no files are given
     rating_range: tuple[float, float] | None = None
     text_fields: tuple[str, ...] | None = None
@@ -46,6 +47,7 @@ class PipelineConfig:
     epochs: int = 5
     min_count: int = 2
     seed: int = 42
+    deterministic: bool | None = None  # Word2Vec on one thread; None: when the corpus is small
     min_user_ratings: int = 1
     min_item_ratings: int = 1
     kcore: bool = False
@@ -67,8 +69,46 @@ class PipelineConfig:
         return not self.ratings and not self.meta
 
 
+def validate(config: PipelineConfig) -> None:
+    """Check every setting a user gives before any stage runs: a typo must not cost an hour of
+    ingest first. Raises ``ArgumentError`` / ``InputFormatError`` naming the bad value."""
+    from hybrid.baselines import BASELINES
+    from hybrid.config import ModelConfig, TrainConfig, check_model_name, check_settings
+    from hybrid.experiment import DEFAULT_BASELINES
+    from hybrid.formats import check_input_file, get_format, parse_column_names
+    from hybrid.text import TextConfig
+
+    for path in list(config.ratings) + list(config.meta):
+        check_input_file(path)
+    for name in (config.ratings_formats or []) + (config.meta_formats or []):
+        if name:
+            get_format(name)
+    parse_column_names(config.ratings_columns)
+    if config.rating_range is not None and not config.rating_range[0] < config.rating_range[1]:
+        raise ArgumentError(f"--rating-range {config.rating_range[0]:g} {config.rating_range[1]:g}: "
+                            "LOW must be below HIGH")
+    if config.text_fields is not None:
+        TextConfig(tuple(config.text_fields))
+    check_model_name(config.model)
+    check_settings(config.model_config, ModelConfig, "--model-param")
+    check_settings(config.train_config, TrainConfig, "--train-param")
+    for name in config.eval_models or []:
+        check_model_name(name)
+    known = set(BASELINES) | set(DEFAULT_BASELINES)
+    for name in config.eval_baselines or []:
+        if name not in known:
+            raise ArgumentError(f"unknown baseline {name!r}; choose from {', '.join(sorted(known))}")
+    for name, value in (("--min-user-ratings", config.min_user_ratings),
+                        ("--min-item-ratings", config.min_item_ratings), ("--k", config.k),
+                        ("--epochs", config.epochs)):
+        if value < 1:
+            raise ArgumentError(f"{name} must be at least 1, got {value}")
+    if not 0 < config.test_share < 1:
+        raise ArgumentError(f"--test-share must be between 0 and 1, got {config.test_share}")
+
+
 def build(config: PipelineConfig) -> list[Stage]:
-    """The stages for ``config``, in running order.
+    """The stages for ``config``, in running order (the settings are validated first).
 
     Example:
         >>> from hybrid.runner import Runner
@@ -76,6 +116,7 @@ def build(config: PipelineConfig) -> list[Stage]:
         >>> [s.name for s in stages]
         ['fetch', 'ingest', 'text', 'vectors', 'dataset', 'train', 'evaluate']
     """
+    validate(config)
     out = Path(config.out)
     stages: list[Stage] = []
     if config.default_dataset:
@@ -109,7 +150,7 @@ def build(config: PipelineConfig) -> list[Stage]:
                  "quarantine_out": str(ingest_dir / "quarantine.jsonl")},
         params={"meta_formats": config.meta_formats, "ratings_formats": config.ratings_formats,
                 "rating_range": list(config.rating_range) if config.rating_range else None,
-                "partition_mb": config.partition_mb},
+                "partition_mb": config.partition_mb, "ratings_columns": config.ratings_columns},
         description="raw files -> canonical items and ratings tables"))
     stages.append(Stage(
         "text", clean_text_step,
@@ -124,7 +165,7 @@ def build(config: PipelineConfig) -> list[Stage]:
                  "encoder_path": str(vec_dir / "text_encoder.joblib")},
         params={"method": config.vector_method, "pretrained": config.pretrained,
                 "dim": config.dim, "epochs": config.epochs, "min_count": config.min_count,
-                "seed": config.seed},
+                "seed": config.seed, "deterministic": config.deterministic},
         description="product vectors"))
     stages.append(Stage(
         "dataset", dataset_step,
@@ -163,6 +204,7 @@ def build(config: PipelineConfig) -> list[Stage]:
                  "rmse_plot": str(eval_dir / "rmse.png")},
         params={"protocol": config.protocol, "split": config.split,
                 "test_share": config.test_share, "seed": config.eval_seed, "k": config.k,
-                "models": config.eval_models, "baselines": config.eval_baselines},
+                "models": config.eval_models, "baselines": config.eval_baselines,
+                "model_config": config.model_config, "train_config": config.train_config},
         description="every model and baseline on one split"))
     return stages

@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 
 from hybrid.dataset import encode, load_dataset, min_count_mask, save_dataset
-from hybrid.errors import InputFormatError, UnknownIdError
+from hybrid.errors import InputFormatError, StageError, UnknownIdError
 from hybrid.schema import RATINGS_SCHEMA, item_vectors_schema
 
 
@@ -43,7 +43,8 @@ def tables():
 
 def test_encode_drops_ratings_without_text_and_keeps_cold_items():
     data, report = encode(*tables())
-    assert report["ratings_dropped_no_text"] == 2
+    assert report["ratings_dropped_no_text"] == 1  # "notext": metadata, but no words
+    assert report["ratings_dropped_no_metadata"] == 1  # "nometa": no metadata line at all
     assert data.items.values.tolist() == ["a", "b", "c", "cold"]  # sorted, stable
     assert data.users.values.tolist() == ["u1", "u2"]  # u3 lost every rating
     assert data.items.ids(data.cold_items).tolist() == ["c", "cold"]
@@ -79,3 +80,23 @@ def test_dataset_round_trips_through_files(tmp_path):
 def test_loading_a_folder_that_is_not_a_dataset_says_what_to_do(tmp_path):
     with pytest.raises(InputFormatError, match="hybrid run"):
         load_dataset(tmp_path)
+
+
+def test_ratings_sharing_no_item_with_the_metadata_stop_with_the_reason():
+    ratings, item_text, vectors, titles = tables()
+    strangers = pa.Table.from_pylist([{"user_id": "u", "item_id": f"x{i}", "rating": 5.0,
+                                       "timestamp": 1} for i in range(4)], schema=RATINGS_SCHEMA)
+    with pytest.raises(StageError, match="none of the 4 ratings is of an item in the metadata"):
+        encode(strangers, item_text, vectors, titles)
+
+
+def test_ratings_of_textless_items_only_stop_with_the_reason():
+    ratings, item_text, vectors, titles = tables()
+    textless = ratings.filter(pa.array([i in ("notext", "nometa") for i in ratings.column("item_id").to_pylist()]))
+    with pytest.raises(StageError, match="every rated item lacks usable text"):
+        encode(textless, item_text, vectors, titles)
+
+
+def test_minimum_counts_that_leave_nothing_say_so():
+    with pytest.raises(StageError, match="--min-user-ratings 50"):
+        encode(*tables(), min_user_ratings=50)

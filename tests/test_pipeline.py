@@ -20,7 +20,8 @@ def test_amazon_samples_end_to_end(tmp_path, amazon_dir, capsys):
     assert main(args) == 0
     data = load_dataset(out / "dataset")
     report = json.loads((out / "reports" / "dataset.json").read_text())
-    assert report["ratings_dropped_no_text"] > 0  # the 6 magazines without metadata
+    assert report["ratings_dropped_no_metadata"] > 0  # the 6 magazines without metadata
+    assert report["ratings_dropped_no_text"] == 0  # every item with metadata has some text
     assert len(data.rating) == report["ratings_out"] > 1000
     # k-core: every kept user and rated item has at least 3 ratings
     assert np.bincount(data.user_index).min() >= 3
@@ -81,8 +82,10 @@ def test_train_recommend_similar_and_evaluate_from_the_command_line(ml100k, caps
     assert main(["recommend", "--user", "196", "--n", "3", "--json", "--model-dir", str(out / "model")]) == 0
     top = json.loads(capsys.readouterr().out)
     assert len(top) == 3 and {"item_id", "score", "title", "cold"} <= set(top[0])
-    assert main(["recommend", "--liked", "50,172", "--text", "space", "--model-dir", str(out / "model")]) == 0
-    assert "Return of the Jedi" not in capsys.readouterr().out.split("\n")[0]
+    assert main(["recommend", "--liked", "50,172", "--text", "space", "--json",
+                 "--model-dir", str(out / "model")]) == 0
+    picks = json.loads(capsys.readouterr().out)
+    assert len(picks) == 10 and not {"50", "172"} & {p["item_id"] for p in picks}  # liked ones left out
     assert main(["similar", "--item", "1", "--n", "3", "--model-dir", str(out / "model")]) == 0
     assert main(["similar", "--item", "nope", "--model-dir", str(out / "model")]) == 2
     capsys.readouterr()
@@ -104,5 +107,9 @@ def test_predefined_test_file_is_the_split(ml100k, tmp_path, capsys):
     assert main(["evaluate", "--out", str(out), "--models", "", "--baselines", "biases",
                  "--test-file", str(test_file)]) == 0
     metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
+    test_mask = np.zeros(len(data.rating), bool)
+    test_mask[rows] = True
+    # users ranked: those with a relevant (>= 4) test rating
+    ranked = len(np.unique(data.user_index[test_mask & (data.rating >= 4)]))
     assert metrics["split"] == {"train": len(data.rating) - len(rows), "test": len(rows),
-                                "ranked_users": metrics["split"]["ranked_users"], "candidates": 1682}
+                                "ranked_users": ranked, "candidates": 1682}

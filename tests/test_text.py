@@ -1,5 +1,8 @@
 """The text cleaner on the nasty cases real catalogues contain."""
 
+import pytest
+
+from hybrid.errors import ArgumentError
 from hybrid.text import (BUILTIN_STOP_WORDS, TextConfig, product_tokens, stop_words, strip_html,
                          tokenize)
 
@@ -53,8 +56,58 @@ def test_field_order_is_configurable_and_title_optional():
     assert product_tokens(item, TextConfig(title=True)) == (["blue", "mug", "ceramic"], "title+feature")
 
 
-def test_stop_words_never_need_a_download():
-    words, source = stop_words()
-    assert source in {"nltk", "builtin"}
-    assert {"the", "and", "is"} <= words
-    assert {"the", "and", "is"} <= BUILTIN_STOP_WORDS
+def _without_stop_word_cache(monkeypatch):
+    stop_words.cache_clear()
+    monkeypatch.setattr("nltk.download", lambda *a, **k: pytest.fail("tried to download"))
+
+
+def test_stop_words_fall_back_to_the_builtin_list_without_a_download(monkeypatch):
+    import nltk.corpus
+
+    _without_stop_word_cache(monkeypatch)
+
+    class Missing:
+        def words(self, *args):
+            raise LookupError("Resource stopwords not found")
+
+    monkeypatch.setattr(nltk.corpus, "stopwords", Missing())
+    try:
+        assert stop_words() == (BUILTIN_STOP_WORDS, "builtin")
+    finally:
+        stop_words.cache_clear()
+
+
+def test_a_locally_installed_nltk_list_is_used(monkeypatch):
+    import nltk.corpus
+
+    _without_stop_word_cache(monkeypatch)
+    class Installed:
+        def words(self, language):
+            return ["The", "and", "qwzx"]
+
+    monkeypatch.setattr(nltk.corpus, "stopwords", Installed())
+    try:
+        words, source = stop_words()
+        assert source == "nltk" and words == {"the", "and", "qwzx"}
+    finally:
+        stop_words.cache_clear()
+
+
+def test_symbols_separate_words_and_are_not_spelled_out():
+    assert tokenize("Dynafilter™ 9½ inch ©2019 filter") == ["dynafilter", "9", "inch", "2019", "filter"]
+
+
+def test_escaped_script_block_leaves_no_code():
+    text = "Mouse &lt;script&gt;alert(1)&lt;/script&gt; wireless"
+    assert tokenize(text) == ["mouse", "wireless"]
+    assert strip_html(text) == "Mouse wireless"
+
+
+def test_title_is_the_last_fallback_before_an_item_is_textless():
+    assert product_tokens({"title": "Gibson Strings", "feature": ["??"], "category": []}) == (
+        ["gibson", "strings"], "title")
+
+
+def test_unknown_text_fields_are_refused():
+    with pytest.raises(ArgumentError, match="unknown text field.*nosuchfield"):
+        TextConfig(fields=("feature", "nosuchfield"))
