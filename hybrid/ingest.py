@@ -363,11 +363,12 @@ def _ingest_kind(sources, schema, key, dedupe, out_path, quarantine, partition_m
                 writer.write_table(table)
     records = sum(f.get("records", 0) for f in per_file.values())
     seconds = time.perf_counter() - started
+    warnings = []
     for path, stats in per_file.items():
         odd = stats.get("implausible_timestamps", 0)
         if odd:
             low, high = (time.strftime("%Y-%m-%d", time.gmtime(t)) for t in PLAUSIBLE_TIMESTAMPS)
-            report.setdefault("warnings", []).append(
+            warnings.append(
                 f"{path}: {odd} of {stats['records']} timestamps fall outside {low}..{high} as "
                 f"unix seconds; {stats['format']} expects "
                 f"{'milliseconds' if stats['format'] == 'amazon2023-reviews' else 'seconds'}"
@@ -375,6 +376,8 @@ def _ingest_kind(sources, schema, key, dedupe, out_path, quarantine, partition_m
     report[what] = {"files": per_file, "partitions": n, "rows": writer.rows,
                     "duplicates_resolved": duplicates, "seconds": round(seconds, 3),
                     "records_per_second": round(records / seconds) if seconds else None}
+    if warnings:
+        report[what]["warnings"] = warnings
 
 
 def ingest(

@@ -284,11 +284,15 @@ class HybridRecommender:
         parts = []
         if len(liked):
             parts.append(self.item_vectors[liked].mean(axis=0))
-        if text:
+        if text is not None and text.strip():
             if self.encoder is None:
                 raise ArgumentError("this recommender has no text encoder (it was fitted with "
-                                  "item_vectors only), so it cannot read free text")
-            parts.append(self.encoder.encode(text))
+                                    "item_vectors only), so it cannot read free text")
+            encoded = self.encoder.encode(text)
+            if not np.any(encoded):
+                raise ArgumentError(f"no known word in the text {text!r} (after cleaning and "
+                                    "stop words): describe the taste with other words")
+            parts.append(encoded)
         if not parts:
             return None
         profile = unit_rows(np.mean(parts, axis=0))

@@ -141,6 +141,11 @@ def _code_hash(func: Callable) -> str:
                     module_name, source, spec.submodule_search_locations is not None)
         return indexes[module_name]
 
+    if index_of(module.__name__) is None:  # e.g. a function of a script (__main__)
+        try:
+            return hashlib.sha256(inspect.getsource(func).encode()).hexdigest()[:16]
+        except (OSError, TypeError):
+            return hashlib.sha256(repr(func).encode()).hexdigest()[:16]
     parts: set[str] = set()
     seen: set[tuple[str, str]] = set()
     todo: list[tuple[str, str]] = [(module.__name__, name)]

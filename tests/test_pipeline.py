@@ -113,3 +113,52 @@ def test_predefined_test_file_is_the_split(ml100k, tmp_path, capsys):
     ranked = len(np.unique(data.user_index[test_mask & (data.rating >= 4)]))
     assert metrics["split"] == {"train": len(data.rating) - len(rows), "test": len(rows),
                                 "ranked_users": ranked, "candidates": 1682}
+
+
+def test_command_line_refuses_bad_requests_with_a_clear_message(ml100k, capsys):
+    _, _, out = ml100k
+    fast = ["--train-param", "epochs=2", "--train-param", "batch_size=4096"]
+    assert main(["train", "--out", str(out), *fast]) == 0
+    model = ["--model-dir", str(out / "model")]
+    capsys.readouterr()
+    for n in ("0", "-5"):
+        assert main(["recommend", "--user", "196", "--n", n, *model]) == 2
+        assert f"--n must be at least 1, got {n}" in capsys.readouterr().err
+    assert main(["recommend", "--text", "the and of", *model]) == 2
+    assert "no known word" in capsys.readouterr().err
+    assert main(["similar", "--text", "the and of", *model]) == 2
+    assert "no known word" in capsys.readouterr().err
+    assert main(["recommend", "--user", "no-such-user", *model]) == 2
+    err = capsys.readouterr().err
+    assert "--liked" in err and "--text" in err and "recommend_for_new_user" not in err
+
+
+def test_evaluate_uses_its_model_and_train_params(ml100k, capsys):
+    _, _, out = ml100k
+    args = ["evaluate", "--out", str(out), "--models", "mf-bias", "--baselines", "biases",
+            "--train-param", "epochs=1", "--model-param", "factors=4"]
+    assert main(args) == 0
+    metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
+    assert metrics["results"]["mf-bias"]["epochs_run"] == 1
+    capsys.readouterr()
+    assert main(["status", *args[1:-2], "--model-param", "factors=8"]) == 0
+    assert "evaluate   stale: parameters changed" in capsys.readouterr().out
+
+
+def test_the_default_pipeline_is_reproducible(tmp_path):
+    outs = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        assert main(["run", "--out", str(out), "--until", "vectors"]) == 0
+        outs.append(out)
+    first, second = (load_dataset_vectors(o) for o in outs)
+    assert np.array_equal(first, second)
+    report = json.loads((outs[0] / "reports" / "vectors.json").read_text())
+    assert report["deterministic"] is True and report["threads"] == 1
+
+
+def load_dataset_vectors(out):
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out / "vectors" / "item_vectors.parquet")
+    return np.stack(table.column("vector").to_numpy(zero_copy_only=False))

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybrid.errors import HybridError, UnknownIdError
+from hybrid.errors import ArgumentError, HybridError, NotFittedError, UnknownIdError
 from hybrid.evaluation import cold_item_split, random_split, rmse
 from hybrid.models import MODEL_NAMES
 from hybrid.recommender import HybridRecommender
@@ -117,8 +117,8 @@ def test_save_and_load_give_identical_recommendations(fitted, tmp_path):
     assert (tmp_path / "rec" / "learning_curve.png").stat().st_size > 1000
     loaded = HybridRecommender.load(tmp_path / "rec")
     pd.testing.assert_frame_equal(loaded.recommend("196", n=20), fitted.recommend("196", n=20))
-    pd.testing.assert_frame_equal(loaded.recommend_for_new_user(liked_items=["1"], text="toys", n=5),
-                                  fitted.recommend_for_new_user(liked_items=["1"], text="toys", n=5))
+    pd.testing.assert_frame_equal(loaded.recommend_for_new_user(liked_items=["1"], text="toy", n=5),
+                                  fitted.recommend_for_new_user(liked_items=["1"], text="toy", n=5))
     pd.testing.assert_frame_equal(loaded.similar_to_text("space war", n=5), fitted.similar_to_text("space war", n=5))
 
 
@@ -138,3 +138,48 @@ def test_fit_from_dataframes_without_the_pipeline():
     cold = rec.recommend("u0", n=3, candidates=["m27", "m28", "m29"])  # u0 likes space films
     assert cold["item_id"].iloc[0] == "m27"
     assert rec.similar_to_text("haunted ghost", n=3)["item_id"].iloc[0] in {f"m{i}" for i in range(2, 30, 3)}
+
+
+def test_n_must_be_a_positive_number_everywhere(fitted):
+    for call in (lambda n: fitted.recommend("196", n=n),
+                 lambda n: fitted.recommend_for_new_user(liked_items=["1"], n=n),
+                 lambda n: fitted.similar_items("1", n=n),
+                 lambda n: fitted.similar_to_text("space", n=n)):
+        for bad in (0, -5, 2.5):
+            with pytest.raises(ArgumentError, match="n must be a positive"):
+                call(bad)
+
+
+def test_text_without_known_words_is_refused_by_recommend_and_similar_alike(fitted):
+    with pytest.raises(ArgumentError, match="no known word"):
+        fitted.recommend_for_new_user(text="the and of it")
+    with pytest.raises(ArgumentError, match="no known word"):
+        fitted.similar_to_text("the and of it")
+    # liked items with an empty text are fine: the text adds nothing
+    assert len(fitted.recommend_for_new_user(liked_items=["1"], text="  ", n=3)) == 3
+
+
+def test_leaving_out_cold_items_also_applies_to_a_candidate_list(fitted):
+    if "cold-1" not in fitted.items:
+        fitted.add_items(pd.DataFrame({"item_id": ["cold-1"], "title": ["Space Robots"],
+                                       "text": ["space robots war"]}))
+    chosen = fitted.recommend("196", n=5, candidates=["cold-1", "50", "181"], include_cold=False)
+    assert "cold-1" not in set(chosen["item_id"]) and len(chosen) == 2
+    assert "cold-1" in set(fitted.recommend("196", n=5, candidates=["cold-1", "50", "181"])["item_id"])
+
+
+def test_argument_errors_are_value_errors_and_not_fitted_is_its_own_error():
+    with pytest.raises(ValueError):
+        HybridRecommender("hybrid", train_config={"epoch": 3})
+    with pytest.raises(ArgumentError, match="unknown key 'epoch'; valid keys: batch_size, epochs"):
+        HybridRecommender("hybrid", train_config={"epoch": 3})
+    with pytest.raises(NotFittedError, match="not fitted"):
+        HybridRecommender().recommend("196")
+
+
+def test_the_callers_configs_are_not_changed():
+    from hybrid.config import ModelConfig
+
+    config = ModelConfig("mf", factors=8)
+    HybridRecommender("hybrid", model_config=config)
+    assert config.name == "mf"

@@ -168,3 +168,78 @@ def test_a_stage_killed_half_way_is_stale_not_fresh(tmp_path, raw):
          .replace("Runner(", "print(Runner(") + ")", str(tmp_path), str(flag), "2"],
         capture_output=True, text=True, check=True).stdout
     assert "stale" in status and "fresh" not in status
+
+
+# ---------------------------------------------------------------- code freshness, for real
+def _copy_of_the_package(tmp_path) -> Path:
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    copy = tmp_path / "pkg"
+    for name in ("hybrid", "pipelines"):
+        shutil.copytree(root / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def _hybrid(copy: Path, *args) -> str:
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    done = subprocess.run([sys.executable, "-m", "hybrid", *args], cwd=copy, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def _edit(path: Path, old: str, new: str) -> str:
+    source = path.read_text()
+    assert old in source, f"{old!r} not in {path}"
+    path.write_text(source.replace(old, new, 1))
+    return source
+
+
+def test_editing_code_makes_exactly_the_stages_that_run_it_stale(tmp_path):
+    """Regression: the code hash used to see module-level names only, so an edit of a module
+    imported inside a stage function (models, training, metrics) left train "fresh", while an
+    edit of the evaluate stage re-ran text, vectors and dataset."""
+    import json as _json
+
+    copy = _copy_of_the_package(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    where = subprocess.run([sys.executable, "-c", "import hybrid; print(hybrid.__file__)"],
+                           cwd=copy, env=env, capture_output=True, text=True).stdout
+    assert where.startswith(str(copy))  # the copy is what runs
+    meta = tmp_path / "meta.json"
+    meta.write_text("".join(_json.dumps({"asin": f"B{i}", "title": f"cable mouse {i % 5}",
+                                         "feature": [f"usb cable {i % 3}", "wireless mouse"]}) + "\n"
+                            for i in range(30)))
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("".join(f"B{(u * 7 + k) % 30},U{u},{1 + (u + k) % 5}.0,{1400000000 + k}\n"
+                               for u in range(40) for k in range(6)))
+    args = ["--out", str(tmp_path / "art"), "--meta", str(meta), "--ratings", str(ratings),
+            "--pretrained", "none", "--dim", "8", "--epochs", "1",
+            "--train-param", "epochs=1", "--model-param", "factors=4"]
+    _hybrid(copy, "run", *args, "--until", "train")
+
+    def stale() -> set[str]:
+        lines = _hybrid(copy, "status", *args).splitlines()
+        return {line.split()[0] for line in lines if "stale" in line} - {"evaluate"}
+
+    assert stale() == set()
+    steps = copy / "hybrid" / "steps.py"
+    original = _edit(steps, "    data = load_dataset(_dataset_dir(dataset_ratings))\n    rec = ",
+                     "    data = load_dataset(_dataset_dir(dataset_ratings))  # edited\n    rec = ")
+    assert stale() == set()  # a comment is not a code change
+    _edit(steps, "    rec = HybridRecommender(model,", "    data = data\n    rec = HybridRecommender(model,")
+    assert stale() == {"train"}  # the train stage function itself
+    steps.write_text(original)
+    assert stale() == set()
+    training = copy / "hybrid" / "training.py"
+    original = _edit(training, "def validation_split(", "EDITED = 1\n\n\ndef validation_split(")
+    assert stale() == set()  # a new, unused definition runs nowhere
+    _edit(training, "    order = np.random.default_rng(seed).permutation(n)",
+          "    order = np.random.default_rng(seed + 0).permutation(n)")
+    assert stale() == {"train"}  # imported inside train_step only
+    training.write_text(original)
+    _edit(copy / "hybrid" / "text.py", "    return [t for t in _WORDS.findall(text) if t not in stop]",
+          "    return [t for t in _WORDS.findall(text) if t not in stop and t]")
+    # tokenize cleans product text (and what follows it goes stale with it); ingest never calls it
+    assert stale() == {"text", "vectors", "dataset", "train"}

@@ -124,3 +124,16 @@ def test_tfidf_encoder_round_trips_and_encodes_free_text(tmp_path):
     np.testing.assert_allclose(loaded.encode("A <b>red</b> wine!"),
                                encoder.transform(["red wine"])[0][0], rtol=1e-6)
     assert loaded.transform(["unknown words"])[1].tolist() == [False]
+
+
+def test_deterministic_word2vec_gives_identical_vectors_run_to_run():
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(300)]
+    # ~120k tokens: many worker jobs, where thread scheduling used to change the result
+    docs = [list(rng.choice(words, 40)) for _ in range(3000)]
+    fits = [fit_word2vec_encoder(lambda: iter(docs), pretrained=None, dim=16, epochs=2,
+                                 deterministic=True, workers=2) for _ in range(2)]
+    assert fits[0].info["threads"] == 1 and fits[0].info["deterministic"] is True
+    assert np.array_equal(fits[0].vectors, fits[1].vectors)
+    auto = fit_word2vec_encoder(lambda: iter(docs), pretrained=None, dim=16, epochs=1)
+    assert auto.info["deterministic"] is True  # small corpora are reproducible by default
