@@ -154,6 +154,10 @@ def cmd_evaluate(args) -> int:
 
 
 def _print_frame(frame, as_json: bool) -> None:
+    if frame.empty and not as_json:
+        print("no items to show: every candidate was left out (already rated, cold with "
+              "--no-cold, or the liked items themselves)", file=sys.stderr)
+        return
     if as_json:
         print(frame.to_json(orient="records", indent=2))
     else:

@@ -68,19 +68,52 @@ def check_settings(values: dict | None, config_class, what: str) -> dict:
     ``ArgumentError`` naming the bad key and listing the valid ones.
 
     Example:
-        >>> check_settings({"epochs": 3}, TrainConfig, "--train-param")
-        {'epochs': 3}
+        >>> check_settings({"epochs": 3, "learning_rate": 1}, TrainConfig, "--train-param")
+        {'epochs': 3, 'learning_rate': 1.0}
         >>> check_settings({"epoch": 3}, TrainConfig, "--train-param")
         Traceback (most recent call last):
         ...
         hybrid.errors.ArgumentError: --train-param: unknown key 'epoch'; valid keys: batch_size, epochs, learning_rate, negatives, patience, validation_share, verbose, weight_decay
     """
     values = dict(values or {})
-    valid = sorted(f.name for f in fields(config_class) if f.name not in _NOT_SETTABLE)
-    for key in values:
-        if key not in valid:
+    defaults = {f.name: getattr(config_class(), f.name) for f in fields(config_class)
+                if f.name not in _NOT_SETTABLE}
+    valid = sorted(defaults)
+    for key, value in values.items():
+        if key not in defaults:
             raise ArgumentError(f"{what}: unknown key {key!r}; valid keys: {', '.join(valid)}")
+        values[key] = _typed(value, defaults[key], f"{what} {key}")
     return values
+
+
+def _typed(value, default, what: str):
+    """``value`` in the type of the setting's default, or an ``ArgumentError`` saying why."""
+    def whole(v):
+        return type(v) is int or (type(v) is float and v.is_integer())
+
+    if isinstance(default, bool):
+        if type(value) is bool:
+            return value
+        expected = "true or false"
+    elif isinstance(default, int):
+        if whole(value) and value >= 0:
+            return int(value)
+        expected = "a whole number >= 0"
+    elif isinstance(default, float):
+        if type(value) in (int, float):
+            return float(value)
+        expected = "a number"
+    elif isinstance(default, tuple):
+        if isinstance(value, (list, tuple)) and all(whole(v) and v > 0 for v in value):
+            return tuple(int(v) for v in value)
+        expected = "a list of positive whole numbers such as [128,64]"
+    elif isinstance(default, dict):
+        if isinstance(value, dict):
+            return value
+        expected = "a JSON object"
+    else:
+        return value
+    raise ArgumentError(f"{what}: expected {expected}, got {value!r}")
 
 
 def check_model_name(name: str) -> str:

@@ -327,11 +327,12 @@ def partition_count(paths: Iterable[str | os.PathLike], partition_mb: float) -> 
     return max(1, math.ceil(total / (partition_mb * 1e6)))
 
 
-def _resolve(paths: list[str], formats: list[str] | None, kind: str) -> list[tuple[str, Format]]:
+def _resolve(paths: list[str], formats: list[str] | None, kind: str,
+             default: str | None = None) -> list[tuple[str, Format]]:
     resolved = []
     for i, path in enumerate(paths):
         check_input_file(path)
-        name = formats[i] if formats and i < len(formats) and formats[i] else None
+        name = formats[i] if formats and i < len(formats) and formats[i] else default
         fmt = get_format(name) if name else detect_format(path, kind)
         if fmt.kind != kind:
             raise InputFormatError(f"{path}: format {fmt.name} holds {fmt.kind}, not {kind}")
@@ -398,7 +399,8 @@ def ingest(
     Every rejected line is written with file, line number and reason to ``quarantine_out``
     (JSON lines). Large files are parsed by ``workers`` processes (default: one per CPU),
     in file order. ``ratings_columns`` names the user/item/rating/timestamp columns of
-    delimited ratings files with a header (``user=reviewerID,item=asin,...``). Returns the
+    delimited ratings files with a header (``user=reviewerID,item=asin,...``); ratings files
+    without an explicit format are then read as ``delimited-ratings``. Returns the
     stage report; ``report["warnings"]`` lists implausible timestamps.
 
     Example:
@@ -410,7 +412,9 @@ def ingest(
     if rating_range is not None and not float(rating_range[0]) < float(rating_range[1]):
         raise ArgumentError(f"rating range {list(rating_range)}: LOW must be below HIGH")
     meta_sources = _resolve(list(meta_paths), meta_formats, "items")
-    rating_sources = _resolve(list(ratings_paths), ratings_formats, "ratings")
+    # named columns mean a delimited file with a header, whatever detection would guess
+    rating_sources = _resolve(list(ratings_paths), ratings_formats, "ratings",
+                              "delimited-ratings" if column_names else None)
     quarantine = Quarantine(quarantine_out)
     workers = workers or os.cpu_count() or 1
     report: dict = {}

@@ -193,6 +193,8 @@ class HybridRecommender:
         """Scores for aligned arrays of user and item indices."""
         self._check_fitted()
         item_index = np.asarray(item_index, np.int64)
+        if len(item_index) == 0:  # Keras cannot predict on zero rows
+            return np.zeros(0, np.float64)
         out = self.model.predict({"user": np.asarray(user_index, np.int32),
                                   "item": self._model_items(item_index),
                                   "text": self.item_vectors[item_index]},
@@ -261,7 +263,7 @@ class HybridRecommender:
         """Top-``n`` items for a known user: ``item_id, score, title, cold``.
 
         Rated items are left out unless ``exclude_rated=False``; ``candidates`` restricts the
-        items considered; cold-start items (no training ratings, or added with ``add_items``)
+        items considered (when every candidate is left out the result is an empty frame); cold-start items (no training ratings, or added with ``add_items``)
         are scored from their text unless ``include_cold=False``. An unknown user raises
         ``UnknownIdError``: use ``recommend_for_new_user`` for people the model never saw.
 

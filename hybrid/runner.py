@@ -114,6 +114,9 @@ class _ModuleIndex:
         return out
 
 
+_PARSED: dict[tuple, _ModuleIndex] = {}  # parsed modules by (name, file, size, mtime)
+
+
 def _code_hash(func: Callable) -> str:
     """Hash of exactly the code a stage runs: the stage function's definition and, transitively,
     every top-level definition of the same package it refers to - functions, classes,
@@ -136,9 +139,13 @@ def _code_hash(func: Callable) -> str:
             except (ImportError, ValueError):
                 spec = None
             if spec is not None and spec.origin and spec.origin.endswith(".py"):
-                source = Path(spec.origin).read_text(encoding="utf-8")
-                indexes[module_name] = _ModuleIndex(
-                    module_name, source, spec.submodule_search_locations is not None)
+                origin = Path(spec.origin)
+                stat = origin.stat()
+                key = (module_name, str(origin), stat.st_size, stat.st_mtime_ns)
+                if key not in _PARSED:
+                    _PARSED[key] = _ModuleIndex(module_name, origin.read_text(encoding="utf-8"),
+                                                spec.submodule_search_locations is not None)
+                indexes[module_name] = _PARSED[key]
         return indexes[module_name]
 
     if index_of(module.__name__) is None:  # e.g. a function of a script (__main__)
@@ -166,9 +173,10 @@ def _code_hash(func: Callable) -> str:
             continue
         nodes = index.defs.get(symbol)
         if nodes is None:
-            submodule = f"{module_name}.{symbol}"
-            if index_of(submodule) is not None:
-                todo.append((submodule, "*module*"))
+            if index.package == module_name:  # a package: the name may be a submodule
+                submodule = f"{module_name}.{symbol}"
+                if index_of(submodule) is not None:
+                    todo.append((submodule, "*module*"))
             continue
         if ("glue", module_name) not in seen:
             seen.add(("glue", module_name))

@@ -78,7 +78,7 @@ def validate(config: PipelineConfig) -> None:
     from hybrid.formats import check_input_file, get_format, parse_column_names
     from hybrid.text import TextConfig
 
-    for path in list(config.ratings) + list(config.meta):
+    for path in list(config.ratings) + list(config.meta) + ([config.test_file] if config.test_file else []):
         check_input_file(path)
     for name in (config.ratings_formats or []) + (config.meta_formats or []):
         if name:

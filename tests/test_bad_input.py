@@ -175,7 +175,7 @@ def test_unusual_column_names_are_given_with_ratings_columns(tmp_path):
     with pytest.raises(InputFormatError):
         read(path)
     meta = write_lines(tmp_path / "meta.json", [json.dumps({"asin": "B1", "title": "Drum"})])
-    report, _, ratings, _ = run_ingest(tmp_path, [meta], [path], ratings_formats=["delimited-ratings"],
+    report, _, ratings, _ = run_ingest(tmp_path, [meta], [path],
                                        ratings_columns="user=who,item=what,rating=stars,timestamp=when")
     assert ratings.to_dict("records") == [{"user_id": "U1", "item_id": "B1", "rating": 4.0,
                                            "timestamp": 1393632000}]
@@ -262,6 +262,9 @@ def _amazon_args(tmp_path, amazon_dir):
     (["--models", "hybrid,nosuch"], "unknown model 'nosuch'"),
     (["--ratings-columns", "usr=reviewerID"], "unknown field 'usr'"),
     (["--until", "text", "--stage", "ingest"], "not both"),
+    (["--model-param", "hidden=[8"], "--model-param hidden: expected a list of positive whole numbers"),
+    (["--train-param", "learning_rate=fast"], "--train-param learning_rate: expected a number"),
+    (["--min-item-ratings", "0"], "--min-item-ratings must be at least 1"),
 ])
 def test_bad_settings_are_refused_before_any_stage_runs(tmp_path, amazon_dir, capsys, extra, message):
     assert main(["run", *_amazon_args(tmp_path, amazon_dir), *extra]) == 2

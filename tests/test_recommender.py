@@ -183,3 +183,8 @@ def test_the_callers_configs_are_not_changed():
     config = ModelConfig("mf", factors=8)
     HybridRecommender("hybrid", model_config=config)
     assert config.name == "mf"
+
+
+def test_when_every_candidate_is_left_out_the_result_is_empty(fitted):
+    rated = fitted.items.ids(fitted.rated_items(int(fitted.users.index(["196"])[0]))[:2])
+    assert fitted.recommend("196", n=5, candidates=list(rated)).empty
