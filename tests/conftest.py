@@ -3,14 +3,27 @@ from pathlib import Path
 
 import pytest
 
-AMAZON = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_data(name: str) -> Path:
+    """A folder of ../shared/data, or a skip naming where it was looked for."""
+    folder = SHARED_DATA / name
+    if not folder.is_dir():
+        pytest.skip(f"real Amazon data not found at {folder} (../shared/data/{name})")
+    return folder
 
 
 @pytest.fixture
 def amazon_dir() -> Path:
-    if not AMAZON.is_dir():
-        pytest.skip(f"real Amazon samples not found at {AMAZON} (../shared/data/amazon)")
-    return AMAZON
+    """The 2018 samples (Gift Cards, Magazine Subscriptions)."""
+    return shared_data("amazon")
+
+
+@pytest.fixture
+def amazon2014_dir() -> Path:
+    """Musical Instruments 5-core, 2014 (ratings CSV with a header, JSON metadata)."""
+    return shared_data("amazon2014")
 
 
 def write_lines(path: Path, lines, compress: bool = False, encoding: str = "utf-8") -> Path:

@@ -20,16 +20,6 @@ from hybrid.io import Quarantine
 
 from conftest import write_lines
 
-AMAZON2014 = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon2014"
-
-
-@pytest.fixture
-def amazon2014_dir() -> Path:
-    if not AMAZON2014.is_dir():
-        pytest.skip(f"real Amazon 2014 data not found at {AMAZON2014} (../shared/data/amazon2014)")
-    return AMAZON2014
-
-
 def run_ingest(tmp_path, meta, ratings, **kwargs):
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
