@@ -9,6 +9,8 @@
                      weighted sum; similarities by sparse matrix products (dense n x n
                      result: meant for catalogues up to tens of thousands of items/users)
     ContentOnly      cosine between a user's liked-item profile and the item vectors (ranking)
+    EASE             closed-form item-item model on liked items, L2 chosen on a validation share
+                     of the training data (ranking; dense item x item: up to ~40k items)
 """
 
 from __future__ import annotations
@@ -221,7 +223,78 @@ class ContentOnly(Baseline):
         return self.profiles[np.asarray(users)] @ self.unit[np.asarray(candidates)].T
 
 
-BASELINES = {cls.name: cls for cls in (GlobalMean, Biases, Popularity, ItemKNN, UserKNN, ContentOnly)}
+class EASE(Baseline):
+    """Embarrassingly Shallow AutoEncoder (Steck 2019): a closed-form item-item model on the
+    binary matrix of liked items (rating >= ``threshold``), ``B = I - P / diag(P)`` with
+    ``P = (X'X + l2 I)^-1``; a user's scores are ``x_u B``. Ranking only.
+
+    ``l2=None`` chooses the regularisation from ``grid`` by NDCG@10 on a validation share of
+    the *training* likes (never the test set), then refits on all of them; ``self.validation``
+    keeps the figures. The item-item matrix is dense: catalogues above ``max_items`` are
+    refused with a message (a sparse top-k variant is the way there).
+
+    Example:
+        >>> users, items = [0, 0, 1, 1, 2], [0, 1, 0, 1, 2]
+        >>> ease = EASE(l2=1.0).fit(users, items, [5.0] * 5, 3, 3)
+        >>> bool(ease.score([0], [1])[0, 0] > ease.score([0], [2])[0, 0])
+        True
+    """
+
+    name = "ease"
+    predicts_ratings = False
+    max_items = 40_000  # the evaluate stage skips it above this, with a message
+
+    def __init__(self, l2: float | None = None, grid=(30.0, 100.0, 300.0, 1000.0, 3000.0),
+                 threshold: float = 4.0, validation_share: float = 0.1, seed: int = 0):
+        self.l2, self.grid, self.threshold = l2, tuple(grid), threshold
+        self.validation_share, self.seed = validation_share, seed
+        self.validation: dict = {}
+
+    @staticmethod
+    def weights(likes: sp.csr_matrix, l2: float) -> np.ndarray:
+        gram = (likes.T @ likes).toarray().astype(np.float64)
+        gram[np.diag_indices_from(gram)] += l2
+        inverse = np.linalg.inv(gram)
+        weights = -inverse / np.diag(inverse)[None, :]
+        weights[np.diag_indices_from(weights)] = 0.0
+        return weights.astype(np.float32)
+
+    def fit(self, users, items, ratings, n_users, n_items, item_vectors=None):
+        from .errors import ArgumentError
+        from .evaluation import evaluate_ranking, ranking_task
+
+        if n_items > self.max_items:
+            raise ArgumentError(
+                f"EASE needs a dense {n_items:,} x {n_items:,} item matrix "
+                f"({n_items ** 2 * 8 / 2 ** 30:.1f} GiB); it is limited to {self.max_items:,} items")
+        users, items, ratings = np.asarray(users), np.asarray(items), np.asarray(ratings, float)
+        liked = ratings >= self.threshold
+        users, items = users[liked], items[liked]
+        l2 = self.l2
+        if l2 is None:
+            rng = np.random.default_rng(self.seed)
+            held = rng.random(len(users)) < self.validation_share
+            part = sp.csr_matrix((np.ones((~held).sum(), np.float32), (users[~held], items[~held])),
+                                 shape=(n_users, n_items))
+            task = ranking_task(users[~held], items[~held], users[held], items[held],
+                                np.full(held.sum(), self.threshold), np.arange(n_items), self.threshold)
+            for candidate in self.grid:
+                weights = self.weights(part, candidate)
+                score = lambda u, c, w=weights: (part[u] @ w[:, c])  # noqa: E731
+                self.validation[candidate] = evaluate_ranking(score, task, (10,))["ndcg@10"]
+            l2 = max(self.validation, key=self.validation.get)
+        self.chosen_l2 = float(l2)
+        self.likes = sp.csr_matrix((np.ones(len(users), np.float32), (users, items)),
+                                   shape=(n_users, n_items))
+        self.B = self.weights(self.likes, l2)
+        return self
+
+    def score(self, users, candidates):
+        return np.asarray(self.likes[np.asarray(users)] @ self.B[:, np.asarray(candidates)])
+
+
+BASELINES = {cls.name: cls for cls in (GlobalMean, Biases, Popularity, ItemKNN, UserKNN, ContentOnly,
+                                       EASE)}
 
 
 class RandomRanking(Baseline):

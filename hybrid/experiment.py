@@ -23,7 +23,8 @@ from .evaluation import (chronological_split, cold_item_split, evaluate_ranking,
 from .config import MODEL_NAMES
 
 PROTOCOLS = ("rating", "cold-items")
-DEFAULT_BASELINES = ("global-mean", "biases", "popularity", "item-knn", "user-knn", "content-only", "random")
+DEFAULT_BASELINES = ("global-mean", "biases", "popularity", "item-knn", "user-knn", "content-only",
+                     "ease", "random")
 
 
 @dataclass
@@ -85,6 +86,12 @@ def evaluate_all(data: EncodedDataset, config: EvaluationConfig, encoder=None,
     for name in config.baselines:
         if name not in BASELINES:
             raise ArgumentError(f"unknown baseline {name!r}; choose from {sorted(BASELINES)}")
+        limit = getattr(BASELINES[name], "max_items", None)
+        if limit is not None and len(data.items) > limit:
+            results[name] = {"kind": "baseline",
+                             "skipped": f"{len(data.items):,} items, above its limit of {limit:,}"}
+            log(f"  {name:14s} skipped: {results[name]['skipped']}")
+            continue
         started = time.perf_counter()
         baseline = BASELINES[name]().fit(tu, ti, tr, len(data.users), len(data.items), data.item_vectors)
         fit_seconds = time.perf_counter() - started

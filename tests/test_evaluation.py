@@ -100,3 +100,28 @@ def test_biases_beat_the_global_mean_on_real_ratings(ml100k):
     global_rmse = rmse(truth, GlobalMean().fit(*args).predict(data.user_index[test], data.item_index[test]))
     bias_rmse = rmse(truth, Biases().fit(*args).predict(data.user_index[test], data.item_index[test]))
     assert bias_rmse < 0.96 < 1.10 < global_rmse
+
+
+def test_ease_chooses_its_l2_on_training_data_and_ranks_far_above_popularity(ml100k):
+    from hybrid.baselines import EASE, Popularity
+    from hybrid.evaluation import random_split, ranking_task
+
+    data, _, _ = ml100k
+    train, test = random_split(len(data.rating), 0.2, seed=0)
+    u, i, r = data.user_index, data.item_index, data.rating
+    args = (u[train], i[train], r[train], len(data.users), len(data.items))
+    ease = EASE(grid=(30.0, 300.0, 3000.0)).fit(*args)
+    assert set(ease.validation) == {30.0, 300.0, 3000.0}
+    assert ease.chosen_l2 == max(ease.validation, key=ease.validation.get)
+    task = ranking_task(u[train], i[train], u[test], i[test], r[test], np.arange(len(data.items)))
+    ndcg = evaluate_ranking(ease.score, task, (10,))["ndcg@10"]
+    popular = evaluate_ranking(Popularity().fit(*args).score, task, (10,))["ndcg@10"]
+    assert ndcg > popular + 0.1  # about 0.38 against 0.17 on this split
+
+
+def test_ease_refuses_a_catalogue_too_large_for_its_dense_matrix():
+    from hybrid.baselines import EASE
+    from hybrid.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="dense 800,000 x 800,000 item matrix"):
+        EASE(l2=300).fit([0], [0], [5.0], 1, 800_000)
