@@ -59,6 +59,28 @@ class TrainConfig:
 
 
 
+@dataclass
+class RetrievalConfig:
+    """The two-tower retrieval model (``hybrid.retrieval``) and its training."""
+
+    dim: int = 64  # size of the user and item vectors
+    text_units: int = 64  # the text vector's projection
+    history: int = 50  # liked items pooled per user (a random sample above it)
+    item_id_dropout: float = 0.2  # share of item ids hidden in training: text-only vectors
+    user_id_dropout: float = 0.2  # share of user ids hidden: history-only users
+    temperature: float = 0.2
+    log_q: float = 1.5  # weight of the popularity (log-q) correction; 0 switches it off
+    l2: float = 0.0  # penalty on the id embedding weights
+    threshold: float = 4.0  # a rating at or above it is a like
+    epochs: int = 30
+    batch_size: int = 512
+    learning_rate: float = 2e-3
+    patience: int = 3
+    validation_share: float = 0.1
+    seed: int = 42
+    verbose: int = 0
+
+
 #: Fields a user does not set: the model's name and seed come from their own options.
 _NOT_SETTABLE = {"name", "seed"}
 

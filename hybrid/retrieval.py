@@ -1,0 +1,218 @@
+"""The retrieval stage of two-stage recommending: a two-tower Keras model.
+
+Item tower: item-id embedding and the product's projected text vector -> a unit vector. During
+training a share of item ids is hidden behind the "unknown item" row, so a product nobody rated
+gets its vector from its text alone.
+
+User tower: user-id embedding and the user's history - the item-tower vectors of the items they
+liked, mean-pooled - -> a unit vector. A share of user ids is hidden in training too, so a person
+the model never saw gets a vector from a few liked items and/or a sentence (encoded into the text
+space and passed through the item tower as an item without an id).
+
+Training: implicit feedback (ratings at or above ``threshold`` are likes), sampled softmax over
+the other items of the batch with the log-q correction for their popularity (Yi et al. 2019),
+the target left out of the history it is predicted from, early stopping on the loss of a
+validation share of the *training* likes. The score of (user, item) is the dot product of the
+two unit vectors, so retrieval is a maximum-inner-product search (``hybrid.ann``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .config import RetrievalConfig
+from .errors import ArgumentError
+from .models import ItemIdDropout  # noqa: F401  (sets the Keras backend first)
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras import layers, ops  # noqa: E402
+
+
+def liked_histories(users: np.ndarray, items: np.ndarray, n_users: int, length: int,
+                    seed: int = 0) -> np.ndarray:
+    """A ``n_users x length`` table of liked item indices per user, padded with -1.
+
+    Users with more likes than ``length`` keep a random sample of them.
+
+    Example:
+        >>> liked_histories(np.array([0, 0, 1]), np.array([5, 7, 2]), 3, 2).tolist()
+        [[5, 7], [2, -1], [-1, -1]]
+    """
+    table = np.full((n_users, length), -1, dtype=np.int32)
+    order = np.argsort(users, kind="stable")
+    users, items = users[order], items[order]
+    starts = np.searchsorted(users, np.arange(n_users))
+    ends = np.searchsorted(users, np.arange(n_users), side="right")
+    rng = np.random.default_rng(seed)
+    for user in np.flatnonzero(ends > starts):
+        mine = items[starts[user]:ends[user]]
+        if len(mine) > length:
+            mine = rng.choice(mine, length, replace=False)
+        table[user, :len(mine)] = mine
+    return table
+
+
+class TwoTower(keras.Model):
+    """The two towers and the in-batch softmax training objective.
+
+    Inputs of ``call``: ``{"user": (B,), "item": (B,)}`` integer indices; the item text vectors
+    and the users' histories are tables held by the model (``text``, ``history``), so a batch
+    carries only ids. Output: the (B, B) matrix of corrected logits, row b's target at column b.
+    """
+
+    def __init__(self, n_users: int, n_items: int, text: np.ndarray, history: np.ndarray,
+                 log_q: np.ndarray, config: RetrievalConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.n_users, self.n_items, self.config = n_users, n_items, config
+        seed = config.seed
+        # rows: items, then "unknown item" (index n_items), then padding (n_items + 1)
+        self.text = tf.constant(np.vstack([text, np.zeros((2, text.shape[1]), np.float32)]), tf.float32)
+        self.histories = tf.constant(history, tf.int32)
+        self.log_q = tf.constant(log_q, tf.float32)
+        init = keras.initializers.RandomNormal(stddev=0.05, seed=seed)
+        reg = keras.regularizers.L2(config.l2) if config.l2 else None
+        self.item_embedding = layers.Embedding(n_items + 2, config.dim, embeddings_initializer=init,
+                                               embeddings_regularizer=reg, name="item_id")
+        self.user_embedding = layers.Embedding(n_users + 1, config.dim, embeddings_initializer=init,
+                                               embeddings_regularizer=reg, name="user_id")
+        self.text_projection = layers.Dense(config.text_units, activation="relu", name="text_projection",
+                                            kernel_initializer=keras.initializers.GlorotUniform(seed + 1))
+        self.item_out = layers.Dense(config.dim, name="item_out",
+                                     kernel_initializer=keras.initializers.GlorotUniform(seed + 2))
+        self.user_out = layers.Dense(config.dim, name="user_out",
+                                     kernel_initializer=keras.initializers.GlorotUniform(seed + 3))
+        self.seeds = keras.random.SeedGenerator(seed + 4)
+
+    # ------------------------------------------------------------ towers
+    def item_vectors(self, ids, text):
+        """Unit item vectors from item indices (``n_items`` = unknown) and text vectors."""
+        mixed = ops.concatenate([self.item_embedding(ids), self.text_projection(text)], axis=-1)
+        return _unit(self.item_out(mixed))
+
+    def user_vectors(self, ids, pooled_history):
+        """Unit user vectors from user indices (``n_users`` = unknown) and pooled histories."""
+        return _unit(self.user_out(ops.concatenate([self.user_embedding(ids), pooled_history], axis=-1)))
+
+    def pooled(self, history_ids, exclude=None, training=False):
+        """Mean of the item-tower vectors of each row's history (padding -1 left out; so is
+        ``exclude``, the target being predicted)."""
+        valid = history_ids >= 0
+        if exclude is not None:
+            valid = valid & (history_ids != exclude[:, None])
+        safe = ops.where(valid, history_ids, self.n_items + 1)
+        ids = self._hide(safe, self.config.item_id_dropout, self.n_items) if training else safe
+        vectors = self.item_vectors(ids, ops.take(self.text, safe, axis=0))
+        weights = ops.cast(valid, "float32")[..., None]
+        total = ops.sum(vectors * weights, axis=1)
+        return total / ops.maximum(ops.sum(weights, axis=1), 1.0)
+
+    def _hide(self, ids, rate, unknown):
+        if rate <= 0:
+            return ids
+        hide = keras.random.uniform(ops.shape(ids), seed=self.seeds) < rate
+        return ops.where(hide, unknown, ids)
+
+    # ------------------------------------------------------------ training
+    def call(self, inputs, training=False):
+        users, items = inputs["user"], inputs["item"]
+        history = ops.take(self.histories, users, axis=0)
+        pooled = self.pooled(history, exclude=items, training=training)
+        user_ids = self._hide(users, self.config.user_id_dropout, self.n_users) if training else users
+        item_ids = self._hide(items, self.config.item_id_dropout, self.n_items) if training else items
+        u = self.user_vectors(user_ids, pooled)
+        v = self.item_vectors(item_ids, ops.take(self.text, items, axis=0))
+        logits = ops.matmul(u, ops.transpose(v)) / self.config.temperature
+        if self.config.log_q:
+            logits = logits - self.config.log_q * ops.take(self.log_q, items)[None, :]
+        # the same item twice in a batch is not a negative of itself
+        same = ops.equal(items[:, None], items[None, :])
+        diagonal = ops.eye(ops.shape(items)[0], dtype="bool")
+        return ops.where(same & ~diagonal, -1e9, logits)
+
+
+def _unit(x):
+    return x / ops.maximum(ops.sqrt(ops.sum(x * x, axis=-1, keepdims=True)), 1e-12)
+
+
+def _pairs(users, items, batch, seed, shuffle):
+    data = tf.data.Dataset.from_tensor_slices({"user": users.astype(np.int32), "item": items.astype(np.int32)})
+    if shuffle:
+        data = data.shuffle(min(len(users), 1_000_000), seed=seed, reshuffle_each_iteration=True)
+    return (data.batch(batch)
+            .map(lambda x: (x, tf.range(tf.shape(x["item"])[0])), num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def fit_retrieval(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, text: np.ndarray,
+                  n_users: int, n_items: int, config: RetrievalConfig = RetrievalConfig()):
+    """Train the two-tower model on the liked (user, item) pairs of the training rows.
+
+    Returns ``(model, info)``: ``info`` has the learning curve, the best epoch, seconds, the
+    likes used and ``trained_items`` (a mask: items with at least one like in training).
+    """
+    keras.utils.set_random_seed(config.seed)
+    liked = np.asarray(ratings) >= config.threshold
+    users, items = np.asarray(users)[liked].astype(np.int64), np.asarray(items)[liked].astype(np.int64)
+    order = np.random.default_rng(config.seed).permutation(len(users))
+    n_val = int(round(len(users) * config.validation_share)) if len(users) > 100 else 0
+    fit_rows, val_rows = np.sort(order[n_val:]), np.sort(order[:n_val])
+    counts = np.bincount(items[fit_rows], minlength=n_items).astype(np.float64)
+    log_q = np.log(np.maximum(counts, 1.0) / max(1.0, counts.sum()))
+    history = liked_histories(users[fit_rows], items[fit_rows], n_users, config.history, config.seed)
+    model = TwoTower(n_users, n_items, text.astype(np.float32), history, log_q.astype(np.float32), config)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    callbacks, validation = [], None
+    if len(val_rows):
+        validation = _pairs(users[val_rows], items[val_rows], config.batch_size, config.seed, False)
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+                                                       restore_best_weights=True))
+    started = time.perf_counter()
+    fitted = model.fit(_pairs(users[fit_rows], items[fit_rows], config.batch_size, config.seed, True),
+                       validation_data=validation, epochs=config.epochs, callbacks=callbacks,
+                       shuffle=False, verbose=config.verbose)  # tf.data shuffles
+    record = {k: [float(x) for x in v] for k, v in fitted.history.items()}
+    best = int(np.argmin(record["val_loss"])) + 1 if "val_loss" in record else len(record["loss"])
+    # at serving time a user's history is every like of the training rows
+    model.histories = tf.constant(liked_histories(users, items, n_users, config.history, config.seed), tf.int32)
+    return model, {"history": record, "best_epoch": best, "epochs_run": len(record["loss"]),
+                   "seconds": round(time.perf_counter() - started, 2), "likes": int(len(users)),
+                   "trained_items": np.bincount(items[fit_rows], minlength=n_items) > 0}
+
+
+class RetrievalScorer:
+    """Unit user and item vectors of a fitted two-tower model, for scoring and indexing.
+
+    Items without a like in training are represented through the unknown-item row (their text
+    alone), exactly as the model learnt them with item-id dropout.
+    """
+
+    def __init__(self, model: TwoTower, trained_items: np.ndarray, batch: int = 8192):
+        self.model = model
+        n_items = model.n_items
+        ids = np.where(trained_items, np.arange(n_items), n_items).astype(np.int32)
+        text = model.text.numpy()[:n_items]
+        self.item_matrix = np.vstack([
+            np.asarray(model.item_vectors(ids[s:s + batch], text[s:s + batch]))
+            for s in range(0, n_items, batch)]).astype(np.float32)
+        self.user_matrix = np.vstack([
+            np.asarray(model.user_vectors(np.arange(s, min(s + batch, model.n_users), dtype=np.int32),
+                                          model.pooled(model.histories[s:s + batch])))
+            for s in range(0, model.n_users, batch)]).astype(np.float32)
+
+    def score(self, users, candidates) -> np.ndarray:
+        return self.user_matrix[np.asarray(users)] @ self.item_matrix[np.asarray(candidates)].T
+
+    def new_user(self, liked_items=(), text_vector: np.ndarray | None = None) -> np.ndarray:
+        """The vector of a user the model never saw: liked item indices and/or a text vector."""
+        parts = [self.item_matrix[np.asarray(liked_items, np.int64)]] if len(liked_items) else []
+        if text_vector is not None:
+            unknown = np.array([self.model.n_items], np.int32)
+            parts.append(np.asarray(self.model.item_vectors(unknown, text_vector[None, :].astype(np.float32))))
+        if not parts:
+            raise ArgumentError("a new user needs liked items or a text vector")
+        pooled = np.vstack(parts).mean(axis=0, keepdims=True).astype(np.float32)
+        return np.asarray(self.model.user_vectors(np.array([self.model.n_users], np.int32), pooled))[0]
