@@ -71,6 +71,9 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--test-file", help="predefined test ratings (e.g. u1.test): the split")
     model.add_argument("--eval-seed", type=int, default=0)
     model.add_argument("--k", type=int, default=10, help="cut-off of the ranking metrics")
+    model.add_argument("--eval-users", type=int, metavar="N",
+                       help="rank a seeded sample of N test users, each over the whole catalogue "
+                            "(default: every test user)")
     model.add_argument("--models", help="comma-separated models to evaluate (default all)")
     model.add_argument("--baselines", help="comma-separated baselines to evaluate (default all)")
 
@@ -104,6 +107,7 @@ def _config(args):
         kcore=args.kcore, model=args.model, model_config=_key_values(args.model_param),
         train_config=_key_values(args.train_param), protocol=args.protocol, split=args.split,
         test_share=args.test_share, eval_seed=args.eval_seed, k=args.k, test_file=args.test_file,
+        eval_users=args.eval_users,
         eval_models=None if args.models is None else [m for m in args.models.split(",") if m],
         eval_baselines=None if args.baselines is None else [b for b in args.baselines.split(",") if b])
 

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import HybridError
+from .errors import ArgumentError, HybridError
 
 SPLITS = ("random", "stratified", "chronological", "cold-items")
 
@@ -156,17 +156,42 @@ def ranking_task(train_users, train_items, test_users, test_items, test_ratings,
     return RankingTask(users, [relevant[u] for u in users], seen, np.asarray(candidates))
 
 
+#: Scores held at once while ranking (users x candidates float64): 256 MB.
+RANKING_BLOCK = 1 << 25
+
+
+def sample_users(task: RankingTask, n: int | None, seed: int = 0) -> RankingTask:
+    """The task restricted to a seeded sample of ``n`` of its users (all of them when ``n`` is
+    None or not smaller); each is still ranked over every candidate.
+
+    Example:
+        >>> task = RankingTask(np.arange(5), [{1}] * 5, [np.array([], int)] * 5, np.arange(3))
+        >>> sample_users(task, 2, seed=0).users.tolist()
+        [3, 4]
+    """
+    if n is None or n >= len(task.users):
+        return task
+    if n <= 0:
+        raise ArgumentError(f"the number of users to evaluate must be positive, got {n}")
+    keep = np.sort(np.random.default_rng(seed).choice(len(task.users), n, replace=False))
+    return RankingTask(task.users[keep], [task.relevant[k] for k in keep],
+                       [task.seen[k] for k in keep], task.candidates)
+
+
 def evaluate_ranking(score: Callable[[np.ndarray, np.ndarray], np.ndarray], task: RankingTask,
                      ks=(10,), item_popularity: np.ndarray | None = None,
-                     batch_users: int = 256) -> dict:
+                     batch_users: int | None = None) -> dict:
     """Rank ``task.candidates`` for each user with ``score(users, candidates) -> matrix``.
 
     Returns P@k, R@k, NDCG@k, MAP@k, HR@k for each k, catalogue coverage (share of the
     candidates appearing in any top-k list) and the mean popularity (training ratings) of the
-    recommended items.
+    recommended items. Users are scored in batches whose score matrix stays under
+    ``RANKING_BLOCK`` entries, however large the catalogue.
     """
     if len(task.users) == 0:
         raise HybridError("no test user has a relevant item among the candidates")
+    if batch_users is None:
+        batch_users = max(1, min(256, RANKING_BLOCK // max(1, len(task.candidates))))
     k_max = max(ks)
     position = {item: p for p, item in enumerate(task.candidates.tolist())}
     tops = []

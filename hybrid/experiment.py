@@ -19,7 +19,7 @@ from .baselines import BASELINES
 from .dataset import EncodedDataset
 from .errors import ArgumentError
 from .evaluation import (chronological_split, cold_item_split, evaluate_ranking, mae, random_split,
-                         ranking_task, rmse, stratified_split)
+                         ranking_task, rmse, sample_users, stratified_split)
 from .config import MODEL_NAMES
 
 PROTOCOLS = ("rating", "cold-items")
@@ -41,6 +41,7 @@ class EvaluationConfig:
     baselines: tuple[str, ...] = DEFAULT_BASELINES
     model_overrides: dict = field(default_factory=dict)  # model name -> ModelConfig fields
     train_overrides: dict = field(default_factory=dict)  # TrainConfig fields
+    eval_users: int | None = None  # rank a seeded sample of this many test users (None: all)
 
 
 def make_split(data: EncodedDataset, config: EvaluationConfig):
@@ -80,7 +81,8 @@ def evaluate_all(data: EncodedDataset, config: EvaluationConfig, encoder=None,
     u, i, r = data.user_index, data.item_index, data.rating
     tu, ti, tr = u[train_rows], i[train_rows], r[train_rows]
     su, si, sr = u[test_rows], i[test_rows], r[test_rows]
-    task = ranking_task(tu, ti, su, si, sr, candidates, config.threshold)
+    task = sample_users(ranking_task(tu, ti, su, si, sr, candidates, config.threshold),
+                        config.eval_users, config.seed)
     popularity = np.bincount(ti, minlength=len(data.items))
     results: dict = {}
     for name in config.baselines:

@@ -201,12 +201,23 @@ class HybridRecommender:
                                  batch_size=65_536, verbose=0)
         return np.asarray(out, np.float64).ravel()
 
+    #: (user, item) pairs sent through the network at once: bounds the memory of the gathered
+    #: text vectors (pairs x dim floats) whatever the numbers of users and candidates.
+    pair_chunk = 1 << 20
+
     def score_matrix(self, user_index: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        """users x candidates score matrix (for ranking)."""
+        """users x candidates score matrix (for ranking), computed in chunks of pairs."""
         user_index, candidates = np.asarray(user_index), np.asarray(candidates)
-        users = np.repeat(user_index, len(candidates))
-        items = np.tile(candidates, len(user_index))
-        return self.score_index(users, items).reshape(len(user_index), len(candidates))
+        out = np.empty((len(user_index), len(candidates)), np.float64)
+        rows = max(1, self.pair_chunk // max(1, len(candidates)))  # users per chunk
+        columns = min(len(candidates), self.pair_chunk) or 1
+        for u in range(0, len(user_index), rows):
+            users = user_index[u:u + rows]
+            for c in range(0, len(candidates), columns):
+                block = candidates[c:c + columns]
+                scores = self.score_index(np.repeat(users, len(block)), np.tile(block, len(users)))
+                out[u:u + rows, c:c + columns] = scores.reshape(len(users), len(block))
+        return out
 
     def rated_items(self, user_index: int) -> np.ndarray:
         """Item indices the user rated in training."""

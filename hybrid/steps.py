@@ -158,13 +158,15 @@ def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors
                   split: str = "random", test_share: float = 0.2, seed: int = 0, k: int = 10,
                   threshold: float = 4.0, models: list[str] | None = None,
                   baselines: list[str] | None = None, test_file: str | None = None,
-                  model_config: dict | None = None, train_config: dict | None = None) -> dict:
+                  model_config: dict | None = None, train_config: dict | None = None,
+                  eval_users: int | None = None) -> dict:
     """Every model and baseline on one split: metrics JSON, a markdown table, two plots.
     (The dataset files are declared one by one for the runner and read from their folder.)
 
     With ``test_file`` (any ratings format, e.g. MovieLens u1.test) its (user, item) pairs are
     the test rows and everything else trains: the predefined-split protocol. ``model_config``
-    and ``train_config`` apply to every Keras model evaluated."""
+    and ``train_config`` apply to every Keras model evaluated; ``eval_users`` ranks a seeded
+    sample of that many test users, each over the whole catalogue."""
     import json
 
     from .dataset import load_dataset
@@ -178,7 +180,7 @@ def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors
                               ks=(k,), threshold=threshold, models=models,
                               baselines=tuple(DEFAULT_BASELINES if baselines is None else baselines),
                               model_overrides={name: dict(model_config or {}) for name in models},
-                              train_overrides=dict(train_config or {}))
+                              train_overrides=dict(train_config or {}), eval_users=eval_users)
     train_rows = test_rows = None
     if test_file:
         train_rows, test_rows = predefined_split(data, test_file)

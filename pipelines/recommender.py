@@ -62,6 +62,7 @@ class PipelineConfig:
     k: int = 10
     eval_models: list[str] | None = None
     eval_baselines: list[str] | None = None
+    eval_users: int | None = None  # rank a seeded sample of test users (None: every one)
     test_file: str | None = None  # predefined test pairs (e.g. MovieLens u1.test)
 
     @property
@@ -103,6 +104,8 @@ def validate(config: PipelineConfig) -> None:
                         ("--epochs", config.epochs)):
         if value < 1:
             raise ArgumentError(f"{name} must be at least 1, got {value}")
+    if config.eval_users is not None and config.eval_users < 1:
+        raise ArgumentError(f"--eval-users must be at least 1, got {config.eval_users}")
     if not 0 < config.test_share < 1:
         raise ArgumentError(f"--test-share must be between 0 and 1, got {config.test_share}")
 
@@ -205,6 +208,7 @@ def build(config: PipelineConfig) -> list[Stage]:
         params={"protocol": config.protocol, "split": config.split,
                 "test_share": config.test_share, "seed": config.eval_seed, "k": config.k,
                 "models": config.eval_models, "baselines": config.eval_baselines,
-                "model_config": config.model_config, "train_config": config.train_config},
+                "model_config": config.model_config, "train_config": config.train_config,
+                "eval_users": config.eval_users},
         description="every model and baseline on one split"))
     return stages

@@ -125,3 +125,26 @@ def test_ease_refuses_a_catalogue_too_large_for_its_dense_matrix():
 
     with pytest.raises(ArgumentError, match="dense 800,000 x 800,000 item matrix"):
         EASE(l2=300).fit([0], [0], [5.0], 1, 800_000)
+
+
+def test_a_sample_of_users_is_ranked_over_the_whole_catalogue_reproducibly():
+    from hybrid.evaluation import RANKING_BLOCK, sample_users
+
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 500, 5_000), rng.integers(0, 300, 5_000)
+    task = ranking_task(users[:4_000], items[:4_000], users[4_000:], items[4_000:],
+                        np.full(1_000, 5.0), np.arange(300))
+    sample = sample_users(task, 50, seed=3)
+    assert len(sample.users) == 50 and set(sample.users) <= set(task.users)
+    assert np.array_equal(sample.users, sample_users(task, 50, seed=3).users)
+    assert len(sample.candidates) == 300  # still ranked over everything
+    assert sample_users(task, None) is task and sample_users(task, 10**6) is task
+    seen_shapes = []
+
+    def score(u, c):
+        seen_shapes.append((len(u), len(c)))
+        return rng.random((len(u), len(c)))
+
+    evaluate_ranking(score, sample, (10,))
+    # memory is bounded by the block, not by users x catalogue
+    assert all(rows * cols <= max(RANKING_BLOCK, cols) for rows, cols in seen_shapes)

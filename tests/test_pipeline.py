@@ -162,3 +162,12 @@ def load_dataset_vectors(out):
 
     table = pq.read_table(out / "vectors" / "item_vectors.parquet")
     return np.stack(table.column("vector").to_numpy(zero_copy_only=False))
+
+
+def test_evaluate_can_rank_a_sample_of_users(ml100k, capsys):
+    _, _, out = ml100k
+    assert main(["evaluate", "--out", str(out), "--models", "", "--baselines", "popularity",
+                 "--eval-users", "100"]) == 0
+    metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
+    assert metrics["split"]["ranked_users"] == 100 and metrics["results"]["popularity"]["users"] == 100
+    assert main(["evaluate", "--out", str(out), "--eval-users", "0"]) == 2

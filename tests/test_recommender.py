@@ -188,3 +188,13 @@ def test_the_callers_configs_are_not_changed():
 def test_when_every_candidate_is_left_out_the_result_is_empty(fitted):
     rated = fitted.items.ids(fitted.rated_items(int(fitted.users.index(["196"])[0]))[:2])
     assert fitted.recommend("196", n=5, candidates=list(rated)).empty
+
+
+def test_scores_computed_in_small_chunks_equal_the_whole_matrix(fitted):
+    users, candidates = np.arange(7), np.arange(300)
+    whole = fitted.score_matrix(users, candidates)
+    fitted.pair_chunk = 97  # chunks cut across users and across candidates
+    try:
+        np.testing.assert_allclose(fitted.score_matrix(users, candidates), whole, rtol=1e-5)
+    finally:
+        del fitted.pair_chunk
