@@ -65,6 +65,9 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
                        help="model setting, e.g. factors=64 or hidden=[256,64] (repeatable)")
     model.add_argument("--train-param", action="append", default=[], metavar="KEY=VALUE",
                        help="training setting, e.g. epochs=20 or batch_size=2048 (repeatable)")
+    model.add_argument("--max-train-minutes", type=float, metavar="MIN",
+                       help="stop training after the epoch past which the next would overrun "
+                            "MIN minutes, keeping the best weights so far")
     model.add_argument("--protocol", default="rating", choices=["rating", "cold-items"])
     model.add_argument("--split", default="random", choices=["random", "stratified", "chronological"])
     model.add_argument("--test-share", type=float, default=0.2)
@@ -91,6 +94,15 @@ def _key_values(pairs: list[str]) -> dict:
     return out
 
 
+def _train_settings(args) -> dict:
+    settings = _key_values(args.train_param)
+    if args.max_train_minutes is not None:
+        if args.max_train_minutes <= 0:
+            raise ArgumentError(f"--max-train-minutes must be positive, got {args.max_train_minutes:g}")
+        settings["max_minutes"] = args.max_train_minutes
+    return settings
+
+
 def _config(args):
     from pipelines.recommender import PipelineConfig
 
@@ -105,7 +117,7 @@ def _config(args):
         dim=args.dim, epochs=args.epochs, seed=args.seed,
         min_user_ratings=args.min_user_ratings, min_item_ratings=args.min_item_ratings,
         kcore=args.kcore, model=args.model, model_config=_key_values(args.model_param),
-        train_config=_key_values(args.train_param), protocol=args.protocol, split=args.split,
+        train_config=_train_settings(args), protocol=args.protocol, split=args.split,
         test_share=args.test_share, eval_seed=args.eval_seed, k=args.k, test_file=args.test_file,
         eval_users=args.eval_users,
         eval_models=None if args.models is None else [m for m in args.models.split(",") if m],

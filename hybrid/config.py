@@ -53,6 +53,7 @@ class TrainConfig:
     negatives: int = 4  # sampled negatives per positive (implicit model)
     seed: int = 42
     verbose: int = 0
+    max_minutes: float = 0.0  # > 0: stop after the epoch that would overrun it, best weights kept
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +80,7 @@ class RetrievalConfig:
     validation_share: float = 0.1
     seed: int = 42
     verbose: int = 0
+    max_minutes: float = 0.0  # > 0: stop after the epoch that would overrun it, best weights kept
 
 
 #: Fields a user does not set: the model's name and seed come from their own options.
@@ -95,7 +97,7 @@ def check_settings(values: dict | None, config_class, what: str) -> dict:
         >>> check_settings({"epoch": 3}, TrainConfig, "--train-param")
         Traceback (most recent call last):
         ...
-        hybrid.errors.ArgumentError: --train-param: unknown key 'epoch'; valid keys: batch_size, epochs, learning_rate, negatives, patience, validation_share, verbose, weight_decay
+        hybrid.errors.ArgumentError: --train-param: unknown key 'epoch'; valid keys: batch_size, epochs, learning_rate, max_minutes, negatives, patience, validation_share, verbose, weight_decay
     """
     values = dict(values or {})
     defaults = {f.name: getattr(config_class(), f.name) for f in fields(config_class)

@@ -55,12 +55,14 @@ class HybridRecommender:
 
     Parameters: ``model`` (one of ``MODEL_NAMES``; default ``hybrid``), ``model_config`` and
     ``train_config`` (dicts or the dataclasses), ``text`` (which item fields make the text),
-    ``pretrained`` (word vectors for the text encoder when item vectors are not given).
+    ``pretrained`` (word vectors for the text encoder when item vectors are not given), ``log``
+    (a function that receives a progress line per training epoch).
     """
 
     def __init__(self, model: str = "hybrid", model_config: dict | ModelConfig | None = None,
                  train_config: dict | None = None, text: TextConfig = TextConfig(),
-                 pretrained: str | None = "glove-6b-50d", seed: int = 42):
+                 pretrained: str | None = "glove-6b-50d", seed: int = 42, log=None):
+        self.log = log
         if model not in MODEL_NAMES:
             raise ArgumentError(f"unknown model {model!r}; choose one of {MODEL_NAMES}")
         if isinstance(model_config, ModelConfig):
@@ -163,7 +165,7 @@ class HybridRecommender:
         self._set_training_pairs(np.asarray(user_index), np.asarray(item_index))
         self.model, self.training = fit_model(config, self.train_config, user_index, item_index,
                                               rating, self._vectors_with_unknown(), len(users),
-                                              self.n_model_items)
+                                              self.n_model_items, log=self.log)
 
     def _set_training_pairs(self, user_index: np.ndarray, item_index: np.ndarray) -> None:
         """Who rated what in training, grouped by user (for exclusion and neighbours)."""

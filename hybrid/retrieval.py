@@ -25,6 +25,7 @@ import numpy as np
 from .config import RetrievalConfig
 from .errors import ArgumentError
 from .models import ItemIdDropout  # noqa: F401  (sets the Keras backend first)
+from .training import EpochProgress
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -147,7 +148,7 @@ def _pairs(users, items, batch, seed, shuffle):
 
 
 def fit_retrieval(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, text: np.ndarray,
-                  n_users: int, n_items: int, config: RetrievalConfig = RetrievalConfig()):
+                  n_users: int, n_items: int, config: RetrievalConfig = RetrievalConfig(), log=None):
     """Train the two-tower model on the liked (user, item) pairs of the training rows.
 
     Returns ``(model, info)``: ``info`` has the learning curve, the best epoch, seconds, the
@@ -165,7 +166,8 @@ def fit_retrieval(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, tex
     model = TwoTower(n_users, n_items, text.astype(np.float32), history, log_q.astype(np.float32), config)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    callbacks, validation = [], None
+    progress = EpochProgress(config.epochs, log, config.max_minutes, "retrieval")
+    callbacks, validation = [progress], None
     if len(val_rows):
         validation = _pairs(users[val_rows], items[val_rows], config.batch_size, config.seed, False)
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
@@ -180,6 +182,7 @@ def fit_retrieval(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, tex
     model.histories = tf.constant(liked_histories(users, items, n_users, config.history, config.seed), tf.int32)
     return model, {"history": record, "best_epoch": best, "epochs_run": len(record["loss"]),
                    "seconds": round(time.perf_counter() - started, 2), "likes": int(len(users)),
+                   "stopped": progress.stopped,
                    "trained_items": np.bincount(items[fit_rows], minlength=n_items) > 0}
 
 

@@ -6,6 +6,7 @@ runner (``hybrid.runner``) gives it the paths and parameters and decides whether
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Iterator
@@ -120,6 +121,11 @@ MODEL_FILES = ("model.keras", "recommender.json", "users.parquet", "items.parque
                "item_vectors.npy", "train_items.npz", "text_encoder.joblib", "learning_curve.png")
 
 
+def _progress(line: str) -> None:
+    """Progress of long steps, on standard error (standard output stays for results)."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def _dataset_dir(dataset_ratings) -> Path:
     return Path(dataset_ratings).parent
 
@@ -139,7 +145,8 @@ def train_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, e
     from .recommender import HybridRecommender
 
     data = load_dataset(_dataset_dir(dataset_ratings))
-    rec = HybridRecommender(model, model_config=model_config, train_config=train_config, seed=seed)
+    rec = HybridRecommender(model, model_config=model_config, train_config=train_config, seed=seed,
+                            log=_progress)
     rec.fit_dataset(data, encoder=TextEncoder.load(encoder_path))
     targets = [model_keras, model_json, model_users, model_items, model_vectors, model_train_items,
                model_encoder, model_curve]
@@ -150,6 +157,7 @@ def train_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, e
     return {"model": model, "users": len(rec.users), "items": len(rec.items),
             "cold_items": int((~rec.item_trained).sum()), "best_epoch": rec.training["best_epoch"],
             "epochs_run": rec.training["epochs_run"], "train_seconds": rec.training["seconds"],
+            "stopped": rec.training["stopped"],
             "final_val_loss": min(rec.training["history"].get("val_loss", [float("nan")]))}
 
 

@@ -15,6 +15,42 @@ import keras  # noqa: E402  (hybrid.models sets the backend first)
 import tensorflow as tf  # noqa: E402
 
 
+class EpochProgress(keras.callbacks.Callback):
+    """A line per epoch (losses, seconds, estimated time left) for ``log``, and a time budget:
+    with ``max_minutes`` > 0 training stops after the epoch past which the next one would
+    overrun it (early stopping, when present, then restores the best weights as usual).
+
+    ``stopped`` says why training ended: "time budget", "early stopping" or "epochs".
+    """
+
+    def __init__(self, epochs: int, log=None, max_minutes: float = 0.0, what: str = "training"):
+        super().__init__()
+        self.epochs, self.log, self.budget = epochs, log, max_minutes * 60.0
+        self.what = what
+        self.stopped = "epochs"
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = time.perf_counter() - self.started
+        per_epoch = elapsed / (epoch + 1)
+        if self.log is not None:
+            losses = ", ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items() if "loss" in k)
+            left = per_epoch * (self.epochs - epoch - 1)
+            self.log(f"{self.what}: epoch {epoch + 1}/{self.epochs}, {losses}, {elapsed:.0f} s, "
+                     f"at most {left / 60:.1f} min left")
+        if self.budget and elapsed + per_epoch > self.budget and epoch + 1 < self.epochs:
+            self.model.stop_training = True
+            self.stopped = "time budget"
+            if self.log is not None:
+                self.log(f"{self.what}: stopping at the time budget ({self.budget / 60:g} min)")
+
+    def on_train_end(self, logs=None):
+        if self.stopped == "epochs" and self.model.stop_training:
+            self.stopped = "early stopping"
+
+
 def validation_split(n: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (train, validation) of the *training* data; the test set is never seen."""
     order = np.random.default_rng(seed).permutation(n)
@@ -52,10 +88,11 @@ def _implicit_dataset(users, items, vectors, n_items, negatives, batch, seed, sh
 
 def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: np.ndarray,
               item_index: np.ndarray, rating: np.ndarray, item_vectors: np.ndarray,
-              n_users: int, n_items: int) -> tuple[keras.Model, dict]:
+              n_users: int, n_items: int, log=None) -> tuple[keras.Model, dict]:
     """Build and train one model; returns it (best validation weights) and its history.
 
-    ``item_vectors`` has a row per item index, plus one for the unknown item (zeros).
+    ``item_vectors`` has a row per item index, plus one for the unknown item (zeros). ``log``
+    receives a line per epoch; ``train_config.max_minutes`` bounds the training time.
     """
     keras.utils.set_random_seed(train_config.seed)
     model = build_model(model_config, n_users, n_items, item_vectors.shape[1])
@@ -79,7 +116,8 @@ def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: 
     model.compile(optimizer=optimizer,
                   loss="binary_crossentropy" if implicit else "mse",
                   metrics=[] if implicit else [keras.metrics.RootMeanSquaredError(name="rmse")])
-    callbacks = []
+    progress = EpochProgress(train_config.epochs, log, train_config.max_minutes, model_config.name)
+    callbacks = [progress]
     validation = None
     if len(val_rows):
         validation = dataset(val_rows, False)
@@ -94,4 +132,4 @@ def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: 
     best = int(np.argmin(record["val_loss"])) + 1 if "val_loss" in record else len(record["loss"])
     return model, {"history": record, "best_epoch": best, "epochs_run": len(record["loss"]),
                    "seconds": round(seconds, 2), "train_rows": int(len(fit_rows)),
-                   "validation_rows": int(len(val_rows))}
+                   "validation_rows": int(len(val_rows)), "stopped": progress.stopped}

@@ -255,6 +255,8 @@ def _amazon_args(tmp_path, amazon_dir):
     (["--model-param", "hidden=[8"], "--model-param hidden: expected a list of positive whole numbers"),
     (["--train-param", "learning_rate=fast"], "--train-param learning_rate: expected a number"),
     (["--min-item-ratings", "0"], "--min-item-ratings must be at least 1"),
+    (["--max-train-minutes", "0"], "--max-train-minutes must be positive"),
+    (["--eval-users", "0"], "--eval-users must be at least 1"),
 ])
 def test_bad_settings_are_refused_before_any_stage_runs(tmp_path, amazon_dir, capsys, extra, message):
     assert main(["run", *_amazon_args(tmp_path, amazon_dir), *extra]) == 2

@@ -198,3 +198,16 @@ def test_scores_computed_in_small_chunks_equal_the_whole_matrix(fitted):
         np.testing.assert_allclose(fitted.score_matrix(users, candidates), whole, rtol=1e-5)
     finally:
         del fitted.pair_chunk
+
+
+def test_training_reports_each_epoch_and_stops_cleanly_at_its_time_budget(ml100k, split):
+    data, encoder, _ = ml100k
+    lines = []
+    rec = HybridRecommender("mf-bias", train_config={"epochs": 5, "batch_size": 4096, "max_minutes": 1e-4},
+                            log=lines.append).fit_dataset(data, split[0], encoder)
+    assert rec.training["epochs_run"] == 1 and rec.training["stopped"] == "time budget"
+    assert lines[0].startswith("mf-bias: epoch 1/5, loss ") and "val_loss" in lines[0]
+    assert "time budget" in lines[-1]
+    unlimited = HybridRecommender("mf-bias", train_config={"epochs": 2, "batch_size": 4096}).fit_dataset(
+        data, split[0], encoder)
+    assert unlimited.training["epochs_run"] == 2 and unlimited.training["stopped"] == "epochs"
