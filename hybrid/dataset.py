@@ -92,11 +92,13 @@ def encode(ratings: pa.Table, item_text: pa.Table, item_vectors: pa.Table, title
     # Work on code arrays, never on filtered copies of the (string-heavy) table.
     item_codes = pc.index_in(ratings.column("item_id"), value_set=catalogue)
     with_text = pc.is_valid(item_codes).to_numpy(zero_copy_only=False)
-    with_metadata = pc.is_in(ratings.column("item_id"),
-                             value_set=item_text.column("item_id").combine_chunks())
-    with_metadata = with_metadata.to_numpy(zero_copy_only=False)
-    report["ratings_dropped_no_metadata"] = int((~with_metadata).sum())
-    report["ratings_dropped_no_text"] = int((with_metadata & ~with_text).sum())
+    # of the ratings dropped, those of items that have metadata but no text (usually none)
+    textless = item_text.filter(pc.invert(has_text)).column("item_id").combine_chunks()
+    no_text = 0
+    if len(textless):
+        no_text = int(pc.sum(pc.is_in(ratings.column("item_id"), value_set=textless)).as_py() or 0)
+    report["ratings_dropped_no_metadata"] = int((~with_text).sum()) - no_text
+    report["ratings_dropped_no_text"] = no_text
     item_codes = item_codes.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)[with_text]
     user_dict = pc.dictionary_encode(ratings.column("user_id")).combine_chunks()
     user_codes = user_dict.indices.to_numpy(zero_copy_only=False).astype(np.int64)[with_text]

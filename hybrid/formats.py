@@ -32,7 +32,7 @@ from typing import Callable
 
 import orjson
 
-from .errors import InputFormatError
+from .errors import ArgumentError, InputFormatError
 from .io import head_lines
 from .schema import empty_item
 from .text import display_text
@@ -134,6 +134,13 @@ def parse_date_or_timestamp(value) -> int | None:
     return parse_timestamp(value)
 
 
+def check_rating_range(rating_range) -> None:
+    """``ArgumentError`` unless ``rating_range`` is None or ``(low, high)`` with low < high."""
+    if rating_range is not None and not float(rating_range[0]) < float(rating_range[1]):
+        raise ArgumentError(f"rating range {rating_range[0]:g} {rating_range[1]:g}: LOW must be "
+                            "below HIGH")
+
+
 #: Timestamps (unix seconds) outside this range are counted and reported as implausible:
 #: milliseconds read as seconds land centuries ahead, seconds read as milliseconds in 1970.
 PLAUSIBLE_TIMESTAMPS = (315_532_800, 4_102_444_800)  # 1980-01-01 .. 2100-01-01
@@ -211,7 +218,7 @@ def _first(obj: dict, keys: tuple[str, ...]):
 def _amazon_item(obj: dict, keys: dict) -> dict:
     item = empty_item(required_id(_first(obj, keys["item_id"]), keys["item_id"][0]))
     item["title"] = display_text(as_text(obj.get("title")))
-    item["brand"] = display_text(as_text(obj.get(keys["brand"][0]) or obj.get(keys["brand"][-1])))
+    item["brand"] = display_text(as_text(_first(obj, keys["brand"])))
     main = _first(obj, keys["main_category"])
     item["main_category"] = as_text(list(main)[:1] if isinstance(main, dict) else main)
     item["feature"] = as_text_list(_first(obj, keys["feature"]))
@@ -315,8 +322,13 @@ def parse_amazon2023_reviews(line: str, ctx: dict) -> dict:
                    ("user_id", "parent_asin"))
 
 
+def _header_name(name: str) -> str:
+    """A column name of a header line, without quotes or a RecBole type (``user_id:token``)."""
+    return name.strip().strip('"').split(":")[0]
+
+
 def _split_header(line: str, sep: str) -> dict:
-    names = [name.strip().strip('"').split(":")[0] for name in split_fields(line, sep)]
+    names = [_header_name(name) for name in split_fields(line, sep)]
     return {"columns": {name: i for i, name in enumerate(names)}, "sep": sep}
 
 
@@ -364,7 +376,8 @@ RATING_FIELDS = ("user", "item", "rating", "timestamp")
 
 
 def _column_key(name: str) -> str:
-    return name.strip().strip('"').split(":")[0].lower().replace("_", "").replace(" ", "").replace("-", "")
+    """A header name compared loosely: ``unixReviewTime`` = ``unix_review_time``."""
+    return _header_name(name).lower().replace("_", "").replace(" ", "").replace("-", "")
 
 
 def parse_column_names(spec: str | dict | None) -> dict[str, str]:
@@ -374,8 +387,6 @@ def parse_column_names(spec: str | dict | None) -> dict[str, str]:
         >>> parse_column_names("user=reviewerID,item=asin,rating=overall")
         {'user': 'reviewerID', 'item': 'asin', 'rating': 'overall'}
     """
-    from .errors import ArgumentError
-
     if not spec:
         return {}
     if isinstance(spec, dict):

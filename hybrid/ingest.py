@@ -23,9 +23,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import ArgumentError, InputFormatError
-from .formats import (PLAUSIBLE_TIMESTAMPS, BadRecord, Format, check_input_file, detect_format,
-                      get_format, parse_column_names)
+from .errors import InputFormatError
+from .formats import (PLAUSIBLE_TIMESTAMPS, BadRecord, Format, check_input_file, check_rating_range,
+                      detect_format, get_format, parse_column_names)
 from .io import ParquetBatchWriter, Quarantine, compressed_damage, is_gzip, iter_line_chunks
 from .schema import ITEMS_SCHEMA, RATINGS_SCHEMA
 
@@ -409,8 +409,7 @@ def ingest(
         >>> report["items"]["rows"]  # doctest: +SKIP
     """
     column_names = parse_column_names(ratings_columns)
-    if rating_range is not None and not float(rating_range[0]) < float(rating_range[1]):
-        raise ArgumentError(f"rating range {list(rating_range)}: LOW must be below HIGH")
+    check_rating_range(rating_range)
     meta_sources = _resolve(list(meta_paths), meta_formats, "items")
     # named columns mean a delimited file with a header, whatever detection would guess
     rating_sources = _resolve(list(ratings_paths), ratings_formats, "ratings",

@@ -103,7 +103,7 @@ def _raw_chunks(path, size: int, progress) -> Iterator[bytes]:
         compressed = raw.read(2) == GZIP_MAGIC
         raw.seek(0)
         decompressor = zlib.decompressobj(wbits=31) if compressed else None
-        member_complete = False
+        in_member = False  # input fed to a gzip member that has not reached its end marker
         while True:
             block = raw.read(size)
             if progress is not None:
@@ -114,20 +114,16 @@ def _raw_chunks(path, size: int, progress) -> Iterator[bytes]:
                 yield block
                 continue
             while block:
+                in_member = True
                 data, decompressor, block, error = _decompress_until_error(decompressor, block)
                 if data:
                     yield data
                 if error is not None:
                     raise TruncatedStream(f"corrupt compressed data ({error})")
                 if decompressor.eof:  # end of one gzip member; another may follow
-                    member_complete = True
+                    decompressor, in_member = zlib.decompressobj(wbits=31), False
                     block = block.lstrip(b"\x00")  # zero padding between or after members
-                    if block:
-                        decompressor = zlib.decompressobj(wbits=31)
-                        member_complete = False
-                else:
-                    member_complete = False
-        if decompressor is not None and not member_complete:
+        if in_member:
             raise TruncatedStream("compressed stream ended before its end marker")
 
 

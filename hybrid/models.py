@@ -27,9 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
-from .errors import ArgumentError  # noqa: E402
 
-from .config import MODEL_NAMES, USES_TEXT, ModelConfig  # noqa: E402,F401  (re-exported)
+from .config import MODEL_NAMES, USES_TEXT, ModelConfig, check_model_name  # noqa: E402,F401
 
 
 @keras.saving.register_keras_serializable(package="hybrid")
@@ -110,8 +109,7 @@ def build_model(config: ModelConfig, n_users: int, n_items: int, text_dim: int) 
         >>> sorted(model.input.keys()) if isinstance(model.input, dict) else len(model.inputs)
         ['item', 'text', 'user']
     """
-    if config.name not in MODEL_NAMES:
-        raise ArgumentError(f"unknown model {config.name!r}; choose one of {MODEL_NAMES}")
+    check_model_name(config.name)
     keras.utils.set_random_seed(config.seed)
     user = keras.Input(shape=(), dtype="int32", name="user")
     item = keras.Input(shape=(), dtype="int32", name="item")

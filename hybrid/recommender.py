@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import MODEL_NAMES, ModelConfig, TrainConfig, check_settings
+from .config import ModelConfig, TrainConfig, check_model_name, check_settings
 from .dataset import EncodedDataset
 from .errors import ArgumentError, InputFormatError, NotFittedError, UnknownIdError
 from .ids import IdMap
@@ -63,8 +63,7 @@ class HybridRecommender:
                  train_config: dict | None = None, text: TextConfig = TextConfig(),
                  pretrained: str | None = "glove-6b-50d", seed: int = 42, log=None):
         self.log = log
-        if model not in MODEL_NAMES:
-            raise ArgumentError(f"unknown model {model!r}; choose one of {MODEL_NAMES}")
+        check_model_name(model)
         if isinstance(model_config, ModelConfig):
             self.model_config = dataclasses.replace(model_config, name=model)  # never mutate the caller's
         else:
@@ -261,7 +260,7 @@ class HybridRecommender:
         return int(n)
 
     def _result(self, items: np.ndarray, scores: np.ndarray, n: int) -> pd.DataFrame:
-        n = min(self._check_n(n), len(items))
+        n = min(int(n), len(items))  # n was checked by the public method
         if n <= 0:
             return pd.DataFrame({"item_id": [], "score": [], "title": [], "cold": []})
         top = np.argpartition(-scores, n - 1)[:n]

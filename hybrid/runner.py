@@ -189,7 +189,6 @@ def _code_hash(func: Callable) -> str:
                 elif isinstance(inner, (ast.Import, ast.ImportFrom)):  # imports inside functions
                     for target, attribute in index.resolve_import(inner).values():
                         todo.append((target, attribute or "*module*"))
-    _code_hash.last_modules = sorted({p.split(":", 1)[0] for p in parts})  # for tests and debugging
     digest = hashlib.sha256()
     for part in sorted(parts):
         digest.update(part.encode())

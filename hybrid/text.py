@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable, Sequence
 
+from .errors import ArgumentError
+from .schema import ITEM_LIST_FIELDS, ITEM_TEXT_FIELDS
+
 DEFAULT_FIELDS = ("feature", "description", "category")
-#: Fields of the canonical items table (``hybrid.schema``) that can make a product's text.
-TEXT_FIELDS = ("feature", "description", "category", "title", "brand", "main_category")
+#: Fields of the canonical items table that can make a product's text.
+TEXT_FIELDS = ITEM_LIST_FIELDS + ITEM_TEXT_FIELDS
 
 _BLOCKS = re.compile(r"<(style|script)\b.*?(</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
 _COMMENTS = re.compile(r"<!--.*?(-->|$)", re.DOTALL)
@@ -64,16 +67,18 @@ def strip_html(text: str) -> str:
         'Fast & quiet'
     """
     if "<" in text:
-        text = _BLOCKS.sub(" ", text)
-        text = _COMMENTS.sub(" ", text)
-        text = _TAGS.sub(" ", text)
+        text = _remove_markup(text)
     if "&" in text:
         text = html.unescape(text)
         if "<" in text:  # entities may have encoded markup, even a whole &lt;script&gt; block
-            text = _BLOCKS.sub(" ", text)
-            text = _COMMENTS.sub(" ", text)
-            text = _TAGS.sub(" ", text)
+            text = _remove_markup(text)
     return _SPACES.sub(" ", text).strip()
+
+
+def _remove_markup(text: str) -> str:
+    text = _BLOCKS.sub(" ", text)
+    text = _COMMENTS.sub(" ", text)
+    return _TAGS.sub(" ", text)
 
 
 def _is_symbol(char: str) -> bool:
@@ -147,8 +152,6 @@ class TextConfig:
     brand: bool = False
 
     def __post_init__(self):
-        from .errors import ArgumentError
-
         if isinstance(self.fields, str) or not self.fields:
             raise ArgumentError(f"text fields must be a non-empty list of names, got {self.fields!r}")
         unknown = [f for f in self.fields if f not in TEXT_FIELDS]

@@ -75,8 +75,7 @@ def validate(config: PipelineConfig) -> None:
     ingest first. Raises ``ArgumentError`` / ``InputFormatError`` naming the bad value."""
     from hybrid.baselines import BASELINES
     from hybrid.config import ModelConfig, TrainConfig, check_model_name, check_settings
-    from hybrid.experiment import DEFAULT_BASELINES
-    from hybrid.formats import check_input_file, get_format, parse_column_names
+    from hybrid.formats import check_input_file, check_rating_range, get_format, parse_column_names
     from hybrid.text import TextConfig
 
     for path in list(config.ratings) + list(config.meta) + ([config.test_file] if config.test_file else []):
@@ -85,9 +84,7 @@ def validate(config: PipelineConfig) -> None:
         if name:
             get_format(name)
     parse_column_names(config.ratings_columns)
-    if config.rating_range is not None and not config.rating_range[0] < config.rating_range[1]:
-        raise ArgumentError(f"--rating-range {config.rating_range[0]:g} {config.rating_range[1]:g}: "
-                            "LOW must be below HIGH")
+    check_rating_range(config.rating_range)
     if config.text_fields is not None:
         TextConfig(tuple(config.text_fields))
     check_model_name(config.model)
@@ -95,10 +92,9 @@ def validate(config: PipelineConfig) -> None:
     check_settings(config.train_config, TrainConfig, "--train-param")
     for name in config.eval_models or []:
         check_model_name(name)
-    known = set(BASELINES) | set(DEFAULT_BASELINES)
     for name in config.eval_baselines or []:
-        if name not in known:
-            raise ArgumentError(f"unknown baseline {name!r}; choose from {', '.join(sorted(known))}")
+        if name not in BASELINES:
+            raise ArgumentError(f"unknown baseline {name!r}; choose from {', '.join(sorted(BASELINES))}")
     for name, value in (("--min-user-ratings", config.min_user_ratings),
                         ("--min-item-ratings", config.min_item_ratings), ("--k", config.k),
                         ("--epochs", config.epochs)):

@@ -26,6 +26,18 @@ def amazon2014_dir() -> Path:
     return shared_data("amazon2014")
 
 
+def records(path, name=None):
+    """Every record one reader yields from ``path`` (format named or detected), and the
+    in-memory quarantine of what it rejected."""
+    from hybrid.formats import detect_format, get_format
+    from hybrid.ingest import read_records
+    from hybrid.io import Quarantine
+
+    fmt = get_format(name) if name else detect_format(path)
+    quarantine = Quarantine(None)
+    return list(read_records(path, fmt, quarantine)), quarantine
+
+
 def write_lines(path: Path, lines, compress: bool = False, encoding: str = "utf-8") -> Path:
     """Write text (str) or raw (bytes) lines, one per line, plain or gzip."""
     data = b"".join((l if isinstance(l, bytes) else l.encode(encoding)) + b"\n" for l in lines)

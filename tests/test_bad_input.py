@@ -14,11 +14,10 @@ import pytest
 
 from hybrid.cli import main
 from hybrid.errors import InputFormatError
-from hybrid.formats import detect_format, get_format
-from hybrid.ingest import ingest, read_records
-from hybrid.io import Quarantine
+from hybrid.formats import detect_format
+from hybrid.ingest import ingest
 
-from conftest import write_lines
+from conftest import records, write_lines
 
 def run_ingest(tmp_path, meta, ratings, **kwargs):
     out = tmp_path / "out"
@@ -28,12 +27,6 @@ def run_ingest(tmp_path, meta, ratings, **kwargs):
     quarantine = [json.loads(l) for l in (out / "quarantine.jsonl").read_text().splitlines()]
     return (report, pq.read_table(out / "items.parquet").to_pandas(),
             pq.read_table(out / "ratings.parquet").to_pandas(), quarantine)
-
-
-def read(path, name=None, **ctx):
-    fmt = get_format(name) if name else detect_format(path)
-    quarantine = Quarantine(None)
-    return list(read_records(path, fmt, quarantine)), quarantine
 
 
 def review(user, item, rating=5.0, ts=1_400_000_000):
@@ -55,7 +48,7 @@ def test_twenty_bad_lines_after_good_ones_are_quarantined_not_fatal(tmp_path, am
 def test_a_file_in_another_format_still_fails_fast(tmp_path):
     path = write_lines(tmp_path / "reviews.json", [review(f"u{i}", "B1", 7.0) for i in range(30)])
     with pytest.raises(InputFormatError, match="first 20 lines were all rejected"):
-        read(path)
+        records(path)
 
 
 def _damaged_copy(source: Path, target: Path, offset_share: float, length: int = 200) -> Path:
@@ -113,7 +106,7 @@ def test_garbage_from_a_damaged_start_is_called_corrupt_not_a_wrong_format(tmp_p
     path = tmp_path / "meta.json.gz"
     path.write_bytes(bytes(data))
     with pytest.raises(InputFormatError, match="the compressed file is corrupt .*incorrect data check"):
-        read(path, "amazon2018-meta")
+        records(path, "amazon2018-meta")
 
 
 def test_2014_metadata_written_as_json_keeps_its_categories(tmp_path, amazon2014_dir):
@@ -146,7 +139,7 @@ def test_the_title_is_the_last_text_fallback_and_is_reported(tmp_path):
 
 
 def test_a_ratings_csv_with_a_header_spaces_and_crlf_is_read(tmp_path, amazon2014_dir):
-    ratings, quarantine = read(amazon2014_dir / "Musical_Instruments_5.csv.gz")
+    ratings, quarantine = records(amazon2014_dir / "Musical_Instruments_5.csv.gz")
     assert detect_format(amazon2014_dir / "Musical_Instruments_5.csv.gz").name == "delimited-ratings"
     assert len(ratings) == 10_261 and quarantine.total == 0
     assert ratings[0]["item_id"].startswith(("0", "1", "B")) and " " not in ratings[0]["user_id"]
@@ -155,7 +148,7 @@ def test_a_ratings_csv_with_a_header_spaces_and_crlf_is_read(tmp_path, amazon201
 
 def test_a_csv_in_another_column_order_without_timestamp_is_read(tmp_path):
     path = write_lines(tmp_path / "ratings.csv", ["reviewerID,asin,overall", "U1,B1,5", "U2,B1,3.0"])
-    ratings, _ = read(path)
+    ratings, _ = records(path)
     assert ratings == [{"user_id": "U1", "item_id": "B1", "rating": 5.0, "timestamp": None},
                        {"user_id": "U2", "item_id": "B1", "rating": 3.0, "timestamp": None}]
 
@@ -163,7 +156,7 @@ def test_a_csv_in_another_column_order_without_timestamp_is_read(tmp_path):
 def test_unusual_column_names_are_given_with_ratings_columns(tmp_path):
     path = write_lines(tmp_path / "ratings.tsv", ["who\twhat\tstars\twhen", "U1\tB1\t4\t2014-03-01"])
     with pytest.raises(InputFormatError):
-        read(path)
+        records(path)
     meta = write_lines(tmp_path / "meta.json", [json.dumps({"asin": "B1", "title": "Drum"})])
     report, _, ratings, _ = run_ingest(tmp_path, [meta], [path],
                                        ratings_columns="user=who,item=what,rating=stars,timestamp=when")
@@ -176,7 +169,7 @@ def test_deeply_nested_json_is_quarantined(tmp_path):
     nested = '{"asin": "B2", "feature": ' + "[" * 1000 + "]" * 1000 + "}"
     path = write_lines(tmp_path / "meta.json", [json.dumps({"asin": "B1"}), nested,
                                                 json.dumps({"asin": "B3"})])
-    items, quarantine = read(path, "amazon2018-meta")
+    items, quarantine = records(path, "amazon2018-meta")
     assert [i["item_id"] for i in items] == ["B1", "B3"]
     assert quarantine.total == 1
 
@@ -185,21 +178,21 @@ def test_deeply_nested_json_is_quarantined(tmp_path):
 def test_a_byte_order_mark_is_ignored(tmp_path, name):
     path = tmp_path / "reviews.json"
     path.write_bytes(b"\xef\xbb\xbf" + (review("U1", "B1") + "\n" + review("U2", "B1") + "\n").encode())
-    ratings, quarantine = read(path, name)
+    ratings, quarantine = records(path, name)
     assert [r["user_id"] for r in ratings] == ["U1", "U2"] and quarantine.total == 0
 
 
 def test_a_byte_order_mark_does_not_stick_to_the_first_csv_id(tmp_path):
     path = tmp_path / "ratings.csv"
     path.write_bytes(b"\xef\xbb\xbfB1,U1,5.0,1400000000\nB2,U1,4.0,1400000001\n")
-    ratings, _ = read(path)
+    ratings, _ = records(path)
     assert ratings[0]["item_id"] == "B1"
 
 
 def test_ids_that_are_not_strings_are_quarantined_and_numbers_kept_as_text(tmp_path):
     lines = [json.dumps({"asin": {"x": 1}}), json.dumps({"asin": ["B1"]}), json.dumps({"asin": True}),
              json.dumps({"asin": 1234, "title": "numeric id"}), json.dumps({"asin": "B9"})]
-    items, quarantine = read(write_lines(tmp_path / "meta.json", lines), "amazon2018-meta")
+    items, quarantine = records(write_lines(tmp_path / "meta.json", lines), "amazon2018-meta")
     assert [i["item_id"] for i in items] == ["1234", "B9"]
     assert quarantine.counts == {"asin is not a string (got dict)": 1,
                                  "asin is not a string (got list)": 1,
@@ -208,14 +201,14 @@ def test_ids_that_are_not_strings_are_quarantined_and_numbers_kept_as_text(tmp_p
 
 def test_quoted_csv_fields_lose_their_quotes(tmp_path):
     path = write_lines(tmp_path / "ratings.csv", ['"B001BKEWF2","A1,X",5.0,1400000000'])
-    (rating,), _ = read(path, "amazon2018-ratings")
+    (rating,), _ = records(path, "amazon2018-ratings")
     assert (rating["item_id"], rating["user_id"]) == ("B001BKEWF2", "A1,X")
 
 
 def test_a_tsv_row_with_an_empty_last_column_is_kept(tmp_path):
     header = "marketplace\tcustomer_id\treview_id\tproduct_id\tstar_rating\treview_date\treview_body"
     path = write_lines(tmp_path / "reviews.tsv", [header, "US\t11\tR1\tP1\t5\t2015-08-31\t"])
-    (rating,), quarantine = read(path)
+    (rating,), quarantine = records(path)
     assert rating["user_id"] == "11" and quarantine.total == 0
 
 

@@ -5,17 +5,9 @@ import json
 import pytest
 
 from hybrid.errors import InputFormatError
-from hybrid.formats import detect_format, get_format
-from hybrid.ingest import read_records
-from hybrid.io import Quarantine
+from hybrid.formats import detect_format
 
-from conftest import write_lines
-
-
-def records(path, name=None):
-    fmt = get_format(name) if name else detect_format(path)
-    quarantine = Quarantine(None)
-    return list(read_records(path, fmt, quarantine)), quarantine
+from conftest import records, write_lines
 
 
 def test_amazon2018_meta_keeps_text_fields_separate(tmp_path):
