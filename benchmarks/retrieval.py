@@ -43,7 +43,7 @@ def fit_all(data, rows, seed):
     n_users, n_items = len(data.users), len(data.items)
     started = time.perf_counter()
     model, info = fit_retrieval(u, i, r, data.item_vectors, n_users, n_items, RetrievalConfig(seed=seed))
-    retrieval = RetrievalScorer(model, info["trained_items"])
+    retrieval = RetrievalScorer.from_model(model, info["trained_items"])
     seconds = time.perf_counter() - started
     return retrieval, EASE(seed=seed).fit(u, i, r, n_users, n_items), Popularity().fit(u, i, r, n_users, n_items), seconds
 

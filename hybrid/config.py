@@ -83,6 +83,29 @@ class RetrievalConfig:
     max_minutes: float = 0.0  # > 0: stop after the epoch that would overrun it, best weights kept
 
 
+
+@dataclass
+class TwoStageConfig:
+    """Candidates, re-ranking and indexes of the two-stage recommender (``hybrid.two_stage``)."""
+
+    candidates: int = 200  # retrieved per source (two-tower index; item-item neighbours)
+    neighbours: int = 200  # item-item entries kept per item
+    item_item: str = "auto"  # ease below 20,000 items, cosine above; or name one
+    network: bool = True  # re-rank with the hybrid Keras network too
+    weight_step: float = 0.1  # grid of blend weights, chosen on validation
+    validation_share: float = 0.1  # of the training likes, for the blend weights
+    validation_users: int = 2000  # users ranked to choose the weights (a seeded sample)
+    threshold: float = 4.0  # a rating at or above it is a like
+    exact_below: int = 50_000  # exact vector search below this many vectors, HNSW above
+    hnsw_m: int = 32
+    ef_construction: int = 200
+    ef_search: int = 256
+    seed: int = 42
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 #: Fields a user does not set: the model's name and seed come from their own options.
 _NOT_SETTABLE = {"name", "seed"}
 

@@ -50,6 +50,64 @@ def item_token_strings(items: pd.DataFrame, config: TextConfig = TextConfig()) -
     return [" ".join(product_tokens(r, config, stop)[0]) for r in records]
 
 
+def frame_ids(ratings: pd.DataFrame, items: pd.DataFrame | None) -> tuple[IdMap, IdMap]:
+    """User and item id maps of ratings and items DataFrames: items in the order of ``items``,
+    then the rated items it lacks (sorted); users sorted."""
+    _require_columns(ratings, ["user_id", "item_id", "rating"], "ratings")
+    if len(ratings) == 0:
+        raise ArgumentError("ratings is empty")
+    if items is not None:
+        _require_columns(items, ["item_id"], "items")
+    catalogue_ids = list(dict.fromkeys(
+        ([str(i) for i in items["item_id"]] if items is not None else [])
+        + sorted(set(map(str, ratings["item_id"])))))
+    return IdMap.from_values(map(str, ratings["user_id"]), "user"), IdMap(catalogue_ids, "item")
+
+
+def frame_titles(items: pd.DataFrame | None, item_map: IdMap) -> np.ndarray:
+    titles = np.full(len(item_map), None, dtype=object)
+    if items is not None and "title" in items.columns:
+        titles[item_map.index(items["item_id"].astype(str))] = items["title"].to_numpy(object)
+    return titles
+
+
+def item_text_vectors(items: pd.DataFrame | None, item_vectors, encoder: TextEncoder | None,
+                      item_map: IdMap, text_config: TextConfig, pretrained: str | None,
+                      seed: int) -> tuple[np.ndarray, TextEncoder | None]:
+    """Text vectors aligned with ``item_map`` and the encoder that reads new text.
+
+    ``item_vectors`` (a DataFrame with ``item_id`` and ``vector``, or an array aligned with
+    ``items``' rows) are taken as they are; otherwise a Word2Vec encoder is fitted on the items'
+    text (initialised from ``pretrained``) unless ``encoder`` is given. Items without text or
+    vectors get zeros.
+    """
+    if item_vectors is not None:
+        if isinstance(item_vectors, pd.DataFrame):
+            _require_columns(item_vectors, ["item_id", "vector"], "item_vectors")
+            matrix = np.vstack(item_vectors["vector"].to_numpy()).astype(np.float32)
+            ids = item_vectors["item_id"].astype(str)
+        else:
+            if items is None:
+                raise ArgumentError("an item_vectors array needs the items DataFrame it is aligned with")
+            matrix = np.asarray(item_vectors, np.float32)
+            ids = items["item_id"].astype(str)
+            if len(matrix) != len(ids):
+                raise ArgumentError(f"item_vectors has {len(matrix)} rows but items has {len(ids)}")
+        out = np.zeros((len(item_map), matrix.shape[1]), np.float32)
+        out[item_map.index(ids)] = matrix
+        return out, encoder
+    if items is None:
+        raise ArgumentError("give items (with text) or item_vectors: the hybrid needs item text")
+    texts = item_token_strings(items, text_config)
+    encoder = encoder or fit_word2vec_encoder(
+        lambda: (t.split() for t in texts if t), pretrained=pretrained,
+        epochs=5, min_count=1, seed=seed, workers=1)
+    matrix, _ = encoder.transform(texts)
+    out = np.zeros((len(item_map), matrix.shape[1]), np.float32)
+    out[item_map.index(items["item_id"].astype(str))] = matrix
+    return out, encoder
+
+
 class HybridRecommender:
     """Hybrid content + collaborative recommender built on the Keras model family.
 
@@ -90,52 +148,18 @@ class HybridRecommender:
         aligned with ``items``' rows. Items in ``items`` without ratings become cold-start
         candidates; rated items missing from ``items`` get a zero text vector.
         """
-        _require_columns(ratings, ["user_id", "item_id", "rating"], "ratings")
-        if len(ratings) == 0:
-            raise ArgumentError("ratings is empty")
-        if items is not None:
-            _require_columns(items, ["item_id"], "items")
-        catalogue_ids = list(dict.fromkeys(
-            ([str(i) for i in items["item_id"]] if items is not None else [])
-            + sorted(set(map(str, ratings["item_id"])))))
-        item_map = IdMap(catalogue_ids, "item")
-        user_map = IdMap.from_values(map(str, ratings["user_id"]), "user")
+        user_map, item_map = frame_ids(ratings, items)
         vectors = self._item_vectors(items, item_vectors, encoder, item_map)
-        titles = np.full(len(item_map), None, dtype=object)
-        if items is not None and "title" in items.columns:
-            titles[item_map.index(items["item_id"].astype(str))] = items["title"].to_numpy(object)
+        titles = frame_titles(items, item_map)
         self._fit_encoded(user_map.index(ratings["user_id"].astype(str)),
                           item_map.index(ratings["item_id"].astype(str)),
                           ratings["rating"].to_numpy(np.float32), user_map, item_map, vectors, titles)
         return self
 
     def _item_vectors(self, items, item_vectors, encoder, item_map: IdMap) -> np.ndarray:
-        if item_vectors is not None:
-            if isinstance(item_vectors, pd.DataFrame):
-                _require_columns(item_vectors, ["item_id", "vector"], "item_vectors")
-                matrix = np.vstack(item_vectors["vector"].to_numpy()).astype(np.float32)
-                ids = item_vectors["item_id"].astype(str)
-            else:
-                if items is None:
-                    raise ArgumentError("an item_vectors array needs the items DataFrame it is aligned with")
-                matrix = np.asarray(item_vectors, np.float32)
-                ids = items["item_id"].astype(str)
-                if len(matrix) != len(ids):
-                    raise ArgumentError(f"item_vectors has {len(matrix)} rows but items has {len(ids)}")
-            out = np.zeros((len(item_map), matrix.shape[1]), np.float32)
-            out[item_map.index(ids)] = matrix
-            self.encoder = encoder
-            return out
-        if items is None:
-            raise ArgumentError("give items (with text) or item_vectors: the hybrid needs item text")
-        texts = item_token_strings(items, self.text_config)
-        self.encoder = encoder or fit_word2vec_encoder(
-            lambda: (t.split() for t in texts if t), pretrained=self.pretrained,
-            epochs=5, min_count=1, seed=self.model_config.seed, workers=1)
-        matrix, _ = self.encoder.transform(texts)
-        out = np.zeros((len(item_map), matrix.shape[1]), np.float32)
-        out[item_map.index(items["item_id"].astype(str))] = matrix
-        return out
+        matrix, self.encoder = item_text_vectors(items, item_vectors, encoder, item_map, self.text_config,
+                                                 self.pretrained, self.model_config.seed)
+        return matrix
 
     def fit_dataset(self, data: EncodedDataset, rows: np.ndarray | None = None,
                     encoder: TextEncoder | None = None) -> "HybridRecommender":
@@ -219,6 +243,9 @@ class HybridRecommender:
                 scores = self.score_index(np.repeat(users, len(block)), np.tile(block, len(users)))
                 out[u:u + rows, c:c + columns] = scores.reshape(len(users), len(block))
         return out
+
+    #: the scorer protocol every model and baseline follows (``hybrid.evaluation``)
+    score = score_matrix
 
     def rated_items(self, user_index: int) -> np.ndarray:
         """Item indices the user rated in training."""

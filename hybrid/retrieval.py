@@ -189,33 +189,64 @@ def fit_retrieval(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, tex
 class RetrievalScorer:
     """Unit user and item vectors of a fitted two-tower model, for scoring and indexing.
 
-    Items without a like in training are represented through the unknown-item row (their text
-    alone), exactly as the model learnt them with item-id dropout.
+    ``from_model`` computes them: items without a like in training are represented through the
+    unknown-item row (their text alone), exactly as the model learnt them with item-id dropout.
     """
 
-    def __init__(self, model: TwoTower, trained_items: np.ndarray, batch: int = 8192):
-        self.model = model
+    def __init__(self, model: TwoTower, item_matrix: np.ndarray, user_matrix: np.ndarray):
+        self.model, self.item_matrix, self.user_matrix = model, item_matrix, user_matrix
+
+    @classmethod
+    def from_model(cls, model: TwoTower, trained_items: np.ndarray, batch: int = 8192) -> "RetrievalScorer":
         n_items = model.n_items
         ids = np.where(trained_items, np.arange(n_items), n_items).astype(np.int32)
         text = model.text.numpy()[:n_items]
-        self.item_matrix = np.vstack([
-            np.asarray(model.item_vectors(ids[s:s + batch], text[s:s + batch]))
-            for s in range(0, n_items, batch)]).astype(np.float32)
-        self.user_matrix = np.vstack([
+        items = np.vstack([np.asarray(model.item_vectors(ids[s:s + batch], text[s:s + batch]))
+                           for s in range(0, n_items, batch)] or [np.zeros((0, model.config.dim))])
+        users = np.vstack([
             np.asarray(model.user_vectors(np.arange(s, min(s + batch, model.n_users), dtype=np.int32),
                                           model.pooled(model.histories[s:s + batch])))
-            for s in range(0, model.n_users, batch)]).astype(np.float32)
+            for s in range(0, model.n_users, batch)] or [np.zeros((0, model.config.dim))])
+        return cls(model, items.astype(np.float32), users.astype(np.float32))
 
     def score(self, users, candidates) -> np.ndarray:
         return self.user_matrix[np.asarray(users)] @ self.item_matrix[np.asarray(candidates)].T
+
+    def text_items(self, text_vectors: np.ndarray, batch: int = 8192) -> np.ndarray:
+        """Item-tower vectors of products known by their text alone (new or cold items)."""
+        text_vectors = np.asarray(text_vectors, np.float32)
+        unknown = np.full(min(batch, len(text_vectors)), self.model.n_items, np.int32)
+        parts = [np.asarray(self.model.item_vectors(unknown[:len(text_vectors[s:s + batch])],
+                                                    text_vectors[s:s + batch]))
+                 for s in range(0, len(text_vectors), batch)]
+        return np.vstack(parts).astype(np.float32) if parts else np.zeros((0, self.model.config.dim), np.float32)
 
     def new_user(self, liked_items=(), text_vector: np.ndarray | None = None) -> np.ndarray:
         """The vector of a user the model never saw: liked item indices and/or a text vector."""
         parts = [self.item_matrix[np.asarray(liked_items, np.int64)]] if len(liked_items) else []
         if text_vector is not None:
-            unknown = np.array([self.model.n_items], np.int32)
-            parts.append(np.asarray(self.model.item_vectors(unknown, text_vector[None, :].astype(np.float32))))
+            parts.append(self.text_items(text_vector[None, :]))
         if not parts:
             raise ArgumentError("a new user needs liked items or a text vector")
         pooled = np.vstack(parts).mean(axis=0, keepdims=True).astype(np.float32)
         return np.asarray(self.model.user_vectors(np.array([self.model.n_users], np.int32), pooled))[0]
+
+
+def save_two_tower(model: TwoTower, directory) -> None:
+    """The towers' weights and tables (text vectors, histories, popularity) as arrays."""
+    from .persistence import save_arrays
+
+    save_arrays(f"{directory}/retrieval_weights.npz", **{f"w{k:03d}": w for k, w in enumerate(model.get_weights())})
+    save_arrays(f"{directory}/retrieval_tables.npz", text=model.text.numpy()[:model.n_items],
+                histories=model.histories.numpy(), log_q=model.log_q.numpy())
+
+
+def load_two_tower(directory, config: RetrievalConfig, n_users: int, n_items: int) -> TwoTower:
+    from .persistence import load_arrays
+
+    tables = load_arrays(f"{directory}/retrieval_tables.npz")
+    weights = load_arrays(f"{directory}/retrieval_weights.npz")
+    model = TwoTower(n_users, n_items, tables["text"], tables["histories"], tables["log_q"], config)
+    model({"user": np.zeros(1, np.int32), "item": np.zeros(1, np.int32)})  # creates the weights
+    model.set_weights([weights[name] for name in sorted(weights)])
+    return model

@@ -78,7 +78,7 @@ def retrieval(ml100k):
     u, i, r = data.user_index, data.item_index, data.rating
     model, info = fit_retrieval(u[train], i[train], r[train], data.item_vectors, len(data.users),
                                 len(data.items), RetrievalConfig(**FAST))
-    return data, encoder, train, test, info, RetrievalScorer(model, info["trained_items"])
+    return data, encoder, train, test, info, RetrievalScorer.from_model(model, info["trained_items"])
 
 
 def test_two_tower_retrieval_ranks_far_above_popularity(retrieval):

@@ -1,0 +1,81 @@
+"""The catalogue: item ids, text vectors, titles and which items had training likes, in one
+place with one way to grow (``append``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import ArgumentError
+from .ids import IdMap
+
+
+class Catalogue:
+    """Items in index order: row ``i`` of ``vectors``/``titles``/``trained`` is item ``i``.
+
+    ``trained`` marks items the collaborative models learnt an id for; the others (cold
+    products, items appended later) are known by their text only.
+
+    Example:
+        >>> cat = Catalogue(IdMap(["a", "b"], "item"), np.eye(2, dtype=np.float32), trained=[True, False])
+        >>> cat.append(["c"], np.ones((1, 2), np.float32), ["New"]).tolist(), len(cat), cat.cold.tolist()
+        ([2], 3, [False, True, True])
+    """
+
+    def __init__(self, ids: IdMap, vectors: np.ndarray, titles=None, trained=None):
+        self.ids = ids
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(self.vectors) != len(ids):
+            raise ArgumentError(f"{len(ids)} item ids but {len(self.vectors)} text vectors")
+        self.titles = np.full(len(ids), None, object) if titles is None else np.asarray(titles, object)
+        self.trained = np.zeros(len(ids), bool) if trained is None else np.asarray(trained, bool)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[1]
+
+    @property
+    def cold(self) -> np.ndarray:
+        return ~self.trained
+
+    def index(self, ids) -> np.ndarray:
+        """Rows of item ids (``UnknownIdError`` naming unknown ones)."""
+        return self.ids.index([str(i) for i in ids])
+
+    def append(self, ids, vectors: np.ndarray, titles=None) -> np.ndarray:
+        """Add items (untrained); returns their rows. Known or repeated ids are refused."""
+        ids = [str(i) for i in ids]
+        known = [i for i in ids if i in self.ids]
+        if known or len(set(ids)) != len(ids):
+            raise ArgumentError(f"items already known or repeated: {(known or ids)[:5]}")
+        vectors = np.asarray(vectors, np.float32)
+        if vectors.shape != (len(ids), self.dim):
+            raise ArgumentError(f"the new items' vectors must be {len(ids)} x {self.dim}, got {vectors.shape}")
+        start = len(self)
+        self.ids = IdMap(list(self.ids.values) + ids, "item")
+        self.vectors = np.vstack([self.vectors, vectors])
+        titles = np.full(len(ids), None, object) if titles is None else np.asarray(titles, object)
+        self.titles = np.concatenate([self.titles, titles])
+        self.trained = np.concatenate([self.trained, np.zeros(len(ids), bool)])
+        return np.arange(start, len(self))
+
+    def save(self, directory: str | os.PathLike) -> None:
+        directory = Path(directory)
+        self.ids.save(directory / "items.parquet",
+                      title=pa.array([t if t is None else str(t) for t in self.titles], pa.string()),
+                      trained=self.trained)
+        np.save(directory / "item_text_vectors.npy", self.vectors)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "Catalogue":
+        directory = Path(directory)
+        table = pq.read_table(directory / "items.parquet")
+        return cls(IdMap.load(directory / "items.parquet", "item"), np.load(directory / "item_text_vectors.npy"),
+                   np.array(table.column("title").to_pylist(), object), table.column("trained").to_numpy())

@@ -1,0 +1,626 @@
+"""Two-stage recommending: retrieve a few hundred candidates from indexes, then re-rank them.
+
+Stage 1, candidates, from two sources:
+
+- the two-tower retrieval model (``hybrid.retrieval``): the user's vector searched in a vector
+  index over the item-tower vectors (``hybrid.ann``; exact below ``exact_below`` items, HNSW
+  above). Cold and newly added products are in it through their text;
+- sparse item-item neighbours (``hybrid.neighbours``): the products that people who liked the
+  user's items also liked (EASE weights on small catalogues, cosine co-occurrence on large ones).
+
+Stage 2, re-ranking: every candidate gets three scores - the retrieval score, the item-item score
+and the hybrid Keras network's (user and product embeddings concatenated with the text vector,
+trained on likes with sampled negatives) - each standardised over the user's candidates and
+blended with weights chosen by NDCG@10 on a validation share of the *training* likes (then every
+part is refitted on all of them). A score that cannot exist for a request (the network for a
+user it never saw, item-item for a text-only user) is left out and the weights chosen for that
+case, also on validation, are used.
+
+The vocabulary is implicit's and LightFM's: ``recommend(user_ids, N, filter_already_liked_items,
+filter_items, items, include_cold)`` returns ``(ids, scores)`` arrays; ``frame`` turns them
+into the familiar DataFrame with titles and the cold flag.
+
+Example:
+    >>> rec = TwoStageRecommender().fit(ratings, items)                            # doctest: +SKIP
+    >>> ids, scores = rec.recommend(["u1", "u2"], N=10)                            # doctest: +SKIP
+    >>> rec.frame(*rec.recommend_for_new_user(liked_items=["B01"], text="usb c hub"))  # doctest: +SKIP
+    >>> rec.similar_items("B01", by="collaborative"); rec.similar_to_text("quiet mouse")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .ann import VectorIndex
+from .catalogue import Catalogue
+from .config import ModelConfig, RetrievalConfig, TrainConfig, TwoStageConfig, check_settings
+from .dataset import EncodedDataset
+from .errors import ArgumentError, NotFittedError, UnknownIdError
+from .evaluation import random_split, ranking_metrics_from_lists, ranking_task, sample_users
+from .ids import IdMap
+from .neighbours import item_neighbours, row_values
+from .persistence import (load_arrays, load_sparse, read_manifest, save_arrays, save_sparse,
+                          write_manifest)
+from .recommender import frame_ids, frame_titles, item_text_vectors, item_token_strings
+from .retrieval import RetrievalScorer, fit_retrieval, load_two_tower, save_two_tower
+from .text import TextConfig
+from .vectors import TextEncoder, unit_rows
+
+FORMAT_VERSION = 1
+PARTS = ("retrieval", "item_item", "network")
+
+
+def _config(value, cls, what: str, seed: int, **fixed):
+    """A fresh config from a dict (keys checked) or a copy of a dataclass: never the caller's."""
+    if isinstance(value, cls):
+        return dataclasses.replace(value, **fixed)
+    return cls(seed=seed, **fixed, **check_settings(value, cls, what))
+
+
+def _weight_grid(parts: tuple[str, ...], step: float) -> list[dict]:
+    """Every blend of ``parts`` with weights on a grid of ``step`` that sum to 1."""
+    ticks = int(round(1 / step))
+    grid = []
+    for cut in itertools.product(range(ticks + 1), repeat=len(parts)):
+        if sum(cut) == ticks:
+            grid.append({p: c / ticks for p, c in zip(parts, cut)})
+    return grid
+
+
+def _top(scores: np.ndarray, rows: np.ndarray, valid: np.ndarray, n: int):
+    """The ``n`` best valid entries of every row: ``(rows, scores)``, -1 / -inf beyond them."""
+    scores = np.where(valid, scores, -np.inf)
+    n = min(n, scores.shape[1])
+    part = np.argpartition(-scores, n - 1, axis=1)[:, :n] if n < scores.shape[1] else \
+        np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    best = np.take_along_axis(scores, part, 1)
+    order = np.argsort(-best, axis=1, kind="stable")
+    part, best = np.take_along_axis(part, order, 1), np.take_along_axis(best, order, 1)
+    chosen = np.take_along_axis(rows, part, 1)
+    return np.where(np.isfinite(best), chosen, -1), best
+
+
+class TwoStageRecommender:
+    """Retrieval (two-tower model + indexes, item-item neighbours), then re-ranking.
+
+    Parameters: ``retrieval`` (``RetrievalConfig`` or a dict of its fields), ``network``
+    (``ModelConfig`` fields of the re-ranking network, trained as the ``implicit`` model),
+    ``train`` (its ``TrainConfig``), ``config`` (``TwoStageConfig``: candidates, neighbours,
+    blend grid, index settings), ``text``/``pretrained`` (the text encoder fitted when item
+    vectors are not given), ``seed``, ``log`` (receives a line per training epoch).
+    """
+
+    def __init__(self, retrieval: dict | RetrievalConfig | None = None,
+                 network: dict | ModelConfig | None = None, train: dict | TrainConfig | None = None,
+                 config: dict | TwoStageConfig | None = None, text: TextConfig = TextConfig(),
+                 pretrained: str | None = "glove-6b-50d", seed: int = 42, log=None):
+        self.config = _config(config, TwoStageConfig, "config", seed)
+        self.retrieval_config = _config(retrieval, RetrievalConfig, "retrieval", seed,
+                                        threshold=self.config.threshold)
+        self.network_config = _config(network, ModelConfig, "network", seed, name="implicit")
+        self.train_config = _config(train, TrainConfig, "train", seed)
+        self.text_config, self.pretrained, self.log = text, pretrained, log
+        self.encoder: TextEncoder | None = None
+        self.catalogue: Catalogue | None = None
+        self.weights = {"full": {p: 1 / 3 for p in PARTS}, "no_network": {p: 1 / 2 for p in PARTS[:2]},
+                        "retrieval_only": {"retrieval": 1.0}}
+        self.scales: dict = {}
+        self.validation: dict = {}
+        self.info: dict = {}
+        self._user_index: VectorIndex | None = None
+
+    # ================================================================== fitting
+    def fit(self, ratings: pd.DataFrame, items: pd.DataFrame | None = None,
+            item_vectors: pd.DataFrame | np.ndarray | None = None,
+            encoder: TextEncoder | None = None) -> "TwoStageRecommender":
+        """Train on ratings (``user_id, item_id, rating``) and item text.
+
+        ``items``: ``item_id``, optional ``title``, and a free-text ``text`` column or the
+        canonical fields (feature, description, category...); unless ``item_vectors`` are given
+        (a DataFrame ``item_id, vector`` or an array aligned with ``items``), a Word2Vec encoder
+        is fitted on that text. Items nobody rated are in the catalogue as cold products.
+        """
+        users, items_map = frame_ids(ratings, items)
+        vectors, self.encoder = item_text_vectors(items, item_vectors, encoder, items_map, self.text_config,
+                                                  self.pretrained, self.config.seed)
+        catalogue = Catalogue(items_map, vectors, frame_titles(items, items_map))
+        return self._fit(users.index(ratings["user_id"].astype(str)), items_map.index(ratings["item_id"].astype(str)),
+                         ratings["rating"].to_numpy(np.float32), users, catalogue)
+
+    def fit_dataset(self, data: EncodedDataset, rows: np.ndarray | None = None,
+                    encoder: TextEncoder | None = None) -> "TwoStageRecommender":
+        """Train on the pipeline's encoded dataset (``rows``: the training rows, default all)."""
+        rows = np.arange(len(data.rating)) if rows is None else np.asarray(rows)
+        self.encoder = encoder
+        catalogue = Catalogue(data.items, data.item_vectors, data.item_titles)
+        return self._fit(data.user_index[rows], data.item_index[rows], data.rating[rows], data.users, catalogue)
+
+    def _fit(self, user_index, item_index, rating, users: IdMap, catalogue: Catalogue):
+        user_index, item_index = np.asarray(user_index, np.int64), np.asarray(item_index, np.int64)
+        rating = np.asarray(rating, np.float32)
+        if not (rating >= self.config.threshold).any():
+            raise ArgumentError(f"no rating reaches the like threshold {self.config.threshold}: "
+                                "nothing to learn from (set config threshold)")
+        self.users, self.catalogue = users, catalogue
+        n_likes = int((rating >= self.config.threshold).sum())
+        if self.config.validation_share > 0 and n_likes >= 200:
+            fit_rows, held = random_split(len(rating), self.config.validation_share, self.config.seed + 1)
+            probe = self._blank()
+            probe._fit_parts(user_index[fit_rows], item_index[fit_rows], rating[fit_rows])
+            self.weights, self.validation = probe._choose_weights(
+                user_index[fit_rows], item_index[fit_rows], user_index[held], item_index[held], rating[held])
+        self._fit_parts(user_index, item_index, rating)
+        return self
+
+    def _blank(self) -> "TwoStageRecommender":
+        """A recommender with these settings, users and catalogue, not fitted."""
+        probe = TwoStageRecommender(self.retrieval_config, self.network_config, self.train_config,
+                                    self.config, self.text_config, self.pretrained, log=self.log)
+        probe.users = self.users
+        probe.catalogue = Catalogue(self.catalogue.ids, self.catalogue.vectors, self.catalogue.titles)
+        probe.encoder = self.encoder
+        return probe
+
+    def _fit_parts(self, user_index, item_index, rating) -> None:
+        from .training import fit_model
+
+        config, n_users, n_items = self.config, len(self.users), len(self.catalogue)
+        liked = rating >= config.threshold
+        shape = (n_users, n_items)
+        self.rated = sp.csr_matrix((np.ones(len(rating), np.float32), (user_index, item_index)), shape=shape)
+        self.rated.data[:] = 1.0
+        self.likes = sp.csr_matrix((np.ones(liked.sum(), np.float32), (user_index[liked], item_index[liked])),
+                                   shape=shape)
+        self.likes.data[:] = 1.0
+        self.catalogue.trained = np.bincount(item_index, minlength=n_items) > 0
+        tower, info = fit_retrieval(user_index, item_index, rating, self.catalogue.vectors, n_users, n_items,
+                                    self.retrieval_config, log=self.log)
+        self.scorer = RetrievalScorer.from_model(tower, info["trained_items"])
+        self.neighbours, method = item_neighbours(self.likes, config.neighbours, config.item_item,
+                                                  l2=None, seed=config.seed)
+        self.info = {"retrieval": {k: v for k, v in info.items() if k != "trained_items"},
+                     "item_item": method, "likes": int(liked.sum()), "ratings": int(len(rating))}
+        self.network = None
+        self.network_items = np.bincount(item_index[liked], minlength=n_items) > 0
+        if config.network:
+            vectors = np.vstack([self.catalogue.vectors, np.zeros((1, self.catalogue.dim), np.float32)])
+            self.network, self.info["network"] = fit_model(
+                self.network_config, self.train_config, user_index[liked], item_index[liked],
+                np.ones(liked.sum(), np.float32), vectors, n_users, n_items, log=self.log)
+        self.n_network_items = n_items
+        self._build_indexes()
+        trained_users = np.unique(user_index[liked])
+        rng = np.random.default_rng(config.seed)
+        self._fit_scales(rng.choice(trained_users, min(500, len(trained_users)), replace=False))
+
+    def _build_indexes(self) -> None:
+        settings = {k: getattr(self.config, k) for k in ("exact_below", "hnsw_m", "ef_construction", "ef_search")}
+        self.item_index = VectorIndex(self.scorer.item_matrix, **settings)
+        self.content_index = VectorIndex(unit_rows(self.catalogue.vectors).astype(np.float32), **settings)
+        self._user_index = None
+        self._network_call = None
+
+    def _choose_weights(self, fit_users, fit_items, held_users, held_items, held_ratings):
+        """The blend weights with the best NDCG@10 on the held-out likes, for each set of
+        available parts; returns ``(weights, validation figures)``."""
+        task = ranking_task(fit_users, fit_items, held_users, held_items, held_ratings,
+                            np.arange(len(self.catalogue)), self.config.threshold)
+        task = sample_users(task, self.config.validation_users, self.config.seed)
+        self.weights = {}
+        cases = {"full": PARTS if self.network is not None else PARTS[:2], "no_network": PARTS[:2],
+                 "retrieval_only": PARTS[:1]}
+        grids = {case: _weight_grid(parts, self.config.weight_step) for case, parts in cases.items()}
+        tops = {case: [[] for _ in grid] for case, grid in grids.items()}
+        batch = 256
+        for start in range(0, len(task.users), batch):
+            users = task.users[start:start + batch]
+            rows, valid, features = self._features(self.scorer.user_matrix[users], self.likes[users],
+                                                   [self.rated[u].indices for u in users], users, None,
+                                                   self.config.candidates)
+            for case, grid in grids.items():
+                for g, weights in enumerate(grid):
+                    self.weights[case] = weights
+                    tops[case][g].append(_top(self._blend(features, case), rows, valid, 10)[0])
+        chosen, figures = {}, {}
+        for case, grid in grids.items():
+            ndcg = [ranking_metrics_from_lists(np.vstack(t), task.relevant, 10)["ndcg"] for t in tops[case]]
+            best = int(np.argmax(ndcg))
+            chosen[case] = grid[best]
+            figures[case] = {"ndcg@10": ndcg[best], "users": int(len(task.users)),
+                             "grid": [{**w, "ndcg@10": v} for w, v in zip(grid, ndcg)]}
+        return chosen, figures
+
+    # ================================================================== the two stages
+    def _features(self, user_vectors, histories: sp.csr_matrix, excluded: list, network_users,
+                  allowed: np.ndarray | None, k: int):
+        """Candidates of each user (both sources, union) and their unblended scores.
+
+        Returns ``rows`` (B x M item rows, -1 padding), ``valid`` (B x M) and a dict of
+        B x M score arrays by part."""
+        _, retrieved = self.item_index.search(user_vectors, k, exclude=excluded)
+        related = (histories @ self.neighbours).tocsr() if histories.nnz else None
+        lists = []
+        for b in range(len(user_vectors)):
+            mine = retrieved[b][retrieved[b] >= 0]
+            if related is not None and related.indptr[b + 1] > related.indptr[b]:
+                lo, hi = related.indptr[b], related.indptr[b + 1]
+                columns, values = related.indices[lo:hi], related.data[lo:hi]
+                keep = ~np.isin(columns, excluded[b]) if len(excluded[b]) else np.ones(len(columns), bool)
+                columns, values = columns[keep], values[keep]
+                if len(columns) > k:
+                    columns = columns[np.argpartition(-values, k - 1)[:k]]
+                mine = np.union1d(mine, columns)
+            lists.append(mine)
+        width = max(1, max(len(m) for m in lists))
+        rows = np.full((len(lists), width), -1, np.int64)
+        for b, mine in enumerate(lists):
+            rows[b, :len(mine)] = mine
+        valid = rows >= 0
+        if allowed is not None:
+            valid &= allowed[np.maximum(rows, 0)]
+        return rows, valid, self._part_scores(user_vectors, related, network_users, np.maximum(rows, 0))
+
+    def _part_scores(self, user_vectors, related, network_users, rows) -> dict:
+        features = {"retrieval": np.einsum("bd,bmd->bm", user_vectors, self.scorer.item_matrix[rows])}
+        if related is not None:
+            features["item_item"] = row_values(related, rows)
+        if network_users is not None and self.network is not None:
+            features["network"] = self._network_scores(network_users, rows)
+        return features
+
+    def _network_scores(self, users: np.ndarray, rows: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
+        """The hybrid network's like-probabilities for users x their candidate rows."""
+        import tensorflow as tf
+
+        if self._network_call is None:
+            dim = self.catalogue.dim
+            self._network_call = tf.function(
+                lambda u, i, t: self.network({"user": u, "item": i, "text": t}, training=False),
+                input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32),
+                                 tf.TensorSpec([None, dim], tf.float32)], autograph=False)
+        flat_items = rows.ravel()
+        flat_users = np.repeat(np.asarray(users, np.int32), rows.shape[1])
+        known = np.zeros(len(flat_items), bool)
+        inside = flat_items < self.n_network_items
+        known[inside] = self.network_items[flat_items[inside]]
+        model_items = np.where(known, flat_items, self.n_network_items).astype(np.int32)
+        out = np.empty(len(flat_items), np.float32)
+        for s in range(0, len(flat_items), chunk):
+            out[s:s + chunk] = np.asarray(self._network_call(
+                flat_users[s:s + chunk], model_items[s:s + chunk],
+                self.catalogue.vectors[flat_items[s:s + chunk]])).ravel()
+        return out.reshape(rows.shape)
+
+    def _blend(self, features: dict, case: str) -> np.ndarray:
+        """The weighted sum of the parts' scores, each standardised with the mean and spread it
+        has over the candidates of training users (``self.scales``): a pointwise score."""
+        out = 0.0
+        for part, weight in self.weights[case].items():
+            if weight and part in features:
+                mean, spread = self.scales[part]
+                out = out + weight * (features[part] - mean) / spread
+        return np.broadcast_to(out, next(iter(features.values())).shape) if np.isscalar(out) else out
+
+    def _fit_scales(self, users: np.ndarray) -> None:
+        """Mean and spread of every part's score over the candidates of ``users``."""
+        users = np.asarray(users)
+        rows, valid, features = self._features(self.scorer.user_matrix[users], self.likes[users],
+                                               [self.rated[u].indices for u in users], users, None,
+                                               self.config.candidates)
+        self.scales = {part: (float(values[valid].mean()), float(values[valid].std()) or 1.0)
+                       for part, values in features.items()}
+
+    def _case(self, features: dict) -> str:
+        if "item_item" not in features:
+            return "retrieval_only"
+        return "full" if "network" in features else "no_network"
+
+    def _rank(self, user_vectors, histories, excluded, network_users, n: int, allowed=None,
+              items: np.ndarray | None = None):
+        """Top-``n`` rows and scores for a batch of users: from the candidates, or exactly over
+        ``items`` (rows) when given or when filtering left a user fewer than ``n`` candidates."""
+        if items is None:
+            k = max(self.config.candidates, n)
+            rows, valid, features = self._features(user_vectors, histories, excluded, network_users, allowed, k)
+            top_rows, top_scores = _top(self._blend(features, self._case(features)), rows, valid, n)
+            short = np.flatnonzero((top_rows < 0).any(axis=1))
+            if len(short) == 0:
+                return top_rows, top_scores
+            items = np.arange(len(self.catalogue)) if allowed is None else np.flatnonzero(allowed)
+            users = None if network_users is None else network_users[short]
+            exact_rows, exact_scores = self._rank(user_vectors[short], histories[short],
+                                                  [excluded[b] for b in short], users, n, None, items)
+            top_rows, top_scores = top_rows.copy(), top_scores.copy()
+            top_rows[short], top_scores[short] = exact_rows, exact_scores
+            return top_rows, top_scores
+        rows = np.broadcast_to(np.asarray(items, np.int64), (len(user_vectors), len(items)))
+        valid = np.ones(rows.shape, bool)
+        for b, gone in enumerate(excluded):
+            if len(gone):
+                valid[b] &= ~np.isin(rows[b], gone)
+        related = (histories @ self.neighbours).tocsr() if histories.nnz else None
+        features = self._part_scores(user_vectors, related, network_users, rows)
+        return _top(self._blend(features, self._case(features)), rows, valid, n)
+
+    # ================================================================== the scorer protocol
+    def score(self, users, candidates) -> np.ndarray:
+        """users x candidates scores (the protocol every model and baseline follows).
+
+        Over the whole catalogue this is the serving path: the retrieved candidates get their
+        blended score, every other item scores below them. Over a subset of items, every given
+        item is scored and blended. Items the users rated in training are not excluded here."""
+        users, candidates = np.asarray(users, np.int64), np.asarray(candidates, np.int64)
+        self._check_fitted()
+        histories = self.likes[users]
+        if len(candidates) == len(self.catalogue) and np.array_equal(candidates, np.arange(len(candidates))):
+            k = self.config.candidates
+            rows, valid, features = self._features(self.scorer.user_matrix[users], histories,
+                                                   [self.rated[u].indices for u in users], users, None, k)
+            blend = self._blend(features, self._case(features))
+            # items that were not retrieved rank below every candidate, in retrieval order
+            out = self.scorer.user_matrix[users] @ self.scorer.item_matrix.T - 1e6
+            chosen_users, chosen = np.nonzero(valid)
+            out[chosen_users, rows[chosen_users, chosen]] = blend[chosen_users, chosen]
+            return out
+        related = (histories @ self.neighbours).tocsr() if histories.nnz else None
+        rows = np.broadcast_to(candidates, (len(users), len(candidates)))
+        features = self._part_scores(self.scorer.user_matrix[users], related, users, rows)
+        return self._blend(features, self._case(features))
+
+    # ================================================================== answering
+    def _check_fitted(self) -> None:
+        if self.catalogue is None or not hasattr(self, "scorer"):
+            raise NotFittedError("the recommender is not fitted: call fit() or load() first")
+
+    @staticmethod
+    def _check_n(n) -> int:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+            raise ArgumentError(f"N must be a positive whole number of items, got {n!r}")
+        return int(n)
+
+    def _item_rows(self, ids) -> np.ndarray:
+        return self.catalogue.index(ids)
+
+    def _allowed(self, include_cold: bool) -> np.ndarray | None:
+        return None if include_cold else self.catalogue.trained.copy()
+
+    def _answer(self, rows: np.ndarray, scores: np.ndarray, single: bool):
+        """Ids (object array, None where fewer than N exist) and scores (NaN there)."""
+        width = int((rows >= 0).sum(axis=1).max()) if rows.size else 0
+        rows, scores = rows[:, :width], scores[:, :width]
+        ids = np.full(rows.shape, None, object)
+        ids[rows >= 0] = self.catalogue.ids.ids(rows[rows >= 0])
+        scores = np.where(rows >= 0, scores, np.nan)
+        return (ids[0], scores[0]) if single else (ids, scores)
+
+    def recommend(self, user_ids, N: int = 10, filter_already_liked_items: bool = True,
+                  filter_items: Iterable | None = None, items: Iterable | None = None,
+                  include_cold: bool = True):
+        """Top-``N`` products for known users: ``(ids, scores)``, 1-D for one user id, 2-D
+        (users x N) for a list of them.
+
+        ``filter_already_liked_items`` leaves out what each user rated in training;
+        ``filter_items`` (ids) are left out for everyone; ``items`` (ids) restricts the ranking to
+        those products, every one of them scored; ``include_cold=False`` leaves out products
+        without training ratings (cold and added ones). Unknown user ids raise
+        ``UnknownIdError`` (use ``recommend_for_new_user``); ``N <= 0`` raises ``ArgumentError``.
+
+        Example:
+            >>> ids, scores = rec.recommend("196", N=5)  # doctest: +SKIP
+        """
+        self._check_fitted()
+        n = self._check_n(N)
+        single = isinstance(user_ids, (str, int, np.integer))
+        wanted = [str(user_ids)] if single else [str(u) for u in user_ids]
+        users = self.users.index(wanted, missing="ignore")
+        if (users < 0).any():
+            unknown = [wanted[i] for i in np.flatnonzero(users < 0)[:5]]
+            raise UnknownIdError(f"unknown user id(s) {unknown}; for a new user call "
+                                 "recommend_for_new_user(liked_items=..., text=...)")
+        blocked = self._item_rows(filter_items) if filter_items is not None else np.zeros(0, np.int64)
+        excluded = [np.union1d(self.rated[u].indices, blocked) if filter_already_liked_items else blocked
+                    for u in users]
+        chosen = None if items is None else self._item_rows(items)
+        allowed = self._allowed(include_cold)
+        if chosen is not None and allowed is not None:
+            chosen = chosen[allowed[chosen]]
+        if chosen is not None and len(chosen) == 0:
+            return self._answer(np.full((len(users), 0), -1), np.zeros((len(users), 0)), single)
+        rows, scores = self._rank(self.scorer.user_matrix[users], self.likes[users], excluded, users, n,
+                                  allowed, chosen)
+        return self._answer(rows, scores, single)
+
+    def _text_vector(self, text: str) -> np.ndarray:
+        if self.encoder is None:
+            raise ArgumentError("this recommender has no text encoder (it was fitted with item_vectors "
+                                "only), so it cannot read free text")
+        vector = self.encoder.encode(text)
+        if not np.any(vector):
+            raise ArgumentError(f"no known word in the text {text!r} (after cleaning and stop words): "
+                                "describe it with other words")
+        return vector
+
+    def recommend_for_new_user(self, liked_items: Iterable | None = None, text: str | None = None,
+                               N: int = 10, filter_items: Iterable | None = None,
+                               items: Iterable | None = None, include_cold: bool = True):
+        """Top-``N`` for someone the model never saw, from liked product ids and/or a sentence:
+        one pass through the user tower, then the same two stages (without the network, which
+        knows only the users it was trained on). Liked items are left out of the answer.
+
+        Example:
+            >>> ids, scores = rec.recommend_for_new_user(liked_items=["50", "172"], text="space war")  # doctest: +SKIP
+        """
+        self._check_fitted()
+        n = self._check_n(N)
+        liked = self._item_rows(liked_items or [])
+        has_text = text is not None and bool(str(text).strip())
+        if not len(liked) and not has_text:
+            raise ArgumentError("give liked_items and/or text for a new user")
+        vector = self.scorer.new_user(liked, self._text_vector(text) if has_text else None)
+        history = sp.csr_matrix((np.ones(len(liked), np.float32), (np.zeros(len(liked), int), liked)),
+                                shape=(1, len(self.catalogue)))
+        blocked = self._item_rows(filter_items) if filter_items is not None else np.zeros(0, np.int64)
+        chosen = None if items is None else self._item_rows(items)
+        allowed = self._allowed(include_cold)
+        if chosen is not None and allowed is not None:
+            chosen = chosen[allowed[chosen]]
+        if chosen is not None and len(chosen) == 0:
+            return self._answer(np.full((1, 0), -1), np.zeros((1, 0)), True)
+        rows, scores = self._rank(vector[None, :], history, [np.union1d(liked, blocked)], None, n, allowed, chosen)
+        return self._answer(rows, scores, True)
+
+    def similar_items(self, item_ids, N: int = 10, by: str = "content", filter_items: Iterable | None = None):
+        """Products nearest to each given product: ``by="content"`` (cosine of text vectors) or
+        ``"collaborative"`` (the retrieval model's item vectors, which cold products have from
+        their text). One id gives 1-D arrays, a list gives 2-D. The item itself is left out."""
+        self._check_fitted()
+        n = self._check_n(N)
+        if by not in ("content", "collaborative"):
+            raise ArgumentError(f"by must be 'content' or 'collaborative', got {by!r}")
+        single = isinstance(item_ids, (str, int, np.integer))
+        rows = self._item_rows([item_ids] if single else item_ids)
+        if by == "content":
+            queries, index = unit_rows(self.catalogue.vectors[rows]).astype(np.float32), self.content_index
+            empty = rows[~queries.any(axis=1)]
+            if len(empty):
+                raise ArgumentError(f"item(s) {self.catalogue.ids.ids(empty[:5]).tolist()} have no text "
+                                    "vector (no known word in their text): use by='collaborative'")
+        else:
+            queries, index = self.scorer.item_matrix[rows], self.item_index
+        blocked = self._item_rows(filter_items) if filter_items is not None else np.zeros(0, np.int64)
+        scores, found = index.search(queries, n, exclude=[np.union1d([r], blocked) for r in rows])
+        return self._answer(found, scores, single)
+
+    def similar_to_text(self, text: str, N: int = 10, filter_items: Iterable | None = None):
+        """Products nearest in content to free text (cleaned like product text)."""
+        self._check_fitted()
+        n = self._check_n(N)
+        if not text or not str(text).strip():
+            raise ArgumentError("give a non-empty text")
+        query = unit_rows(self._text_vector(text)).astype(np.float32)[None, :]
+        blocked = self._item_rows(filter_items) if filter_items is not None else np.zeros(0, np.int64)
+        scores, found = self.content_index.search(query, n, exclude=[blocked])
+        return self._answer(found, scores, True)
+
+    def similar_users(self, user_ids, N: int = 10):
+        """Users nearest in the retrieval model's user space (the user itself left out)."""
+        self._check_fitted()
+        n = self._check_n(N)
+        single = isinstance(user_ids, (str, int, np.integer))
+        wanted = [str(user_ids)] if single else [str(u) for u in user_ids]
+        users = self.users.index(wanted)
+        if self._user_index is None:
+            self._user_index = VectorIndex(self.scorer.user_matrix, self.config.exact_below,
+                                           self.config.hnsw_m, self.config.ef_construction, self.config.ef_search)
+        scores, found = self._user_index.search(self.scorer.user_matrix[users], n, exclude=[[u] for u in users])
+        ids = np.full(found.shape, None, object)
+        ids[found >= 0] = self.users.ids(found[found >= 0])
+        scores = np.where(found >= 0, scores, np.nan)
+        return (ids[0], scores[0]) if single else (ids, scores)
+
+    def frame(self, ids, scores, user_ids=None) -> pd.DataFrame:
+        """The answer of ``recommend``/``similar_*`` as a DataFrame: ``item_id, score, title,
+        cold`` (plus ``user_id`` and ``rank`` for a batch), padding dropped."""
+        ids, scores = np.atleast_2d(np.asarray(ids, object)), np.atleast_2d(scores)
+        keep = ids != None  # noqa: E711  (elementwise)
+        rows = self.catalogue.index(ids[keep]) if keep.any() else np.zeros(0, np.int64)
+        frame = pd.DataFrame({"item_id": ids[keep].astype(object), "score": scores[keep],
+                              "title": self.catalogue.titles[rows], "cold": self.catalogue.cold[rows]})
+        if user_ids is not None:
+            users = np.asarray([user_ids] if isinstance(user_ids, (str, int)) else list(user_ids), object)
+            frame.insert(0, "user_id", np.repeat(users, keep.sum(axis=1)))
+            frame.insert(1, "rank", np.concatenate([np.arange(1, k + 1) for k in keep.sum(axis=1)]))
+        return frame
+
+    # ================================================================== new items
+    def add_items(self, items: pd.DataFrame, item_vectors: np.ndarray | None = None) -> int:
+        """Append products (metadata only) to the catalogue and every index: recommendable and
+        findable at once, from their text. Returns how many were added; known or repeated ids
+        are refused."""
+        self._check_fitted()
+        if "item_id" not in items.columns:
+            raise ArgumentError(f"items lacks column 'item_id'; it has {list(items.columns)}")
+        if item_vectors is None:
+            if self.encoder is None:
+                raise ArgumentError("no text encoder: pass item_vectors for the new items")
+            item_vectors, _ = self.encoder.transform(item_token_strings(items, self.text_config))
+        titles = items["title"].to_numpy(object) if "title" in items.columns else None
+        rows = self.catalogue.append(items["item_id"].astype(str), item_vectors, titles)
+        tower = self.scorer.text_items(self.catalogue.vectors[rows])
+        self.scorer.item_matrix = np.vstack([self.scorer.item_matrix, tower])
+        self.item_index.add(tower)
+        self.content_index.add(unit_rows(self.catalogue.vectors[rows]).astype(np.float32))
+        n = len(self.catalogue)
+        for name in ("rated", "likes"):
+            matrix = getattr(self, name)
+            matrix.resize((matrix.shape[0], n))
+        self.neighbours.resize((n, n))
+        self.network_items = np.concatenate([self.network_items, np.zeros(len(rows), bool)])
+        return len(rows)
+
+    # ================================================================== persistence
+    def save(self, directory: str | os.PathLike) -> None:
+        """Everything needed to answer, indexes included (loading does not rebuild them)."""
+        self._check_fitted()
+        directory = write_manifest(directory, "two-stage", FORMAT_VERSION, {
+            "config": self.config.to_dict(), "retrieval": dataclasses.asdict(self.retrieval_config),
+            "network": self.network_config.to_dict(), "train": self.train_config.to_dict(),
+            "text": {"fields": list(self.text_config.fields), "title": self.text_config.title,
+                     "brand": self.text_config.brand},
+            "pretrained": self.pretrained, "weights": self.weights, "scales": self.scales, "validation": self.validation,
+            "info": self.info, "n_users": len(self.users), "n_model_items": self.scorer.model.n_items,
+            "has_network": self.network is not None})
+        self.catalogue.save(directory)
+        self.users.save(directory / "users.parquet")
+        for name in ("rated", "likes", "neighbours"):
+            save_sparse(directory / f"{name}.npz", getattr(self, name))
+        save_two_tower(self.scorer.model, directory)
+        save_arrays(directory / "vectors.npz", items=self.scorer.item_matrix, users=self.scorer.user_matrix,
+                    network_items=self.network_items)
+        self.item_index.save(directory / "item_index")
+        self.content_index.save(directory / "content_index")
+        if self.network is not None:
+            self.network.save(directory / "network.keras")
+        if self.encoder is not None:
+            self.encoder.save(directory / "text_encoder.joblib")
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "TwoStageRecommender":
+        """A recommender written by ``save``; answers are identical to the saved one's."""
+        import keras
+
+        from . import models  # noqa: F401  (registers the custom layers)
+
+        directory = Path(directory)
+        meta = read_manifest(directory, "two-stage", FORMAT_VERSION)
+        text = meta["text"]
+        rec = cls(RetrievalConfig(**meta["retrieval"]), ModelConfig.from_dict(meta["network"]),
+                  TrainConfig(**meta["train"]), TwoStageConfig(**meta["config"]),
+                  TextConfig(tuple(text["fields"]), text["title"], text["brand"]), meta["pretrained"])
+        rec.catalogue = Catalogue.load(directory)
+        rec.users = IdMap.load(directory / "users.parquet", "user")
+        for name in ("rated", "likes", "neighbours"):
+            setattr(rec, name, load_sparse(directory / f"{name}.npz"))
+        tower = load_two_tower(directory, rec.retrieval_config, meta["n_users"], meta["n_model_items"])
+        vectors = load_arrays(directory / "vectors.npz")
+        rec.scorer = RetrievalScorer(tower, vectors["items"], vectors["users"])
+        rec.network_items = vectors["network_items"]
+        rec.item_index = VectorIndex.load(directory / "item_index")
+        rec.content_index = VectorIndex.load(directory / "content_index")
+        rec.network = keras.models.load_model(directory / "network.keras") if meta["has_network"] else None
+        rec.n_network_items = meta["n_model_items"]
+        encoder = directory / "text_encoder.joblib"
+        rec.encoder = TextEncoder.load(encoder) if encoder.is_file() else None
+        rec.weights, rec.validation, rec.info = meta["weights"], meta["validation"], meta["info"]
+        rec.scales = {part: tuple(value) for part, value in meta["scales"].items()}
+        rec._network_call = None
+        return rec
+

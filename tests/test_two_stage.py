@@ -1,0 +1,164 @@
+"""The two-stage recommender on MovieLens-100k through the real pipeline: ranking, the API in
+the vocabulary of implicit/LightFM, new users, new items, indexes and persistence."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybrid.errors import ArgumentError, NotFittedError, UnknownIdError
+from hybrid.evaluation import evaluate_ranking, random_split, ranking_task
+
+HORROR = ("horror", "scream", "dracula", "night", "evil", "dead", "fright", "nightmare", "haunt",
+          "frankenstein", "vampire", "candyman", "hellraiser", "omen", "exorcist", "shining")
+
+
+@pytest.fixture(scope="module")
+def fitted(ml100k):
+    from hybrid.two_stage import TwoStageRecommender
+
+    data, encoder, _ = ml100k
+    train, test = random_split(len(data.rating), 0.2, seed=0)
+    rec = TwoStageRecommender(retrieval={"epochs": 8, "patience": 2}, train={"epochs": 4},
+                              config={"validation_users": 500}, seed=0)
+    return rec.fit_dataset(data, train, encoder=encoder), data, train, test
+
+
+def test_two_stage_ranks_above_popularity_and_its_retrieval_stage(fitted):
+    from hybrid.baselines import Popularity
+
+    rec, data, train, test = fitted
+    u, i, r = data.user_index, data.item_index, data.rating
+    task = ranking_task(u[train], i[train], u[test], i[test], r[test], np.arange(len(data.items)))
+    two_stage = evaluate_ranking(rec.score, task, (10,))["ndcg@10"]
+    retrieval = evaluate_ranking(rec.scorer.score, task, (10,))["ndcg@10"]
+    popular = Popularity().fit(u[train], i[train], r[train], len(data.users), len(data.items))
+    assert two_stage > evaluate_ranking(popular.score, task, (10,))["ndcg@10"] + 0.1
+    assert two_stage >= retrieval
+    # the weights were chosen on validation: they are a blend on the grid, recorded with figures
+    assert abs(sum(rec.weights["full"].values()) - 1) < 1e-9 and rec.validation["full"]["users"] == 500
+
+
+def test_the_serving_path_and_the_scorer_agree(fitted):
+    rec, data, _, _ = fitted
+    users = rec.users.index(["196", "186", "22"])
+    ids, scores = rec.recommend(["196", "186", "22"], N=10)
+    full = rec.score(users, np.arange(len(data.items)))
+    for row, user in enumerate(users):
+        full[row, rec.rated[user].indices] = -np.inf
+        assert rec.catalogue.ids.ids(np.argsort(-full[row], kind="stable")[:10]).tolist() == ids[row].tolist()
+        np.testing.assert_allclose(np.sort(full[row])[::-1][:10], scores[row], rtol=1e-5)
+    # batched answers are the one-user answers
+    one_ids, one_scores = rec.recommend("186", N=10)
+    assert one_ids.tolist() == ids[1].tolist()
+    np.testing.assert_allclose(one_scores, scores[1], rtol=1e-5)
+
+
+def test_filters_restrict_and_cold_items_are_flagged(fitted):
+    rec, data, _, _ = fitted
+    rated = set(rec.catalogue.ids.ids(rec.rated[rec.users.index(["196"])[0]].indices))
+    ids, _ = rec.recommend("196", N=50)
+    assert not rated & set(ids) and len(ids) == 50
+    ids_all, _ = rec.recommend("196", N=50, filter_already_liked_items=False)
+    assert rated & set(ids_all)
+    blocked = list(ids[:5])
+    assert not set(blocked) & set(rec.recommend("196", N=50, filter_items=blocked)[0])
+    chosen = ["1", "50", "181", "1682", "nobody-rated-this"] if "nobody-rated-this" in rec.catalogue.ids \
+        else ["1", "50", "181", "1682"]
+    ids_sub, scores_sub = rec.recommend("196", N=10, items=chosen, filter_already_liked_items=False)
+    assert set(ids_sub) == set(chosen) and np.all(np.diff(scores_sub) <= 0)
+    cold = rec.catalogue.ids.ids(np.flatnonzero(rec.catalogue.cold))
+    assert len(cold) > 0
+    warm_only, _ = rec.recommend("196", N=100, include_cold=False)
+    assert not set(cold) & set(warm_only)
+    frame = rec.frame(*rec.recommend("196", N=5))
+    assert list(frame.columns) == ["item_id", "score", "title", "cold"] and frame["title"].notna().all()
+    batch = rec.frame(*rec.recommend(["196", "22"], N=3), user_ids=["196", "22"])
+    assert batch["user_id"].tolist() == ["196"] * 3 + ["22"] * 3 and batch["rank"].tolist() == [1, 2, 3] * 2
+
+
+def test_bad_requests_get_clear_errors(fitted):
+    from hybrid.two_stage import TwoStageRecommender
+
+    rec = fitted[0]
+    for n in (0, -3, 2.5, True):
+        with pytest.raises(ArgumentError, match="N must be a positive whole number"):
+            rec.recommend("196", N=n)
+    with pytest.raises(UnknownIdError, match="recommend_for_new_user"):
+        rec.recommend(["196", "no-such-user"])
+    with pytest.raises(UnknownIdError, match="no-such-item"):
+        rec.similar_items("no-such-item")
+    with pytest.raises(ArgumentError, match="liked_items and/or text"):
+        rec.recommend_for_new_user()
+    with pytest.raises(ArgumentError, match="no known word"):
+        rec.recommend_for_new_user(text="the and of it")
+    with pytest.raises(ArgumentError, match="content' or 'collaborative"):
+        rec.similar_items("1", by="taste")
+    with pytest.raises(NotFittedError):
+        TwoStageRecommender().recommend("196")
+    ids, scores = rec.recommend("196", N=5, items=[])
+    assert len(ids) == 0 and len(scores) == 0
+
+
+def test_a_new_user_from_text_alone_gets_text_relevant_items(fitted):
+    rec = fitted[0]
+    frame = rec.frame(*rec.recommend_for_new_user(text="horror", N=10))
+    titles = " ".join(frame["title"]).lower()
+    assert sum(word in titles for word in HORROR) >= 2, frame
+    liked = ["50", "172", "181"]  # the Star Wars films
+    ids, _ = rec.recommend_for_new_user(liked_items=liked, N=10)
+    assert not set(liked) & set(ids) and len(ids) == 10
+
+
+def test_similar_lookups_answer_in_batches(fitted):
+    rec = fitted[0]
+    ids, scores = rec.similar_items(["50", "1"], N=5, by="collaborative")
+    assert ids.shape == (2, 5) and "50" not in ids[0] and "1" not in ids[1]
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)
+    content, _ = rec.similar_items("50", N=5)
+    assert len(content) == 5 and "50" not in content
+    users, _ = rec.similar_users(["196", "22"], N=3)
+    assert users.shape == (2, 3) and "196" not in users[0]
+
+
+def test_added_items_are_recommendable_and_findable_at_once(ml100k, tmp_path):
+    from hybrid.two_stage import TwoStageRecommender
+
+    data, encoder, _ = ml100k
+    rec = TwoStageRecommender(retrieval={"epochs": 2}, network={}, train={"epochs": 1},
+                              config={"validation_share": 0.0}, seed=1).fit_dataset(data, encoder=encoder)
+    before = len(rec.catalogue)
+    added = rec.add_items(pd.DataFrame({"item_id": ["new-1", "new-2"], "title": ["Haunted Night", "Tax Law"],
+                                        "text": ["horror haunted vampire night terror", "documentary law tax"]}))
+    assert added == 2 and len(rec.catalogue) == before + 2 and rec.catalogue.cold[-2:].all()
+    ids, _ = rec.similar_to_text("vampire horror haunted", N=5)
+    assert "new-1" in ids
+    collaborative, _ = rec.similar_items("new-1", N=5, by="collaborative")
+    assert len(collaborative) == 5 and "new-1" not in collaborative
+    _, found = rec.item_index.search(rec.scorer.item_matrix[[before]], 1)
+    assert found[0, 0] == before  # in the retrieval index
+    ids, scores = rec.recommend("196", N=2, items=["new-1", "new-2"])
+    assert set(ids) == {"new-1", "new-2"} and np.isfinite(scores).all()
+    with pytest.raises(ArgumentError, match="already known"):
+        rec.add_items(pd.DataFrame({"item_id": ["new-1"], "text": ["again"]}))
+    rec.save(tmp_path / "saved")
+    loaded = TwoStageRecommender.load(tmp_path / "saved")
+    for call in (lambda r: r.recommend(["196", "22"], N=20), lambda r: r.similar_to_text("space war"),
+                 lambda r: r.recommend_for_new_user(liked_items=["1"], text="toy", N=8),
+                 lambda r: r.similar_items("new-1", by="collaborative"), lambda r: r.similar_users("196")):
+        (a_ids, a_scores), (b_ids, b_scores) = call(rec), call(loaded)
+        assert a_ids.tolist() == b_ids.tolist()
+        np.testing.assert_allclose(a_scores, b_scores, rtol=1e-6)
+    assert not list((tmp_path / "saved").glob("*.png"))  # saving draws nothing
+
+
+def test_approximate_and_exact_indexes_agree(fitted):
+    from hybrid.ann import VectorIndex
+
+    rec = fitted[0]
+    hnsw = VectorIndex(rec.scorer.item_matrix, exact_below=0)
+    queries = rec.scorer.user_matrix[:300]
+    _, exact = rec.item_index.search(queries, 10)
+    _, approximate = hnsw.search(queries, 10)
+    assert rec.item_index.kind == "exact" and hnsw.kind == "hnsw"
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approximate, exact)])
+    assert recall >= 0.95
