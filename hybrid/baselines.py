@@ -11,6 +11,8 @@
     ContentOnly      cosine between a user's liked-item profile and the item vectors (ranking)
     EASE             closed-form item-item model on liked items, L2 chosen on a validation share
                      of the training data (ranking; dense item x item: up to ~40k items)
+    TfidfProfile     cosine between a user's TF-IDF profile and every item's TF-IDF row (ranking;
+                     needs the items' text: ``tfidf_rows``; not in BASELINES for that reason)
 """
 
 from __future__ import annotations
@@ -221,6 +223,56 @@ class ContentOnly(Baseline):
 
     def score(self, users, candidates):
         return self.profiles[np.asarray(users)] @ self.unit[np.asarray(candidates)].T
+
+
+
+def tfidf_rows(texts) -> sp.csr_matrix:
+    """L2-normalised TF-IDF rows (sublinear term frequency) of cleaned token strings, one per
+    item, for ``TfidfProfile``.
+
+    Example:
+        >>> tfidf_rows(["red guitar strap", "guitar", ""]).shape[0]
+        3
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = [t or "" for t in texts]
+    if not any(texts):
+        return sp.csr_matrix((len(texts), 1), dtype=np.float32)
+    return TfidfVectorizer(token_pattern=r"\S+", sublinear_tf=True, dtype=np.float32).fit_transform(texts).tocsr()
+
+
+class TfidfProfile(Baseline):
+    """Cosine between a user's TF-IDF profile (the sum of the TF-IDF rows of the items they
+    liked - rated at or above their own mean) and each item's TF-IDF row: the content baseline
+    that keeps specific words (brands, product types, model names). Ranking only; ``item_vectors``
+    must be the items' TF-IDF rows (``tfidf_rows``)."""
+
+    name = "tfidf-profile"
+    predicts_ratings = False
+
+    def fit(self, users, items, ratings, n_users, n_items, item_vectors=None):
+        from .errors import ArgumentError
+
+        if not sp.issparse(item_vectors):
+            raise ArgumentError("tfidf-profile needs the items' TF-IDF rows: item_vectors=tfidf_rows(texts)")
+        users, items, ratings = np.asarray(users), np.asarray(items), np.asarray(ratings, float)
+        self.rows = sp.csr_matrix(item_vectors, dtype=np.float32)
+        user_mean = np.bincount(users, ratings, n_users) / np.maximum(np.bincount(users, minlength=n_users), 1)
+        liked = ratings >= user_mean[users]
+        likes = sp.csr_matrix((np.ones(liked.sum(), np.float32), (users[liked], items[liked])),
+                              shape=(n_users, self.rows.shape[0]))
+        self.profiles = self.profile(likes)
+        return self
+
+    def profile(self, likes: sp.csr_matrix) -> sp.csr_matrix:
+        """Unit-length TF-IDF profiles of rows of liked items (also for users never seen)."""
+        profiles = sp.csr_matrix(likes @ self.rows)
+        norms = np.sqrt(np.asarray(profiles.multiply(profiles).sum(axis=1)).ravel())
+        return sp.csr_matrix(sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ profiles)
+
+    def score(self, users, candidates):
+        return np.asarray((self.profiles[np.asarray(users)] @ self.rows[np.asarray(candidates)].T).toarray())
 
 
 class EASE(Baseline):

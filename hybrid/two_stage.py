@@ -387,7 +387,8 @@ class TwoStageRecommender:
         return int(n)
 
     def _item_rows(self, ids) -> np.ndarray:
-        return self.catalogue.index(ids)
+        """Rows of item ids: one id or any sequence of them."""
+        return self.catalogue.index([ids] if isinstance(ids, (str, int, np.integer)) else list(ids))
 
     def _allowed(self, include_cold: bool) -> np.ndarray | None:
         return None if include_cold else self.catalogue.trained.copy()
@@ -460,7 +461,7 @@ class TwoStageRecommender:
         """
         self._check_fitted()
         n = self._check_n(N)
-        liked = self._item_rows(liked_items or [])
+        liked = self._item_rows([] if liked_items is None else liked_items)
         has_text = text is not None and bool(str(text).strip())
         if not len(liked) and not has_text:
             raise ArgumentError("give liked_items and/or text for a new user")

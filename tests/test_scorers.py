@@ -54,8 +54,16 @@ def _two_stage(data, rows):
                                config={"candidates": 20}).fit_dataset(data, rows)
 
 
+def _tfidf_profile(data, rows):
+    from hybrid.baselines import TfidfProfile, tfidf_rows
+
+    texts = [f"{title.replace(' ', '')} item{i % 7}" for i, title in enumerate(data.item_titles)]
+    return TfidfProfile().fit(data.user_index[rows], data.item_index[rows], data.rating[rows],
+                              len(data.users), len(data.items), tfidf_rows(texts))
+
+
 SCORERS = {**{name: _baseline(name) for name in BASELINES}, "hybrid-implicit": _hybrid,
-           "two-stage": _two_stage}
+           "two-stage": _two_stage, "tfidf-profile": _tfidf_profile}
 
 
 @pytest.fixture(scope="module")

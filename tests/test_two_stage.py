@@ -107,6 +107,8 @@ def test_a_new_user_from_text_alone_gets_text_relevant_items(fitted):
     liked = ["50", "172", "181"]  # the Star Wars films
     ids, _ = rec.recommend_for_new_user(liked_items=liked, N=10)
     assert not set(liked) & set(ids) and len(ids) == 10
+    same, _ = rec.recommend_for_new_user(liked_items=np.array(liked), N=10)  # any sequence of ids
+    assert same.tolist() == ids.tolist()
 
 
 def test_similar_lookups_answer_in_batches(fitted):

@@ -1,0 +1,190 @@
+"""Ranking quality of the two-stage recommender against the baselines, three protocols, real data.
+
+    python -m benchmarks.two_stage [--datasets movielens-100k musical-instruments]
+                                   [--protocols warm cold-items new-users] [--seeds 0 1 2]
+
+Datasets go through the project's own pipeline (ingest, text, vectors, dataset): MovieLens-100k
+(the default dataset) and Amazon 2014 Musical Instruments 5-core from ../shared/data/amazon2014.
+
+    warm        random 80/20 of the ratings; every item a user did not rate in training is ranked
+    cold-items  20% of the rated items held out with all their ratings; only they are ranked, so
+                the models know them by their text alone
+    new-users   20% of the users held out entirely; 5 of the likes of each (those with at least
+                6) are given at query time, the rest are to be found among every other item
+
+Relevant = rating >= 4; NDCG@10 etc.; mean ± std over seeds. Every setting is chosen on a
+validation split carved from the training rows (EASE's L2 inside ``EASE.fit``, the two-stage
+blend weights inside ``TwoStageRecommender.fit``); the test rows are used once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import scipy.sparse as sp
+
+from hybrid.baselines import EASE, ContentOnly, Popularity, RandomRanking, TfidfProfile, tfidf_rows
+from hybrid.dataset import load_dataset
+from hybrid.evaluation import (cold_item_split, evaluate_ranking, random_split, ranking_metrics_from_lists,
+                               ranking_task)
+from hybrid.runner import Runner
+from hybrid.two_stage import TwoStageRecommender
+from hybrid.vectors import TextEncoder, unit_rows
+from pipelines.recommender import PipelineConfig, build
+
+RESULTS = Path(__file__).parent / "results"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATASETS = {
+    "movielens-100k": {},
+    "musical-instruments": {"ratings": [str(SHARED / "amazon2014" / "Musical_Instruments_5.csv.gz")],
+                            "meta": [str(SHARED / "amazon2014" / "Musical_Instruments_meta_5.json.gz")]},
+}
+GIVEN = 5  # liked items a new user gives
+
+
+def prepare(name: str, work: Path):
+    Runner(build(PipelineConfig(out=str(work), **DATASETS[name])), work, log=lambda m: None).run(until="dataset")
+    data = load_dataset(work / "dataset")
+    text = pq.read_table(work / "text" / "item_text.parquet", columns=["item_id", "text"]).to_pydict()
+    by_id = dict(zip(text["item_id"], text["text"]))
+    texts = [by_id.get(i, "") for i in data.items.values]
+    return data, TextEncoder.load(work / "vectors" / "text_encoder.joblib"), tfidf_rows(texts)
+
+
+def two_stage(data, rows, encoder, seed, overrides):
+    started = time.perf_counter()
+    rec = TwoStageRecommender(seed=seed, **overrides).fit_dataset(data, rows, encoder=encoder)
+    return rec, round(time.perf_counter() - started, 1)
+
+
+def baselines(data, rows, tfidf, names):
+    u, i, r = data.user_index[rows], data.item_index[rows], data.rating[rows]
+    n_users, n_items = len(data.users), len(data.items)
+    made = {"popularity": lambda: Popularity(), "ease": lambda: EASE(), "random": lambda: RandomRanking(),
+            "content-only": lambda: ContentOnly(), "tfidf-profile": lambda: TfidfProfile()}
+    return {name: made[name]().fit(u, i, r, n_users, n_items, tfidf if name == "tfidf-profile" else data.item_vectors)
+            for name in names}
+
+
+def warm(data, encoder, tfidf, seed, overrides):
+    u, i, r = data.user_index, data.item_index, data.rating
+    train, test = random_split(len(r), 0.2, seed)
+    rec, seconds = two_stage(data, train, encoder, seed, overrides)
+    task = ranking_task(u[train], i[train], u[test], i[test], r[test], np.arange(len(data.items)))
+    out = {name: evaluate_ranking(model.score, task, (10,))
+           for name, model in baselines(data, train, tfidf, ("popularity", "ease", "tfidf-profile", "content-only")).items()}
+    out["retrieval stage"] = evaluate_ranking(rec.scorer.score, task, (10,))
+    out["two-stage"] = {**evaluate_ranking(rec.score, task, (10,)), "fit_seconds": seconds,
+                        "weights": rec.weights["full"]}
+    return out
+
+
+def cold_items(data, encoder, tfidf, seed, overrides):
+    u, i, r = data.user_index, data.item_index, data.rating
+    train, test, cold = cold_item_split(i, 0.2, seed)
+    rec, seconds = two_stage(data, train, encoder, seed, overrides)
+    task = ranking_task(u[train], i[train], u[test], i[test], r[test], cold)
+    out = {name: evaluate_ranking(model.score, task, (10,))
+           for name, model in baselines(data, train, tfidf, ("random", "tfidf-profile", "content-only")).items()}
+    out["retrieval stage"] = evaluate_ranking(rec.scorer.score, task, (10,))
+    out["two-stage"] = {**evaluate_ranking(rec.score, task, (10,)), "fit_seconds": seconds}
+    return out
+
+
+def new_users(data, encoder, tfidf, seed, overrides):
+    u, i, r = data.user_index, data.item_index, data.rating
+    rng = np.random.default_rng(seed)
+    held = rng.choice(len(data.users), int(round(0.2 * len(data.users))), replace=False)
+    is_held = np.isin(u, held)
+    train = np.flatnonzero(~is_held)
+    rec, seconds = two_stage(data, train, encoder, seed, overrides)
+    fitted = baselines(data, train, tfidf, ("popularity", "ease", "tfidf-profile", "content-only"))
+    given, relevant = [], []
+    for user in np.sort(held):
+        mine = np.flatnonzero(u == user)
+        likes = i[mine][r[mine] >= 4]
+        if len(likes) <= GIVEN:
+            continue
+        chosen = rng.choice(likes, GIVEN, replace=False)
+        given.append(chosen)
+        relevant.append(set(likes.tolist()) - set(chosen.tolist()))
+    n_items = len(data.items)
+    history = sp.csr_matrix((np.ones(len(given) * GIVEN, np.float32),
+                             (np.repeat(np.arange(len(given)), GIVEN), np.concatenate(given))),
+                            shape=(len(given), n_items))
+    popularity = np.bincount(i[train], minlength=n_items).astype(float)
+    unit = unit_rows(data.item_vectors)
+    scores = {"popularity": np.tile(popularity, (len(given), 1)),
+              "ease": np.asarray(history @ fitted["ease"].B),
+              "tfidf-profile": np.asarray((fitted["tfidf-profile"].profile(history) @ tfidf.T).toarray()),
+              "content-only": unit_rows(history @ unit) @ unit.T}
+    out = {}
+    for name, matrix in scores.items():
+        matrix[history.nonzero()] = -np.inf
+        out[name] = ranking_metrics_from_lists(np.argsort(-matrix, axis=1, kind="stable")[:, :10], relevant, 10)
+    tops, started = [], time.perf_counter()
+    for items in given:
+        ids, _ = rec.recommend_for_new_user(liked_items=data.items.ids(items), N=10)
+        tops.append(data.items.index(ids))
+    out["two-stage"] = {**ranking_metrics_from_lists(np.vstack(tops), relevant, 10), "fit_seconds": seconds,
+                        "ms_per_user": round(1000 * (time.perf_counter() - started) / len(given), 2)}
+    for metrics in out.values():
+        metrics["users"] = len(given)
+    return {name: {f"{k}@10" if k in ("precision", "recall", "ndcg", "map", "hit_rate") else k: v
+                   for k, v in metrics.items()} for name, metrics in out.items()}
+
+
+PROTOCOLS = {"warm": warm, "cold-items": cold_items, "new-users": new_users}
+
+
+def summary_lines(dataset: str, protocol: str, runs: list[dict]) -> list[str]:
+    lines = [f"### {dataset}, {protocol}", "", "| model | ndcg@10 | recall@10 | hit_rate@10 |", "|---|---|---|---|"]
+    for name in runs[0]:
+        cells = []
+        for key in ("ndcg@10", "recall@10", "hit_rate@10"):
+            values = [run[name][key] for run in runs]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.fmean(values):.4f} ± {spread:.4f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=list(PROTOCOLS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=None, help="cap both models' epochs (quick runs)")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    overrides = {} if args.epochs is None else {"retrieval": {"epochs": args.epochs}, "train": {"epochs": args.epochs}}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    everything = {"seeds": args.seeds, "epochs": args.epochs, "results": {}}
+    lines = ["# Two-stage recommender: ranking quality", "",
+             f"Seeds {args.seeds}; mean ± std. Relevant = rating >= 4. Settings chosen on validation "
+             "splits of the training rows. See `benchmarks/two_stage.py` for the protocols.", ""]
+    for dataset in args.datasets:
+        data, encoder, tfidf = prepare(dataset, Path(tempfile.mkdtemp(prefix=f"hybrid-{dataset}-")))
+        for protocol in args.protocols:
+            runs = []
+            for seed in args.seeds:
+                runs.append(PROTOCOLS[protocol](data, encoder, tfidf, seed, overrides))
+                print(dataset, protocol, seed, {k: round(v["ndcg@10"], 4) for k, v in runs[-1].items()}, flush=True)
+            everything["results"][f"{dataset}/{protocol}"] = runs
+            lines += summary_lines(dataset, protocol, runs)
+            (out / "two_stage.json").write_text(json.dumps(everything, indent=2, default=float))
+            (out / "two_stage.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
