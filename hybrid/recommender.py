@@ -108,6 +108,18 @@ def item_text_vectors(items: pd.DataFrame | None, item_vectors, encoder: TextEnc
     return out, encoder
 
 
+
+def encode_query(encoder: TextEncoder | None, text: str) -> np.ndarray:
+    """The text vector of a free-text query, or an ``ArgumentError`` saying why there is none."""
+    if encoder is None:
+        raise ArgumentError("this recommender has no text encoder (it was fitted with item_vectors "
+                            "only), so it cannot read free text")
+    vector = encoder.encode(text)
+    if not np.any(vector):
+        raise ArgumentError(f"no known word in the text {text!r} (after cleaning and stop words): "
+                            "describe it with other words")
+    return vector
+
 class HybridRecommender:
     """Hybrid content + collaborative recommender built on the Keras model family.
 
@@ -326,14 +338,7 @@ class HybridRecommender:
         if len(liked):
             parts.append(self.item_vectors[liked].mean(axis=0))
         if text is not None and text.strip():
-            if self.encoder is None:
-                raise ArgumentError("this recommender has no text encoder (it was fitted with "
-                                    "item_vectors only), so it cannot read free text")
-            encoded = self.encoder.encode(text)
-            if not np.any(encoded):
-                raise ArgumentError(f"no known word in the text {text!r} (after cleaning and "
-                                    "stop words): describe the taste with other words")
-            parts.append(encoded)
+            parts.append(encode_query(self.encoder, text))
         if not parts:
             return None
         profile = unit_rows(np.mean(parts, axis=0))

@@ -49,7 +49,7 @@ from .ids import IdMap
 from .neighbours import item_neighbours, row_values
 from .persistence import (load_arrays, load_sparse, read_manifest, save_arrays, save_sparse,
                           write_manifest)
-from .recommender import frame_ids, frame_titles, item_text_vectors, item_token_strings
+from .recommender import encode_query, frame_ids, frame_titles, item_text_vectors, item_token_strings
 from .retrieval import RetrievalScorer, fit_retrieval, load_two_tower, save_two_tower
 from .text import TextConfig
 from .vectors import TextEncoder, unit_rows
@@ -440,14 +440,7 @@ class TwoStageRecommender:
         return self._answer(rows, scores, single)
 
     def _text_vector(self, text: str) -> np.ndarray:
-        if self.encoder is None:
-            raise ArgumentError("this recommender has no text encoder (it was fitted with item_vectors "
-                                "only), so it cannot read free text")
-        vector = self.encoder.encode(text)
-        if not np.any(vector):
-            raise ArgumentError(f"no known word in the text {text!r} (after cleaning and stop words): "
-                                "describe it with other words")
-        return vector
+        return encode_query(self.encoder, text)
 
     def recommend_for_new_user(self, liked_items: Iterable | None = None, text: str | None = None,
                                N: int = 10, filter_items: Iterable | None = None,
