@@ -4,6 +4,7 @@ settings name real fields. Light on purpose (no TensorFlow import): the command 
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 
 from .errors import ArgumentError
@@ -161,6 +162,20 @@ def _typed(value, default, what: str):
     else:
         return value
     raise ArgumentError(f"{what}: expected {expected}, got {value!r}")
+
+
+def check_count(value, name: str = "n") -> int:
+    """``value`` as an int when it is a positive whole number (not a bool), else ``ArgumentError``.
+
+    Example:
+        >>> check_count(0, "N")
+        Traceback (most recent call last):
+        ...
+        hybrid.errors.ArgumentError: N must be a positive whole number of items, got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ArgumentError(f"{name} must be a positive whole number of items, got {value!r}")
+    return int(value)
 
 
 def check_model_name(name: str) -> str:

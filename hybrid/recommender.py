@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import ModelConfig, TrainConfig, check_model_name, check_settings
+from .config import ModelConfig, TrainConfig, check_count, check_model_name, check_settings
 from .dataset import EncodedDataset
 from .errors import ArgumentError, InputFormatError, NotFittedError, UnknownIdError
 from .ids import IdMap
@@ -292,12 +292,6 @@ class HybridRecommender:
             return everything
         return everything[: self.n_model_items][self.item_trained]
 
-    @staticmethod
-    def _check_n(n) -> int:
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-            raise ArgumentError(f"n must be a positive whole number of items, got {n!r}")
-        return int(n)
-
     def _result(self, items: np.ndarray, scores: np.ndarray, n: int) -> pd.DataFrame:
         n = min(int(n), len(items))  # n was checked by the public method
         if n <= 0:
@@ -322,7 +316,7 @@ class HybridRecommender:
             >>> rec.recommend("196", n=5)  # doctest: +SKIP
         """
         self._check_fitted()
-        self._check_n(n)
+        check_count(n)
         if str(user_id) not in self.users:
             raise UnknownIdError(f"unknown user id {user_id!r}; for a new user call "
                                  "recommend_for_new_user(liked_items=..., text=...)")
@@ -366,7 +360,7 @@ class HybridRecommender:
             >>> rec.recommend_for_new_user(liked_items=["50", "172"], text="space adventure")  # doctest: +SKIP
         """
         self._check_fitted()
-        self._check_n(n)
+        check_count(n)
         liked = self.items.index([str(i) for i in (liked_items or [])])
         if not len(liked) and not (text and text.strip()):
             raise ArgumentError("give liked_items and/or text for a new user")
@@ -399,7 +393,7 @@ class HybridRecommender:
             >>> rec.similar_items("1", n=5)  # doctest: +SKIP
         """
         self._check_fitted()
-        self._check_n(n)
+        check_count(n)
         item = int(self.items.index([str(item_id)])[0])
         items = self._candidates(candidates, True)
         items = items[items != item]
@@ -411,7 +405,7 @@ class HybridRecommender:
     def similar_to_text(self, text: str, n: int = 10, candidates: Iterable | None = None) -> pd.DataFrame:
         """Items closest in content to free text (cleaned like product text)."""
         self._check_fitted()
-        self._check_n(n)
+        check_count(n)
         if not text or not text.strip():
             raise ArgumentError("give a non-empty text")
         profile = self._profile(np.array([], np.int64), text)

@@ -41,7 +41,7 @@ import scipy.sparse as sp
 
 from .ann import VectorIndex
 from .catalogue import Catalogue
-from .config import ModelConfig, RetrievalConfig, TrainConfig, TwoStageConfig, check_settings
+from .config import ModelConfig, RetrievalConfig, TrainConfig, TwoStageConfig, check_count, check_settings
 from .dataset import EncodedDataset
 from .errors import ArgumentError, NotFittedError, UnknownIdError
 from .evaluation import random_split, ranking_metrics_from_lists, ranking_task, sample_users
@@ -222,9 +222,7 @@ class TwoStageRecommender:
         batch = 256
         for start in range(0, len(task.users), batch):
             users = task.users[start:start + batch]
-            rows, valid, features = self._features(self.scorer.user_matrix[users], self.likes[users],
-                                                   [self.rated[u].indices for u in users], users, None,
-                                                   self.config.candidates)
+            rows, valid, features = self._known_user_features(users)
             for case, grid in grids.items():
                 for g, weights in enumerate(grid):
                     self.weights[case] = weights
@@ -246,7 +244,7 @@ class TwoStageRecommender:
         Returns ``rows`` (B x M item rows, -1 padding), ``valid`` (B x M) and a dict of
         B x M score arrays by part."""
         _, retrieved = self.item_index.search(user_vectors, k, exclude=excluded)
-        related = (histories @ self.neighbours).tocsr() if histories.nnz else None
+        related = self._related(histories)
         lists = []
         for b in range(len(user_vectors)):
             mine = retrieved[b][retrieved[b] >= 0]
@@ -267,6 +265,23 @@ class TwoStageRecommender:
         if allowed is not None:
             valid &= allowed[np.maximum(rows, 0)]
         return rows, valid, self._part_scores(user_vectors, related, network_users, np.maximum(rows, 0))
+
+    def _related(self, histories: sp.csr_matrix):
+        """Item-item scores of every item for each history row (None when all are empty)."""
+        return (histories @ self.neighbours).tocsr() if histories.nnz else None
+
+    def _known_user_features(self, users: np.ndarray):
+        """``_features`` of known users, their training items excluded."""
+        return self._features(self.scorer.user_matrix[users], self.likes[users], self._rated_rows(users),
+                              users, None, self.config.candidates)
+
+    def _rated_rows(self, users) -> list[np.ndarray]:
+        return [self.rated[u].indices for u in users]
+
+    def _blended(self, user_vectors, histories, network_users, rows) -> np.ndarray:
+        """The blended score of every given (user, item row) pair."""
+        features = self._part_scores(user_vectors, self._related(histories), network_users, rows)
+        return self._blend(features, self._case(features))
 
     def _part_scores(self, user_vectors, related, network_users, rows) -> dict:
         features = {"retrieval": np.einsum("bd,bmd->bm", user_vectors, self.scorer.item_matrix[rows])}
@@ -311,10 +326,7 @@ class TwoStageRecommender:
 
     def _fit_scales(self, users: np.ndarray) -> None:
         """Mean and spread of every part's score over the candidates of ``users``."""
-        users = np.asarray(users)
-        rows, valid, features = self._features(self.scorer.user_matrix[users], self.likes[users],
-                                               [self.rated[u].indices for u in users], users, None,
-                                               self.config.candidates)
+        _, valid, features = self._known_user_features(np.asarray(users))
         self.scales = {part: (float(values[valid].mean()), float(values[valid].std()) or 1.0)
                        for part, values in features.items()}
 
@@ -346,9 +358,7 @@ class TwoStageRecommender:
         for b, gone in enumerate(excluded):
             if len(gone):
                 valid[b] &= ~np.isin(rows[b], gone)
-        related = (histories @ self.neighbours).tocsr() if histories.nnz else None
-        features = self._part_scores(user_vectors, related, network_users, rows)
-        return _top(self._blend(features, self._case(features)), rows, valid, n)
+        return _top(self._blended(user_vectors, histories, network_users, rows), rows, valid, n)
 
     # ================================================================== the scorer protocol
     def score(self, users, candidates) -> np.ndarray:
@@ -359,46 +369,45 @@ class TwoStageRecommender:
         item is scored and blended. Items the users rated in training are not excluded here."""
         users, candidates = np.asarray(users, np.int64), np.asarray(candidates, np.int64)
         self._check_fitted()
-        histories = self.likes[users]
         if len(candidates) == len(self.catalogue) and np.array_equal(candidates, np.arange(len(candidates))):
-            k = self.config.candidates
-            rows, valid, features = self._features(self.scorer.user_matrix[users], histories,
-                                                   [self.rated[u].indices for u in users], users, None, k)
+            rows, valid, features = self._known_user_features(users)
             blend = self._blend(features, self._case(features))
             # items that were not retrieved rank below every candidate, in retrieval order
             out = self.scorer.user_matrix[users] @ self.scorer.item_matrix.T - 1e6
             chosen_users, chosen = np.nonzero(valid)
             out[chosen_users, rows[chosen_users, chosen]] = blend[chosen_users, chosen]
             return out
-        related = (histories @ self.neighbours).tocsr() if histories.nnz else None
         rows = np.broadcast_to(candidates, (len(users), len(candidates)))
-        features = self._part_scores(self.scorer.user_matrix[users], related, users, rows)
-        return self._blend(features, self._case(features))
+        return self._blended(self.scorer.user_matrix[users], self.likes[users], users, rows)
 
     # ================================================================== answering
     def _check_fitted(self) -> None:
         if self.catalogue is None or not hasattr(self, "scorer"):
             raise NotFittedError("the recommender is not fitted: call fit() or load() first")
 
-    @staticmethod
-    def _check_n(n) -> int:
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-            raise ArgumentError(f"N must be a positive whole number of items, got {n!r}")
-        return int(n)
-
     def _item_rows(self, ids) -> np.ndarray:
         """Rows of item ids: one id or any sequence of them."""
         return self.catalogue.index([ids] if isinstance(ids, (str, int, np.integer)) else list(ids))
 
-    def _allowed(self, include_cold: bool) -> np.ndarray | None:
-        return None if include_cold else self.catalogue.trained.copy()
+    def _blocked(self, filter_items) -> np.ndarray:
+        return np.zeros(0, np.int64) if filter_items is None else self._item_rows(filter_items)
 
-    def _answer(self, rows: np.ndarray, scores: np.ndarray, single: bool):
+    def _choice(self, items, include_cold: bool):
+        """``(allowed, chosen)``: the mask of items that may be answered (None: all) and the rows
+        of ``items`` to rank exactly (None: rank from the candidates)."""
+        allowed = None if include_cold else self.catalogue.trained
+        chosen = None if items is None else self._item_rows(items)
+        if chosen is not None and allowed is not None:
+            chosen = chosen[allowed[chosen]]
+        return allowed, chosen
+
+    def _answer(self, rows: np.ndarray, scores: np.ndarray, single: bool, names: IdMap | None = None):
         """Ids (object array, None where fewer than N exist) and scores (NaN there)."""
+        names = self.catalogue.ids if names is None else names
         width = int((rows >= 0).sum(axis=1).max()) if rows.size else 0
         rows, scores = rows[:, :width], scores[:, :width]
         ids = np.full(rows.shape, None, object)
-        ids[rows >= 0] = self.catalogue.ids.ids(rows[rows >= 0])
+        ids[rows >= 0] = names.ids(rows[rows >= 0])
         scores = np.where(rows >= 0, scores, np.nan)
         return (ids[0], scores[0]) if single else (ids, scores)
 
@@ -418,7 +427,7 @@ class TwoStageRecommender:
             >>> ids, scores = rec.recommend("196", N=5)  # doctest: +SKIP
         """
         self._check_fitted()
-        n = self._check_n(N)
+        n = check_count(N, "N")
         single = isinstance(user_ids, (str, int, np.integer))
         wanted = [str(user_ids)] if single else [str(u) for u in user_ids]
         users = self.users.index(wanted, missing="ignore")
@@ -426,13 +435,10 @@ class TwoStageRecommender:
             unknown = [wanted[i] for i in np.flatnonzero(users < 0)[:5]]
             raise UnknownIdError(f"unknown user id(s) {unknown}; for a new user call "
                                  "recommend_for_new_user(liked_items=..., text=...)")
-        blocked = self._item_rows(filter_items) if filter_items is not None else np.zeros(0, np.int64)
-        excluded = [np.union1d(self.rated[u].indices, blocked) if filter_already_liked_items else blocked
-                    for u in users]
-        chosen = None if items is None else self._item_rows(items)
-        allowed = self._allowed(include_cold)
-        if chosen is not None and allowed is not None:
-            chosen = chosen[allowed[chosen]]
+        blocked = self._blocked(filter_items)
+        excluded = [np.union1d(rated, blocked) for rated in self._rated_rows(users)] \
+            if filter_already_liked_items else [blocked] * len(users)
+        allowed, chosen = self._choice(items, include_cold)
         if chosen is not None and len(chosen) == 0:
             return self._answer(np.full((len(users), 0), -1), np.zeros((len(users), 0)), single)
         rows, scores = self._rank(self.scorer.user_matrix[users], self.likes[users], excluded, users, n,
@@ -453,7 +459,7 @@ class TwoStageRecommender:
             >>> ids, scores = rec.recommend_for_new_user(liked_items=["50", "172"], text="space war")  # doctest: +SKIP
         """
         self._check_fitted()
-        n = self._check_n(N)
+        n = check_count(N, "N")
         liked = self._item_rows([] if liked_items is None else liked_items)
         has_text = text is not None and bool(str(text).strip())
         if not len(liked) and not has_text:
@@ -461,11 +467,8 @@ class TwoStageRecommender:
         vector = self.scorer.new_user(liked, self._text_vector(text) if has_text else None)
         history = sp.csr_matrix((np.ones(len(liked), np.float32), (np.zeros(len(liked), int), liked)),
                                 shape=(1, len(self.catalogue)))
-        blocked = self._item_rows(filter_items) if filter_items is not None else np.zeros(0, np.int64)
-        chosen = None if items is None else self._item_rows(items)
-        allowed = self._allowed(include_cold)
-        if chosen is not None and allowed is not None:
-            chosen = chosen[allowed[chosen]]
+        blocked = self._blocked(filter_items)
+        allowed, chosen = self._choice(items, include_cold)
         if chosen is not None and len(chosen) == 0:
             return self._answer(np.full((1, 0), -1), np.zeros((1, 0)), True)
         rows, scores = self._rank(vector[None, :], history, [np.union1d(liked, blocked)], None, n, allowed, chosen)
@@ -476,7 +479,7 @@ class TwoStageRecommender:
         ``"collaborative"`` (the retrieval model's item vectors, which cold products have from
         their text). One id gives 1-D arrays, a list gives 2-D. The item itself is left out."""
         self._check_fitted()
-        n = self._check_n(N)
+        n = check_count(N, "N")
         if by not in ("content", "collaborative"):
             raise ArgumentError(f"by must be 'content' or 'collaborative', got {by!r}")
         single = isinstance(item_ids, (str, int, np.integer))
@@ -489,25 +492,25 @@ class TwoStageRecommender:
                                     "vector (no known word in their text): use by='collaborative'")
         else:
             queries, index = self.scorer.item_matrix[rows], self.item_index
-        blocked = self._item_rows(filter_items) if filter_items is not None else np.zeros(0, np.int64)
+        blocked = self._blocked(filter_items)
         scores, found = index.search(queries, n, exclude=[np.union1d([r], blocked) for r in rows])
         return self._answer(found, scores, single)
 
     def similar_to_text(self, text: str, N: int = 10, filter_items: Iterable | None = None):
         """Products nearest in content to free text (cleaned like product text)."""
         self._check_fitted()
-        n = self._check_n(N)
+        n = check_count(N, "N")
         if not text or not str(text).strip():
             raise ArgumentError("give a non-empty text")
         query = unit_rows(self._text_vector(text)).astype(np.float32)[None, :]
-        blocked = self._item_rows(filter_items) if filter_items is not None else np.zeros(0, np.int64)
+        blocked = self._blocked(filter_items)
         scores, found = self.content_index.search(query, n, exclude=[blocked])
         return self._answer(found, scores, True)
 
     def similar_users(self, user_ids, N: int = 10):
         """Users nearest in the retrieval model's user space (the user itself left out)."""
         self._check_fitted()
-        n = self._check_n(N)
+        n = check_count(N, "N")
         single = isinstance(user_ids, (str, int, np.integer))
         wanted = [str(user_ids)] if single else [str(u) for u in user_ids]
         users = self.users.index(wanted)
@@ -515,10 +518,7 @@ class TwoStageRecommender:
             self._user_index = VectorIndex(self.scorer.user_matrix, self.config.exact_below,
                                            self.config.hnsw_m, self.config.ef_construction, self.config.ef_search)
         scores, found = self._user_index.search(self.scorer.user_matrix[users], n, exclude=[[u] for u in users])
-        ids = np.full(found.shape, None, object)
-        ids[found >= 0] = self.users.ids(found[found >= 0])
-        scores = np.where(found >= 0, scores, np.nan)
-        return (ids[0], scores[0]) if single else (ids, scores)
+        return self._answer(found, scores, single, self.users)
 
     def frame(self, ids, scores, user_ids=None) -> pd.DataFrame:
         """The answer of ``recommend``/``similar_*`` as a DataFrame: ``item_id, score, title,
