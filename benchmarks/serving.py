@@ -92,9 +92,17 @@ result['similar (collaborative)'] = timed(lambda i: rec.similar_items(i, N=10, b
 result['similar to text'] = timed(lambda t: rec.similar_to_text(t, N=10), texts)
 
 def recall(index, vectors, queries_):
-    exact = np.argsort(-(queries_ @ vectors.T), axis=1)[:, :10]
+    # as ann-benchmarks counts it: a returned row is a hit when its exact score reaches the 10th
+    # best exact score (less 1e-4), so that equal vectors (duplicate texts) tie instead of missing
+    # (50 queries at a time: an all-queries x catalogue block would dominate the peak RSS)
     _, found = index.search(queries_, 10)
-    return round(float(np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)])), 4)
+    hits = []
+    for start in range(0, len(queries_), 50):
+        exact = queries_[start:start + 50] @ vectors.T
+        tenth = -np.partition(-exact, 9, axis=1)[:, 9]
+        for q, f in enumerate(found[start:start + 50]):
+            hits.append((exact[q, f[f >= 0]] >= tenth[q] - 1e-4).sum() / 10)
+    return round(float(np.mean(hits)), 4)
 
 sample = rng.choice(len(rec.users), 500, replace=False)
 result['recall@10 retrieval index'] = recall(rec.item_index, rec.scorer.item_matrix, rec.scorer.user_matrix[sample])
@@ -120,15 +128,20 @@ TARGETS = {"recommend": 10.0, "recommend batch of 100 (per user)": 10.0, "new us
            "similar to text": 2.0}
 
 
-def run_size(products: int, ratings: int, data: Path, epochs: int, queries: int) -> dict:
+def run_size(products: int, ratings: int, data: Path, epochs: int, queries: int, keep: str | None = None) -> dict:
     meta, rated, _ = ensure_data(data, products, ratings)
-    with tempfile.TemporaryDirectory(prefix="hybrid-serving-") as work:
-        subprocess.run([sys.executable, "-m", "hybrid", "run", "--meta", str(meta), "--ratings", str(rated),
-                        "--out", work, "--until", "dataset"], check=True, capture_output=True, text=True)
-        fit = subprocess.run([sys.executable, "-c", FIT, work, str(epochs)], capture_output=True, text=True)
-        if fit.returncode:
-            raise SystemExit(fit.stderr[-3000:])
-        fitted = json.loads(fit.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory(prefix="hybrid-serving-") as scratch:
+        work = scratch if keep is None else str(Path(keep) / f"{products}")
+        if (Path(work) / "model" / "manifest.json").is_file():  # kept from an earlier run: serve only
+            fitted = json.loads((Path(work) / "fit.json").read_text())
+        else:
+            subprocess.run([sys.executable, "-m", "hybrid", "run", "--meta", str(meta), "--ratings", str(rated),
+                            "--out", work, "--until", "dataset"], check=True, capture_output=True, text=True)
+            fit = subprocess.run([sys.executable, "-c", FIT, work, str(epochs)], capture_output=True, text=True)
+            if fit.returncode:
+                raise SystemExit(fit.stderr[-3000:])
+            fitted = json.loads(fit.stdout.strip().splitlines()[-1])
+            (Path(work) / "fit.json").write_text(json.dumps(fitted))
         serve = subprocess.run([sys.executable, "-c", SERVE, work, str(queries)], capture_output=True, text=True)
         if serve.returncode:
             raise SystemExit(serve.stderr[-3000:])
@@ -159,11 +172,14 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--keep", metavar="DIR", help="keep each size's pipeline outputs and saved model under "
+                        "DIR/PRODUCTS (a later run with the same DIR measures serving again without refitting; "
+                        "benchmarks.service_load serves them)")
     args = parser.parse_args(argv)
     runs = []
     for size in args.sizes:
         products, ratings = (int(x) for x in size.split(":"))
-        runs.append(run_size(products, ratings, Path(args.data), args.epochs, args.queries))
+        runs.append(run_size(products, ratings, Path(args.data), args.epochs, args.queries, args.keep))
         print(json.dumps(runs[-1]), flush=True)
     lines = ["# Serving benchmark: two-stage recommender", "",
              f"Machine: {platform.machine()}, {__import__('os').cpu_count()} cores; "

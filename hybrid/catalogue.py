@@ -1,5 +1,5 @@
-"""The catalogue: item ids, text vectors, titles and which items had training likes, in one
-place with one way to grow (``append``)."""
+"""The catalogue: item ids, text vectors, titles, display texts and which items had training
+likes, in one place with one way to grow (``append``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ class Catalogue:
     """Items in index order: row ``i`` of ``vectors``/``titles``/``trained`` is item ``i``.
 
     ``trained`` marks items the collaborative models learnt an id for; the others (cold
-    products, items appended later) are known by their text only.
+    products, items appended later) are known by their text only. ``texts`` (optional) is the
+    product text shown to people; it is kept as an Arrow string array, so a catalogue of a
+    million long texts costs no Python object per text.
 
     Example:
         >>> cat = Catalogue(IdMap(["a", "b"], "item"), np.eye(2, dtype=np.float32), trained=[True, False])
@@ -26,13 +28,14 @@ class Catalogue:
         ([2], 3, [False, True, True])
     """
 
-    def __init__(self, ids: IdMap, vectors: np.ndarray, titles=None, trained=None):
+    def __init__(self, ids: IdMap, vectors: np.ndarray, titles=None, trained=None, texts=None):
         self.ids = ids
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if len(self.vectors) != len(ids):
             raise ArgumentError(f"{len(ids)} item ids but {len(self.vectors)} text vectors")
         self.titles = np.full(len(ids), None, object) if titles is None else np.asarray(titles, object)
         self.trained = np.zeros(len(ids), bool) if trained is None else np.asarray(trained, bool)
+        self.texts = None if texts is None else _strings(texts, len(ids))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -45,11 +48,15 @@ class Catalogue:
     def cold(self) -> np.ndarray:
         return ~self.trained
 
+    def text(self, row: int) -> str | None:
+        """The display text of the item at ``row`` (None when none was kept)."""
+        return None if self.texts is None else self.texts[int(row)].as_py()
+
     def index(self, ids) -> np.ndarray:
         """Rows of item ids (``UnknownIdError`` naming unknown ones)."""
         return self.ids.index([str(i) for i in ids])
 
-    def append(self, ids, vectors: np.ndarray, titles=None) -> np.ndarray:
+    def append(self, ids, vectors: np.ndarray, titles=None, texts=None) -> np.ndarray:
         """Add items (untrained); returns their rows. Known or repeated ids are refused."""
         ids = [str(i) for i in ids]
         known = [i for i in ids if i in self.ids]
@@ -64,6 +71,9 @@ class Catalogue:
         titles = np.full(len(ids), None, object) if titles is None else np.asarray(titles, object)
         self.titles = np.concatenate([self.titles, titles])
         self.trained = np.concatenate([self.trained, np.zeros(len(ids), bool)])
+        if self.texts is not None:
+            added = _strings([None] * len(ids) if texts is None else texts, len(ids))
+            self.texts = pa.chunked_array(self.texts.chunks + added.chunks, pa.string())
         return np.arange(start, len(self))
 
     def save(self, directory: str | os.PathLike) -> None:
@@ -72,10 +82,25 @@ class Catalogue:
                       title=pa.array([t if t is None else str(t) for t in self.titles], pa.string()),
                       trained=self.trained)
         np.save(directory / "item_text_vectors.npy", self.vectors)
+        if self.texts is not None:
+            pq.write_table(pa.table({"text": self.texts}), directory / "item_texts.parquet")
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "Catalogue":
         directory = Path(directory)
         table = pq.read_table(directory / "items.parquet")
+        texts = directory / "item_texts.parquet"
         return cls(IdMap.load(directory / "items.parquet", "item"), np.load(directory / "item_text_vectors.npy"),
-                   np.array(table.column("title").to_pylist(), object), table.column("trained").to_numpy())
+                   np.array(table.column("title").to_pylist(), object), table.column("trained").to_numpy(),
+                   pq.read_table(texts, memory_map=True).column("text") if texts.is_file() else None)
+
+
+def _strings(texts, n: int) -> pa.ChunkedArray:
+    """``texts`` (a sequence or Arrow array of str/None) as a chunked Arrow string array of ``n``."""
+    if isinstance(texts, pa.Array):
+        texts = pa.chunked_array([texts])
+    elif not isinstance(texts, pa.ChunkedArray):
+        texts = pa.chunked_array([pa.array([t if t is None else str(t) for t in texts], pa.string())])
+    if len(texts) != n:
+        raise ArgumentError(f"{n} items but {len(texts)} texts")
+    return texts.cast(pa.string())

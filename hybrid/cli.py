@@ -8,6 +8,7 @@
     hybrid recommend --user 196                  # top-10 for a known user
     hybrid recommend --liked 50,172 --text "space adventure"   # a new user
     hybrid similar --item 1 | --text "haunted house"
+    hybrid serve [--model artifacts/recommender] [--port 8000]   # HTTP API + page
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
                        help="model setting, e.g. factors=64 or hidden=[256,64] (repeatable)")
     model.add_argument("--train-param", action="append", default=[], metavar="KEY=VALUE",
                        help="training setting, e.g. epochs=20 or batch_size=2048 (repeatable)")
+    model.add_argument("--recommender-param", action="append", default=[], metavar="KEY=VALUE",
+                       help="setting of the two-stage recommender that serves, e.g. candidates=300, "
+                            "retrieval.epochs=10 or train.epochs=5 (repeatable)")
     model.add_argument("--max-train-minutes", type=float, metavar="MIN",
                        help="stop training after the epoch past which the next would overrun "
                             "MIN minutes, keeping the best weights so far")
@@ -117,7 +121,7 @@ def _config(args):
         dim=args.dim, epochs=args.epochs, seed=args.seed,
         min_user_ratings=args.min_user_ratings, min_item_ratings=args.min_item_ratings,
         kcore=args.kcore, model=args.model, model_config=_key_values(args.model_param),
-        train_config=_train_settings(args), protocol=args.protocol, split=args.split,
+        train_config=_train_settings(args), recommender_config=_key_values(args.recommender_param), protocol=args.protocol, split=args.split,
         test_share=args.test_share, eval_seed=args.eval_seed, k=args.k, test_file=args.test_file,
         eval_users=args.eval_users,
         eval_models=None if args.models is None else [m for m in args.models.split(",") if m],
@@ -229,6 +233,28 @@ def cmd_similar(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from pathlib import Path
+
+    from .service import ServiceLimits, serve
+
+    if not (Path(args.model) / "manifest.json").is_file():
+        raise ArgumentError(f"{args.model} holds no saved recommender: run `hybrid run` first (it writes "
+                            "artifacts/recommender), or give --model DIR")
+    if not 0 < args.port < 65536:
+        raise ArgumentError(f"--port must be 1 to 65535, got {args.port}")
+    serve(args.model, args.host, args.port, ServiceLimits(max_n=check_positive(args.max_n, "--max-n"),
+                                                          max_batch=check_positive(args.max_batch, "--max-batch")),
+          log_level=args.log_level)
+    return 0
+
+
+def check_positive(value: int, name: str) -> int:
+    if value <= 0:
+        raise ArgumentError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 def cmd_status(args) -> int:
     runner = _runner(args)
     for name, status in runner.status().items():
@@ -271,6 +297,15 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--model-dir", default="artifacts/model")
         command.add_argument("--json", action="store_true", help="JSON records instead of a table")
         command.set_defaults(func=func)
+    serve_cmd = sub.add_parser("serve", help="answer over HTTP (API under /api, docs at /docs, a page at /)")
+    serve_cmd.add_argument("--model", default="artifacts/recommender",
+                           help="saved two-stage recommender (default artifacts/recommender, written by run)")
+    serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.add_argument("--port", type=int, default=8000)
+    serve_cmd.add_argument("--max-n", type=int, default=100, help="largest N a request may ask for")
+    serve_cmd.add_argument("--max-batch", type=int, default=1000, help="most ids in one batch request")
+    serve_cmd.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve_cmd.set_defaults(func=cmd_serve)
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["run", *(argv or [])])

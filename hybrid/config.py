@@ -164,6 +164,30 @@ def _typed(value, default, what: str):
     raise ArgumentError(f"{what}: expected {expected}, got {value!r}")
 
 
+def two_stage_settings(values: dict | None, what: str = "--recommender-param") -> dict:
+    """Flat settings of a two-stage recommender split by part and checked: plain keys are
+    ``TwoStageConfig`` fields; ``retrieval.KEY``, ``network.KEY`` and ``train.KEY`` go to the
+    retrieval model, the re-ranking network and its training.
+
+    Example:
+        >>> two_stage_settings({"candidates": 300, "retrieval.epochs": 4, "train.epochs": 2})
+        {'config': {'candidates': 300}, 'retrieval': {'epochs': 4}, 'network': {}, 'train': {'epochs': 2}}
+    """
+    classes = {"config": TwoStageConfig, "retrieval": RetrievalConfig, "network": ModelConfig, "train": TrainConfig}
+    parts: dict = {part: {} for part in classes}
+    for key, value in (values or {}).items():
+        part, _, name = key.rpartition(".")
+        if part and part not in classes or part == "config":
+            raise ArgumentError(f"{what}: unknown part {part!r} in {key!r}; use KEY, retrieval.KEY, "
+                                "network.KEY or train.KEY")
+        if key in ("retrieval.threshold", "network.name"):
+            raise ArgumentError(f"{what}: {key!r} is fixed by the recommender (set threshold instead)"
+                                if key.endswith("threshold") else f"{what}: the re-ranking network is always 'implicit'")
+        parts[part or "config"][name] = value
+    return {part: check_settings(parts[part], cls, what if part == "config" else f"{what} {part}.KEY")
+            for part, cls in classes.items()}
+
+
 def check_count(value, name: str = "n") -> int:
     """``value`` as an int when it is a positive whole number (not a bool), else ``ArgumentError``.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,8 @@ def write_manifest(directory: str | os.PathLike, kind: str, version: int, meta: 
     """Create ``directory`` and write its manifest; returns the directory."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / MANIFEST).write_text(json.dumps({"kind": kind, "format_version": version, **meta},
+    saved_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    (directory / MANIFEST).write_text(json.dumps({"kind": kind, "format_version": version, "saved_at": saved_at, **meta},
                                                  indent=2, default=float))
     return directory
 

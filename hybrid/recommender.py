@@ -41,13 +41,22 @@ def _zscore(values: np.ndarray) -> np.ndarray:
 
 
 def item_token_strings(items: pd.DataFrame, config: TextConfig = TextConfig()) -> list[str]:
-    """Cleaned token strings for an items DataFrame: a ``text`` column (free text) or the
-    canonical fields (feature, description, category, title...)."""
-    if "text" in items.columns:
-        return [" ".join(tokenize(t)) if isinstance(t, str) else "" for t in items["text"]]
+    """Cleaned token strings for an items DataFrame: per row its ``text`` (free text) when it has
+    one, else its canonical fields (feature, description, category, title...)."""
     stop = stop_words()[0]
-    records = items.to_dict("records")
-    return [" ".join(product_tokens(r, config, stop)[0]) for r in records]
+    out = []
+    for record in items.to_dict("records"):
+        text = record.get("text")
+        if isinstance(text, str) and text.strip():  # free text wins; else the canonical fields
+            out.append(" ".join(tokenize(text)))
+        else:
+            out.append(" ".join(product_tokens({k: v for k, v in record.items() if _present(v)}, config, stop)[0]))
+    return out
+
+
+def _present(value) -> bool:
+    """A DataFrame cell that holds something (not NaN/None from a column other rows filled)."""
+    return value is not None and not (isinstance(value, float) and np.isnan(value))
 
 
 def frame_ids(ratings: pd.DataFrame, items: pd.DataFrame | None) -> tuple[IdMap, IdMap]:
@@ -64,10 +73,16 @@ def frame_ids(ratings: pd.DataFrame, items: pd.DataFrame | None) -> tuple[IdMap,
     return IdMap.from_values(map(str, ratings["user_id"]), "user"), IdMap(catalogue_ids, "item")
 
 
-def frame_titles(items: pd.DataFrame | None, item_map: IdMap) -> np.ndarray:
+def frame_titles(items: pd.DataFrame | None, item_map: IdMap | None = None) -> np.ndarray | None:
+    """Titles of ``items`` in ``item_map`` order (or the frame's own without a map); None for
+    missing ones (NaN included), and None for all when there is no title column."""
+    if items is None or "title" not in items.columns:
+        return None if item_map is None else np.full(len(item_map), None, dtype=object)
+    column = np.array([t if isinstance(t, str) else None for t in items["title"]], dtype=object)
+    if item_map is None:
+        return column
     titles = np.full(len(item_map), None, dtype=object)
-    if items is not None and "title" in items.columns:
-        titles[item_map.index(items["item_id"].astype(str))] = items["title"].to_numpy(object)
+    titles[item_map.index(items["item_id"].astype(str))] = column
     return titles
 
 
@@ -437,7 +452,8 @@ class HybridRecommender:
             raise ArgumentError(f"item_vectors must be {len(ids)} x {self.item_vectors.shape[1]}")
         self.items = IdMap(list(self.items.values) + ids, "item")
         self.item_vectors = np.vstack([self.item_vectors, item_vectors])
-        titles = items["title"].to_numpy(object) if "title" in items.columns else np.full(len(ids), None, object)
+        titles = frame_titles(items)
+        titles = np.full(len(ids), None, object) if titles is None else titles
         self.item_titles = np.concatenate([self.item_titles, titles])
         self.item_popularity = np.concatenate([self.item_popularity, np.zeros(len(ids), np.int64)])
         return len(ids)

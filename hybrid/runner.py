@@ -277,7 +277,13 @@ class Runner:
         _write_json_atomic(self.state_path, self._state)
 
     def _hash(self, path: Path) -> str:
-        """Content hash, cached by path, size and mtime."""
+        """Content hash, cached by path, size and mtime; a folder (a saved model) hashes its
+        files' relative paths and hashes."""
+        if path.is_dir():
+            digest = hashlib.sha256()
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                digest.update(f"{file.relative_to(path)}\0{self._hash(file)}\n".encode())
+            return digest.hexdigest()
         stat = path.stat()
         key = str(path.resolve())
         cached = self._state["files"].get(key)
@@ -299,7 +305,7 @@ class Runner:
     def _fingerprint(self, stage: Stage) -> dict:
         inputs = {}
         for name, paths in self._input_files(stage).items():
-            missing = [str(p) for p in paths if not p.is_file()]
+            missing = [str(p) for p in paths if not p.exists()]
             if missing:
                 producer = self._producer_of(missing[0])
                 hint = f"; run stage {producer!r} first" if producer else ""
@@ -318,7 +324,7 @@ class Runner:
         """'fresh', or 'stale: <why>'."""
         record = self._state["stages"].get(stage.name)
         for path in stage.outputs.values():
-            if not Path(path).is_file():
+            if not Path(path).exists():
                 return f"stale: output {path} missing"
         if record is None:
             return "stale: never run here"
@@ -420,11 +426,11 @@ class Runner:
             with PeakMemory() as memory:
                 report = stage.func(**inputs, **temp_outputs, **stage.params) or {}
             for name, path in stage.outputs.items():
-                if not Path(temp_outputs[name]).is_file():
+                if not Path(temp_outputs[name]).exists():
                     raise StageError(f"stage {stage.name!r} did not write its output {name}")
             for name, path in stage.outputs.items():
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(temp_outputs[name], path)
+                _replace(temp_outputs[name], path, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         seconds = time.perf_counter() - started
@@ -441,6 +447,14 @@ class Runner:
         self.log(f"[done] {stage.name}: {seconds:.1f} s, peak RSS {memory.peak_mb} MB, "
                  f"{_summary(report)}")
         return report
+
+
+def _replace(new: str, target: str, scratch: Path) -> None:
+    """Move a finished output into place. A folder output (a saved model) replaces the old
+    folder by two renames, the old one first moved into ``scratch`` (removed with it)."""
+    if Path(new).is_dir() and Path(target).is_dir():
+        os.replace(target, scratch / f"old-{Path(target).name}")
+    os.replace(new, target)
 
 
 def _summary(report: dict) -> str:

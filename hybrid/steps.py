@@ -161,6 +161,29 @@ def train_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, e
             "final_val_loss": min(rec.training["history"].get("val_loss", [float("nan")]))}
 
 
+def recommender_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, encoder_path,
+                     item_text_path, model_dir, config: dict | None = None, seed: int = 42) -> dict:
+    """Fit the two-stage recommender (what ``hybrid serve`` answers from) on the whole encoded
+    dataset and save it, indexes and product texts included, into ``model_dir``. ``config``:
+    flat settings as ``hybrid.config.two_stage_settings`` reads them."""
+    from .config import two_stage_settings
+    from .dataset import load_dataset
+    from .two_stage import TwoStageRecommender
+
+    data = load_dataset(_dataset_dir(dataset_ratings))
+    texts = pq.read_table(item_text_path, columns=["item_id", "text"])
+    positions = pc.index_in(pa.array(data.items.values, pa.string()), value_set=texts.column("item_id"))
+    rec = TwoStageRecommender(**two_stage_settings(config), seed=seed, log=_progress)
+    rec.fit_dataset(data, encoder=TextEncoder.load(encoder_path),
+                    texts=texts.column("text").take(positions))
+    rec.info["trained_on"] = {"dataset": str(_dataset_dir(dataset_ratings).resolve()), "ratings": len(data.rating),
+                              "users": len(data.users), "items": len(data.items)}
+    rec.save(model_dir)
+    return {"users": len(rec.users), "items": len(rec.catalogue), "cold_items": int(rec.catalogue.cold.sum()),
+            "likes": rec.info["likes"], "item_item": rec.info["item_item"], "index": rec.item_index.kind,
+            "weights": rec.weights, "validation": rec.validation}
+
+
 def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, encoder_path,
                   metrics_json, metrics_md, ndcg_plot, rmse_plot, protocol: str = "rating",
                   split: str = "random", test_share: float = 0.2, seed: int = 0, k: int = 10,

@@ -75,6 +75,22 @@ def _weight_grid(parts: tuple[str, ...], step: float) -> list[dict]:
     return grid
 
 
+def _display_texts(items: pd.DataFrame | None, item_map: IdMap | None):
+    """Texts to show for ``items`` (each row's ``text``, else its cleaned canonical fields), in
+    ``item_map`` order (None for items it lacks), or in the frame's order without a map."""
+    if items is None:
+        return None
+    cleaned = item_token_strings(items)
+    raw = items["text"].tolist() if "text" in items.columns else [None] * len(items)
+    texts = [t if isinstance(t, str) and t.strip() else c for t, c in zip(raw, cleaned)]
+    if item_map is None:
+        return texts
+    out = [None] * len(item_map)
+    for row, text in zip(item_map.index(items["item_id"].astype(str)), texts):
+        out[row] = text if isinstance(text, str) else None
+    return out
+
+
 def _top(scores: np.ndarray, rows: np.ndarray, valid: np.ndarray, n: int):
     """The ``n`` best valid entries of every row: ``(rows, scores)``, -1 / -inf beyond them."""
     scores = np.where(valid, scores, -np.inf)
@@ -131,16 +147,17 @@ class TwoStageRecommender:
         users, items_map = frame_ids(ratings, items)
         vectors, self.encoder = item_text_vectors(items, item_vectors, encoder, items_map, self.text_config,
                                                   self.pretrained, self.config.seed)
-        catalogue = Catalogue(items_map, vectors, frame_titles(items, items_map))
+        catalogue = Catalogue(items_map, vectors, frame_titles(items, items_map), texts=_display_texts(items, items_map))
         return self._fit(users.index(ratings["user_id"].astype(str)), items_map.index(ratings["item_id"].astype(str)),
                          ratings["rating"].to_numpy(np.float32), users, catalogue)
 
     def fit_dataset(self, data: EncodedDataset, rows: np.ndarray | None = None,
-                    encoder: TextEncoder | None = None) -> "TwoStageRecommender":
-        """Train on the pipeline's encoded dataset (``rows``: the training rows, default all)."""
+                    encoder: TextEncoder | None = None, texts=None) -> "TwoStageRecommender":
+        """Train on the pipeline's encoded dataset (``rows``: the training rows, default all;
+        ``texts``: the products' display texts in catalogue order, optional)."""
         rows = np.arange(len(data.rating)) if rows is None else np.asarray(rows)
         self.encoder = encoder
-        catalogue = Catalogue(data.items, data.item_vectors, data.item_titles)
+        catalogue = Catalogue(data.items, data.item_vectors, data.item_titles, texts=texts)
         return self._fit(data.user_index[rows], data.item_index[rows], data.rating[rows], data.users, catalogue)
 
     def _fit(self, user_index, item_index, rating, users: IdMap, catalogue: Catalogue):
@@ -207,6 +224,7 @@ class TwoStageRecommender:
         self.content_index = VectorIndex(unit_rows(self.catalogue.vectors).astype(np.float32), **settings)
         self._user_index = None
         self._network_call = None
+        self._counts = None
 
     def _choose_weights(self, fit_users, fit_items, held_users, held_items, held_ratings):
         """The blend weights with the best NDCG@10 on the held-out likes, for each set of
@@ -534,6 +552,31 @@ class TwoStageRecommender:
             frame.insert(1, "rank", np.concatenate([np.arange(1, k + 1) for k in keep.sum(axis=1)]))
         return frame
 
+    def item_details(self, item_ids) -> list[dict]:
+        """What a page shows of each product: ``item_id, title, text, cold, ratings, likes``
+        (ratings and likes the model was trained on; 0 for products added later)."""
+        self._check_fitted()
+        rows = self._item_rows(item_ids)
+        counts = self._item_counts()
+        return [{"item_id": str(self.catalogue.ids.ids([r])[0]), "title": self.catalogue.titles[r],
+                 "text": self.catalogue.text(r), "cold": bool(self.catalogue.cold[r]),
+                 "ratings": int(counts["rated"][r]), "likes": int(counts["likes"][r])} for r in rows]
+
+    def _item_counts(self) -> dict:
+        if getattr(self, "_counts", None) is None:
+            self._counts = {name: np.bincount(getattr(self, name).indices, minlength=getattr(self, name).shape[1])
+                            for name in ("rated", "likes")}
+        return self._counts
+
+    def user_history(self, user_id) -> tuple[np.ndarray, np.ndarray]:
+        """The products a known user rated in training and whether each was a like
+        (rating >= the threshold): ``(item_ids, liked)``."""
+        self._check_fitted()
+        user = self.users.index([str(user_id)])[0]
+        rows = self.rated[user].indices
+        liked = np.isin(rows, self.likes[user].indices)
+        return self.catalogue.ids.ids(rows), liked
+
     # ================================================================== new items
     def add_items(self, items: pd.DataFrame, item_vectors: np.ndarray | None = None) -> int:
         """Append products (metadata only) to the catalogue and every index: recommendable and
@@ -546,8 +589,8 @@ class TwoStageRecommender:
             if self.encoder is None:
                 raise ArgumentError("no text encoder: pass item_vectors for the new items")
             item_vectors, _ = self.encoder.transform(item_token_strings(items, self.text_config))
-        titles = items["title"].to_numpy(object) if "title" in items.columns else None
-        rows = self.catalogue.append(items["item_id"].astype(str), item_vectors, titles)
+        texts = _display_texts(items, None) if self.catalogue.texts is not None else None
+        rows = self.catalogue.append(items["item_id"].astype(str), item_vectors, frame_titles(items), texts)
         tower = self.scorer.text_items(self.catalogue.vectors[rows])
         self.scorer.item_matrix = np.vstack([self.scorer.item_matrix, tower])
         self.item_index.add(tower)
@@ -558,6 +601,7 @@ class TwoStageRecommender:
             matrix.resize((matrix.shape[0], n))
         self.neighbours.resize((n, n))
         self.network_items = np.concatenate([self.network_items, np.zeros(len(rows), bool)])
+        self._counts = None
         return len(rows)
 
     # ================================================================== persistence
@@ -616,5 +660,6 @@ class TwoStageRecommender:
         rec.weights, rec.validation, rec.info = meta["weights"], meta["validation"], meta["info"]
         rec.scales = {part: tuple(value) for part, value in meta["scales"].items()}
         rec._network_call = None
+        rec._counts = None
         return rec
 

@@ -8,6 +8,8 @@ vectors -> encoded dataset.
     vectors  item text               -> vectors/item_vectors.parquet, vectors/text_encoder.joblib
     dataset  ratings + text + vectors -> dataset/{ratings,users,items}.parquet, item_vectors.npy
     train    encoded dataset         -> model/ (the saved HybridRecommender)
+    recommender encoded dataset + text -> recommender/ (the saved TwoStageRecommender that
+                                        ``hybrid serve``, ``recommend`` and ``similar`` answer from)
     evaluate encoded dataset         -> evaluation/metrics.{json,md}, plots
 
 Every stage is a function of ``hybrid`` plus the declaration below; ``hybrid.runner.Runner``
@@ -23,7 +25,8 @@ from hybrid.datasets import fetch_movielens_100k, ml100k_file_names
 from hybrid.errors import ArgumentError, StageError
 from hybrid.ingest import ingest
 from hybrid.runner import Stage
-from hybrid.steps import MODEL_FILES, clean_text_step, dataset_step, evaluate_step, train_step, vectors_step
+from hybrid.steps import (MODEL_FILES, clean_text_step, dataset_step, evaluate_step, recommender_step, train_step,
+                          vectors_step)
 
 
 @dataclass
@@ -55,6 +58,7 @@ class PipelineConfig:
     model: str = "hybrid"
     model_config: dict = field(default_factory=dict)
     train_config: dict = field(default_factory=dict)
+    recommender_config: dict = field(default_factory=dict)  # hybrid.config.two_stage_settings
     protocol: str = "rating"
     split: str = "random"
     test_share: float = 0.2
@@ -74,7 +78,7 @@ def validate(config: PipelineConfig) -> None:
     """Check every setting a user gives before any stage runs: a typo must not cost an hour of
     ingest first. Raises ``ArgumentError`` / ``InputFormatError`` naming the bad value."""
     from hybrid.baselines import BASELINES
-    from hybrid.config import ModelConfig, TrainConfig, check_model_name, check_settings
+    from hybrid.config import ModelConfig, TrainConfig, check_model_name, check_settings, two_stage_settings
     from hybrid.formats import check_input_file, check_rating_range, get_format, parse_column_names
     from hybrid.text import TextConfig
 
@@ -90,6 +94,7 @@ def validate(config: PipelineConfig) -> None:
     check_model_name(config.model)
     check_settings(config.model_config, ModelConfig, "--model-param")
     check_settings(config.train_config, TrainConfig, "--train-param")
+    two_stage_settings(config.recommender_config)
     for name in config.eval_models or []:
         check_model_name(name)
     for name in config.eval_baselines or []:
@@ -191,6 +196,11 @@ def build(config: PipelineConfig) -> list[Stage]:
         params={"model": config.model, "model_config": config.model_config,
                 "train_config": config.train_config, "seed": config.seed},
         description="the recommender trained on all ratings"))
+    stages.append(Stage(
+        "recommender", recommender_step, inputs={**dataset_inputs, "item_text_path": str(item_text)},
+        outputs={"model_dir": str(out / "recommender")},
+        params={"config": config.recommender_config, "seed": config.seed},
+        description="the two-stage recommender (retrieval index + re-ranking) that serves"))
     eval_dir = out / "evaluation"
     eval_inputs = dict(dataset_inputs)
     if config.test_file:

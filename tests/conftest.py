@@ -1,4 +1,9 @@
 import gzip
+import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +65,57 @@ def ml100k(tmp_path_factory):
     out = tmp_path_factory.mktemp("ml100k")
     Runner(build(PipelineConfig(out=str(out))), out, log=lambda m: None).run(until="dataset")
     return load_dataset(out / "dataset"), TextEncoder.load(out / "vectors" / "text_encoder.joblib"), out
+
+
+@pytest.fixture(scope="session")
+def served_model(ml100k, tmp_path_factory):
+    """The ``recommender`` stage run through the CLI on MovieLens-100k (few epochs), copied."""
+    from hybrid.cli import main
+
+    _, _, out = ml100k
+    fast = ["--recommender-param", "retrieval.epochs=8", "--recommender-param", "train.epochs=2",
+            "--recommender-param", "validation_share=0"]
+    assert main(["run", "--out", str(out), "--stage", "recommender", *fast]) == 0
+    copy = tmp_path_factory.mktemp("served") / "recommender"
+    shutil.copytree(out / "recommender", copy)
+    return copy
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``hybrid serve`` in its own process on a free loopback port, with an httpx client."""
+
+    def __init__(self, model_dir, *extra):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "hybrid", "serve", "--model", str(model_dir), "--port", str(self.port),
+             "--log-level", "warning", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        import httpx
+
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited: {self.process.stdout.read()}")
+            try:
+                if self.client.get("/api/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.3)
+        raise AssertionError("server did not start in 120 s")
+
+    def stop(self) -> str:
+        self.client.close()
+        self.process.terminate()
+        try:
+            output, _ = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            output, _ = self.process.communicate()
+        return output

@@ -1,0 +1,451 @@
+"""``hybrid serve``: the two-stage recommender over HTTP (FastAPI on uvicorn) and a small page.
+
+    hybrid serve --model artifacts/recommender --port 8000     # then open http://127.0.0.1:8000/
+
+The model directory is loaded once and answered from memory. The API lives under ``/api``
+(OpenAPI at ``/docs``); the page at ``/`` uses only that API. What a request can and cannot do:
+
+- every answer is JSON; bad input is a 4xx whose ``detail`` names the field or id at fault
+  (unknown user: 404 with the hint to use the new-user endpoint; N or a batch out of range:
+  422; a body over ``max_body_bytes``: 413); an unexpected failure is a 500 with a short
+  message, never a traceback;
+- no request names a file: ``POST /api/admin/reload`` (or ``SIGHUP``) reloads the configured
+  directory beside the model that is serving and swaps it in only once it has loaded, so no
+  request fails during a reload and a failed load leaves the old model serving;
+- calls on one model are serialised by a lock (numpy, faiss and TensorFlow already use both
+  cores inside a call); a reload does not wait for it.
+"""
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from . import __version__
+from .errors import ArgumentError, HybridError, UnknownIdError
+
+LOG = logging.getLogger("hybrid.service")
+
+
+@dataclass
+class ServiceLimits:
+    """Bounds on what one request may ask for."""
+
+    max_n: int = 100
+    max_batch: int = 1000  # ids per batch request (and items per add request)
+    max_text: int = 10_000  # characters of free text
+    max_body_bytes: int = 4 << 20
+
+
+@dataclass
+class Loaded:
+    """One loaded model and what the service says about it."""
+
+    rec: object
+    directory: Path
+    generation: int
+    loaded_at: str
+    load_seconds: float
+    manifest: dict
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class ModelSlot:
+    """The serving model and its reload: the new model is loaded beside the old one and swapped
+    in with one assignment; requests hold on to the model they started with."""
+
+    def __init__(self, directory: str | os.PathLike, loader=None):
+        from .two_stage import TwoStageRecommender
+
+        self.directory = Path(directory)
+        self._loader = loader or TwoStageRecommender.load
+        self._reloading = threading.Lock()
+        self.current = self._load(1)
+        self.last_reload_error: str | None = None
+
+    def _load(self, generation: int) -> Loaded:
+        started = time.perf_counter()
+        rec = self._loader(self.directory)
+        manifest = json.loads((self.directory / "manifest.json").read_text())
+        return Loaded(rec, self.directory, generation, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                      round(time.perf_counter() - started, 2), manifest)
+
+    def reload(self) -> Loaded:
+        """Load the directory again and serve it; on failure keep the old model and raise
+        ``ModelLoadError``. One reload at a time (a second waits for the first)."""
+        with self._reloading:
+            try:
+                new = self._load(self.current.generation + 1)
+            except Exception as exc:  # any failure: the old model keeps serving
+                self.last_reload_error = f"{type(exc).__name__}: {exc}"
+                LOG.error("reload of %s failed, still serving generation %d: %s", self.directory,
+                          self.current.generation, self.last_reload_error)
+                raise ModelLoadError(self.last_reload_error, self.current.generation) from None
+            self.current, self.last_reload_error = new, None
+            LOG.info("serving generation %d from %s", new.generation, self.directory)
+            return new
+
+
+class ModelLoadError(HybridError):
+    def __init__(self, message: str, serving: int):
+        super().__init__(message)
+        self.serving = serving
+
+
+def _fastapi():
+    try:
+        import fastapi  # noqa: F401
+        import pydantic  # noqa: F401
+    except ImportError:  # pragma: no cover - both are dependencies
+        raise ArgumentError("the service needs fastapi and uvicorn: pip install fastapi uvicorn") from None
+
+
+def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits | None = None):
+    """The FastAPI application serving ``model_dir`` (a saved ``TwoStageRecommender``)."""
+    _fastapi()
+    from fastapi import Body, FastAPI, Path as PathParam, Query, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse
+    from pydantic import BaseModel, ConfigDict, Field
+
+    limits = limits or ServiceLimits()
+    slot = model_dir if isinstance(model_dir, ModelSlot) else ModelSlot(model_dir)
+    N = Query(10, ge=1, le=limits.max_n, description=f"how many items, 1 to {limits.max_n}")
+    Ids = list[str]
+
+    class Item(BaseModel):
+        item_id: str
+        score: float
+        title: str | None
+        cold: bool = Field(description="no ratings in training: known from its text only")
+
+    class Answer(BaseModel):
+        items: list[Item]
+
+    class UserAnswer(Answer):
+        user_id: str
+
+    class ItemAnswer(Answer):
+        item_id: str
+
+    class Batch(BaseModel):
+        results: list[UserAnswer]
+
+    class ItemBatch(BaseModel):
+        results: list[ItemAnswer]
+
+    class Choice(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        n: int = Field(10, ge=1, le=limits.max_n)
+        items: Ids | None = Field(None, max_length=limits.max_batch * 100,
+                                  description="choose only among these item ids")
+        filter_items: Ids | None = Field(None, max_length=limits.max_batch * 100,
+                                         description="never answer these item ids")
+        include_cold: bool = True
+
+    class RecommendRequest(Choice):
+        user_ids: Ids = Field(min_length=1, max_length=limits.max_batch)
+        filter_already_liked_items: bool = True
+
+    class NewUserRequest(Choice):
+        liked_items: Ids = Field(default_factory=list, max_length=limits.max_batch)
+        text: str | None = Field(None, max_length=limits.max_text)
+
+    class SimilarRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        item_ids: Ids = Field(min_length=1, max_length=limits.max_batch)
+        by: Literal["content", "collaborative"] = "content"
+        n: int = Field(10, ge=1, le=limits.max_n)
+
+    class Details(BaseModel):
+        item_id: str
+        title: str | None
+        text: str | None
+        cold: bool
+        ratings: int = Field(description="ratings of the item the model was trained on")
+        likes: int
+
+    class DetailsRequest(BaseModel):
+        item_ids: Ids = Field(min_length=1, max_length=limits.max_batch)
+
+    class DetailsBatch(BaseModel):
+        items: list[Details]
+
+    class History(BaseModel):
+        user_id: str
+        rated: list[Details]
+        liked: list[bool]
+
+    class NewItem(BaseModel):
+        model_config = ConfigDict(extra="allow")  # metadata fields (description, feature, ...)
+        item_id: str = Field(min_length=1, max_length=200)
+        title: str | None = Field(None, max_length=limits.max_text)
+        text: str | None = Field(None, max_length=limits.max_text)
+
+    class AddRequest(BaseModel):
+        items: list[NewItem] = Field(min_length=1, max_length=limits.max_batch)
+
+    class Added(BaseModel):
+        added: int
+        items: int
+
+    app = FastAPI(title="hybrid recommender", version=__version__,
+                  description="Recommendations, cold start and similar products from a two-stage "
+                              "hybrid recommender. Every error is JSON with a `detail`.")
+    app.state.slot, app.state.limits = slot, limits
+    app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+
+    # ------------------------------------------------------------------ errors
+    @app.exception_handler(UnknownIdError)
+    async def unknown(_, exc: UnknownIdError):
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(HybridError)
+    async def refused(_, exc: HybridError):
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_, exc: RequestValidationError):
+        errors = [{"field": _field(e), "message": e.get("msg")} for e in exc.errors()]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception):
+        LOG.exception("request %s %s failed", request.method, request.url.path)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the server log"},
+                            status_code=500)
+
+    # ------------------------------------------------------------------ helpers
+    def call(method: str, *args, **kwargs):
+        loaded = slot.current
+        with loaded.lock:
+            return getattr(loaded.rec, method)(*args, **kwargs)
+
+    def items_of(ids, scores) -> list[dict]:
+        rec = slot.current.rec
+        keep = [i for i, item in enumerate(ids) if item is not None]
+        if not keep:
+            return []
+        rows = rec.catalogue.index([ids[i] for i in keep])
+        return [{"item_id": str(ids[i]), "score": float(scores[i]), "title": rec.catalogue.titles[r],
+                 "cold": bool(rec.catalogue.cold[r])} for i, r in zip(keep, rows)]
+
+    def known_users(user_ids: list[str]) -> None:
+        users = slot.current.rec.users
+        unknown = [u for u in user_ids if u not in users]
+        if unknown:
+            raise UnknownIdError(f"unknown user id(s): {unknown[:5]}: the model never saw "
+                                 f"{'this user' if len(unknown) == 1 else 'these users'}; for a new user "
+                                 "POST their liked item ids and/or a sentence to /api/recommendations/new-user")
+
+    def text_query(text: str) -> str:
+        if len(text) > limits.max_text:
+            raise ArgumentError(f"text: at most {limits.max_text} characters, got {len(text)}")
+        if not text.strip():
+            raise ArgumentError("text: give some words")
+        return text
+
+    # ------------------------------------------------------------------ endpoints
+    @app.get("/api/health")
+    def health() -> dict:
+        return {"status": "ok", "generation": slot.current.generation}
+
+    @app.get("/api/model")
+    def model_info() -> dict:
+        loaded = slot.current
+        rec, manifest = loaded.rec, loaded.manifest
+        return {"version": __version__, "kind": manifest.get("kind"),
+                "format_version": manifest.get("format_version"), "saved_at": manifest.get("saved_at"),
+                "trained_on": rec.info.get("trained_on"), "users": len(rec.users),
+                "items": len(rec.catalogue), "cold_items": int(rec.catalogue.cold.sum()),
+                "likes": rec.info.get("likes"), "ratings": rec.info.get("ratings"),
+                "item_item": rec.info.get("item_item"), "index": rec.item_index.kind,
+                "weights": rec.weights, "generation": loaded.generation, "loaded_at": loaded.loaded_at,
+                "load_seconds": loaded.load_seconds, "last_reload_error": slot.last_reload_error,
+                "limits": vars(limits)}
+
+    @app.get("/api/users/{user_id}/recommendations", response_model=UserAnswer)
+    def recommend_user(user_id: str = PathParam(max_length=200), n: int = N,
+                       filter_liked: bool = Query(True, description="leave out what the user rated"),
+                       include_cold: bool = True):
+        known_users([user_id])
+        ids, scores = call("recommend", user_id, N=n, filter_already_liked_items=filter_liked,
+                           include_cold=include_cold)
+        return {"user_id": user_id, "items": items_of(ids, scores)}
+
+    @app.post("/api/recommendations", response_model=Batch)
+    def recommend_users(request: RecommendRequest):
+        known_users(request.user_ids)
+        ids, scores = call("recommend", request.user_ids, N=request.n,
+                           filter_already_liked_items=request.filter_already_liked_items,
+                           filter_items=request.filter_items, items=request.items,
+                           include_cold=request.include_cold)
+        return {"results": [{"user_id": u, "items": items_of(i, s)}
+                            for u, i, s in zip(request.user_ids, ids, scores)]}
+
+    @app.get("/api/users/{user_id}", response_model=History)
+    def user_history(user_id: str = PathParam(max_length=200)):
+        known_users([user_id])
+        ids, liked = call("user_history", user_id)
+        details = call("item_details", ids) if len(ids) else []
+        return {"user_id": user_id, "rated": details, "liked": [bool(x) for x in liked]}
+
+    @app.post("/api/recommendations/new-user", response_model=Answer)
+    def recommend_new_user(request: NewUserRequest):
+        text = request.text if request.text and request.text.strip() else None
+        if not request.liked_items and text is None:
+            raise ArgumentError("give liked_items (item ids) and/or text (what the person likes)")
+        ids, scores = call("recommend_for_new_user", liked_items=request.liked_items, text=text, N=request.n,
+                           filter_items=request.filter_items, items=request.items,
+                           include_cold=request.include_cold)
+        return {"items": items_of(ids, scores)}
+
+    @app.get("/api/items/{item_id}", response_model=Details)
+    def item(item_id: str = PathParam(max_length=200)):
+        return call("item_details", [item_id])[0]
+
+    @app.post("/api/items/details", response_model=DetailsBatch)
+    def items_details(request: DetailsRequest):
+        return {"items": call("item_details", request.item_ids)}
+
+    @app.get("/api/items/{item_id}/similar", response_model=ItemAnswer)
+    def similar(item_id: str = PathParam(max_length=200), n: int = N,
+                by: Literal["content", "collaborative"] = "content"):
+        ids, scores = call("similar_items", item_id, N=n, by=by)
+        return {"item_id": item_id, "items": items_of(ids, scores)}
+
+    @app.post("/api/items/similar", response_model=ItemBatch)
+    def similar_batch(request: SimilarRequest):
+        ids, scores = call("similar_items", request.item_ids, N=request.n, by=request.by)
+        return {"results": [{"item_id": item_id, "items": items_of(i, s)}
+                            for item_id, i, s in zip(request.item_ids, ids, scores)]}
+
+    @app.get("/api/search", response_model=Answer)
+    def search(text: str = Query(max_length=limits.max_text, description="free text"), n: int = N):
+        ids, scores = call("similar_to_text", text_query(text), N=n)
+        return {"items": items_of(ids, scores)}
+
+    @app.post("/api/items", response_model=Added)
+    def add_items(request: AddRequest = Body()):
+        import pandas as pd
+
+        records = [item.model_dump(exclude_none=True) for item in request.items]
+        frame = pd.DataFrame(records)
+        loaded = slot.current
+        with loaded.lock:
+            encoder = loaded.rec.encoder
+            if encoder is not None:
+                from .recommender import item_token_strings
+
+                tokens = item_token_strings(frame, loaded.rec.text_config)
+                empty = [r["item_id"] for r, t in zip(records, tokens) if not t.strip()]
+                if empty:
+                    raise ArgumentError(f"items {empty[:5]} have no usable text: give a text, title, "
+                                        "description or feature")
+            added = loaded.rec.add_items(frame)
+            return {"added": added, "items": len(loaded.rec.catalogue)}
+
+    @app.post("/api/admin/reload")
+    def reload():
+        try:
+            loaded = slot.reload()
+        except ModelLoadError as exc:
+            return JSONResponse({"detail": f"reload failed, still serving generation {exc.serving}: {exc}"},
+                                status_code=503)
+        return {"generation": loaded.generation, "loaded_at": loaded.loaded_at,
+                "load_seconds": loaded.load_seconds}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page():
+        return resources.files("hybrid").joinpath("web/index.html").read_text(encoding="utf-8")
+
+    return app
+
+
+def _field(error: dict) -> str:
+    """Where a validation error is: ``n``, ``query.n``, ``user_ids.3``; ``body`` for the body as a whole."""
+    loc = [str(p) for p in error.get("loc", ())]
+    if error.get("type") == "json_invalid" or loc in (["body"], []):
+        return "body"
+    return ".".join(loc[1:] if loc[0] == "body" else loc)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets a 413 (declared length or
+    counted while reading), before any handler parses it."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers", ())).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            return await self._refuse(send)
+        received, started = 0, False
+
+        async def limited():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracked(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracked)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send):
+        body = json.dumps({"detail": f"request body over {self.limit} bytes"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def serve(model_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
+          limits: ServiceLimits | None = None, log_level: str = "info") -> None:
+    """Load ``model_dir`` and serve it until interrupted; ``SIGHUP`` reloads it."""
+    try:
+        import uvicorn
+    except ImportError:  # pragma: no cover - a dependency
+        raise ArgumentError("the service needs uvicorn: pip install uvicorn") from None
+    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    slot = ModelSlot(model_dir)
+    app = create_app(slot, limits)
+    if hasattr(signal, "SIGHUP"):  # the reload runs in a thread; requests go on meanwhile
+        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=_reload_quietly, args=(slot,),
+                                                                 daemon=True).start())
+    LOG.info("serving %s (%d items) on http://%s:%d/", model_dir, len(slot.current.rec.catalogue), host, port)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _reload_quietly(slot: ModelSlot) -> None:
+    try:
+        slot.reload()
+    except ModelLoadError:
+        pass  # logged by reload; the old model serves on
+
+
+__all__ = ["ServiceLimits", "ModelSlot", "ModelLoadError", "create_app", "serve"]
