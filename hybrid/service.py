@@ -27,6 +27,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from . import __version__
 from .errors import ArgumentError, HybridError, UnknownIdError
 
@@ -73,6 +75,7 @@ class ModelSlot:
         started = time.perf_counter()
         rec = self._loader(self.directory)
         manifest = json.loads((self.directory / "manifest.json").read_text())
+        warm_up(rec)
         return Loaded(rec, self.directory, generation, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                       round(time.perf_counter() - started, 2), manifest)
 
@@ -90,6 +93,24 @@ class ModelSlot:
             self.current, self.last_reload_error = new, None
             LOG.info("serving generation %d from %s", new.generation, self.directory)
             return new
+
+
+def warm_up(rec) -> None:
+    """One call of each kind before the model serves: compiled graphs are traced and lazy
+    indexes built here, not in the first requests (and a model that cannot answer is never
+    swapped in)."""
+    user = rec.users.ids([0])[0]
+    item = rec.catalogue.ids.ids([int(np.flatnonzero(rec.catalogue.trained)[0])])[0]
+    rec.recommend(user, N=10)
+    rec.recommend([user], N=10)
+    rec.recommend_for_new_user(liked_items=[item], N=10)
+    rec.similar_items(item, N=10, by="content")
+    rec.similar_items(item, N=10, by="collaborative")
+    word = next((w for w in (rec.encoder.words[:100] if rec.encoder is not None else []) if w.isalpha()), None)
+    if word is not None:
+        rec.recommend_for_new_user(text=word, N=10)
+        rec.similar_to_text(word, N=10)
+    rec.item_details([item])
 
 
 class ModelLoadError(HybridError):
