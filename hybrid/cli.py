@@ -188,9 +188,23 @@ def _print_frame(frame, as_json: bool) -> None:
 
 
 def _load_recommender(args):
+    """The saved recommender in ``--model-dir``: a two-stage one (``artifacts/recommender``, a
+    manifest) or a ``HybridRecommender`` (``artifacts/model``)."""
+    from pathlib import Path
+
+    if (Path(args.model_dir) / "manifest.json").is_file():
+        from .two_stage import TwoStageRecommender
+
+        return TwoStageRecommender.load(args.model_dir)
     from .recommender import HybridRecommender
 
     return HybridRecommender.load(args.model_dir)
+
+
+def _two_stage(rec) -> bool:
+    from .two_stage import TwoStageRecommender
+
+    return isinstance(rec, TwoStageRecommender)
 
 
 def _check_n(n: int) -> None:
@@ -212,12 +226,20 @@ def cmd_recommend(args) -> int:
             raise ArgumentError(f"unknown user id {args.user!r}: the model never saw this user; "
                                 "for a new user give --liked ITEM_IDS and/or --text \"what they "
                                 "like\" instead of --user")
-        frame = rec.recommend(args.user, n=args.n, exclude_rated=not args.include_rated,
-                              candidates=candidates, include_cold=not args.no_cold)
+        if _two_stage(rec):
+            frame = rec.frame(*rec.recommend(str(args.user), N=args.n, items=candidates, include_cold=not args.no_cold,
+                                             filter_already_liked_items=not args.include_rated))
+        else:
+            frame = rec.recommend(args.user, n=args.n, exclude_rated=not args.include_rated,
+                                  candidates=candidates, include_cold=not args.no_cold)
     else:
         liked = args.liked.split(",") if args.liked else None
-        frame = rec.recommend_for_new_user(liked_items=liked, text=args.text, n=args.n,
-                                           candidates=candidates, include_cold=not args.no_cold)
+        if _two_stage(rec):
+            frame = rec.frame(*rec.recommend_for_new_user(liked_items=liked, text=args.text, N=args.n,
+                                                          items=candidates, include_cold=not args.no_cold))
+        else:
+            frame = rec.recommend_for_new_user(liked_items=liked, text=args.text, n=args.n,
+                                               candidates=candidates, include_cold=not args.no_cold)
     _print_frame(frame, args.json)
     return 0
 
@@ -227,8 +249,15 @@ def cmd_similar(args) -> int:
     if (args.item is None) == (args.text is None):
         raise ArgumentError("give exactly one of --item or --text")
     rec = _load_recommender(args)
-    frame = rec.similar_items(args.item, n=args.n) if args.item is not None else \
-        rec.similar_to_text(args.text, n=args.n)
+    if _two_stage(rec):
+        frame = rec.frame(*(rec.similar_items(args.item, N=args.n, by=args.by) if args.item is not None
+                            else rec.similar_to_text(args.text, N=args.n)))
+    elif args.by != "content":
+        raise ArgumentError(f"{args.model_dir} holds a HybridRecommender, which finds similar items by content "
+                            "only; --by collaborative needs the two-stage recommender (artifacts/recommender)")
+    else:
+        frame = rec.similar_items(args.item, n=args.n) if args.item is not None else \
+            rec.similar_to_text(args.text, n=args.n)
     _print_frame(frame, args.json)
     return 0
 
@@ -292,9 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     similar = sub.add_parser("similar", help="products similar in content to an item or text")
     similar.add_argument("--item", help="an item id")
     similar.add_argument("--text", help="free text")
+    similar.add_argument("--by", default="content", choices=["content", "collaborative"],
+                         help="similar in text, or liked by the same people (two-stage recommender)")
     for command, func in ((recommend, cmd_recommend), (similar, cmd_similar)):
         command.add_argument("--n", type=int, default=10)
-        command.add_argument("--model-dir", default="artifacts/model")
+        command.add_argument("--model-dir", default="artifacts/recommender",
+                             help="saved recommender: the two-stage one (default artifacts/recommender) or "
+                                  "a HybridRecommender (artifacts/model)")
         command.add_argument("--json", action="store_true", help="JSON records instead of a table")
         command.set_defaults(func=func)
     serve_cmd = sub.add_parser("serve", help="answer over HTTP (API under /api, docs at /docs, a page at /)")

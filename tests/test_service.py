@@ -1,6 +1,7 @@
 """``hybrid serve`` over real HTTP: a uvicorn process on a free loopback port serving a two-stage
 recommender fitted on MovieLens-100k by the pipeline's ``recommender`` stage."""
 
+import json
 import os
 import shutil
 import signal
@@ -209,3 +210,25 @@ def test_the_page_is_served(server):
     page = server.client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert 'id="search-text"' in page.text and 'fetch("/api" + path' in page.text
+
+
+def test_the_command_line_answers_from_the_two_stage_model(served_model, capsys):
+    from hybrid.cli import main
+    from hybrid.two_stage import TwoStageRecommender
+
+    model = ["--model-dir", str(served_model)]
+    rec = TwoStageRecommender.load(served_model)
+    assert main(["recommend", "--user", "196", "--n", "5", "--json", *model]) == 0
+    top = json.loads(capsys.readouterr().out)
+    assert [t["item_id"] for t in top] == rec.recommend("196", N=5)[0].tolist()
+    assert main(["recommend", "--liked", "50,172", "--text", "space", "--json", "--no-cold", *model]) == 0
+    picks = json.loads(capsys.readouterr().out)
+    assert len(picks) == 10 and not {"50", "172"} & {p["item_id"] for p in picks}
+    assert main(["similar", "--item", "50", "--by", "collaborative", "--n", "3", "--json", *model]) == 0
+    similar = json.loads(capsys.readouterr().out)
+    assert [s["item_id"] for s in similar] == rec.similar_items("50", N=3, by="collaborative")[0].tolist()
+    assert main(["similar", "--text", "haunted house", "--json", *model]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 10
+    assert main(["recommend", "--user", "nobody", *model]) == 2
+    assert "--liked" in capsys.readouterr().err
+    assert main(["recommend", "--user", "196", "--n", "0", *model]) == 2
