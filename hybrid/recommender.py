@@ -482,9 +482,6 @@ class HybridRecommender:
                                 "brand": self.text_config.brand},
                 "pretrained": self.pretrained, "training": self.training}
         (directory / "recommender.json").write_text(json.dumps(meta, indent=2))
-        if self.training.get("history"):
-            plot_learning_curve(self.training["history"], directory / "learning_curve.png",
-                                self.model_config.name)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "HybridRecommender":

@@ -142,18 +142,19 @@ def train_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, e
     import tempfile
 
     from .dataset import load_dataset
-    from .recommender import HybridRecommender
+    from .recommender import HybridRecommender, plot_learning_curve
 
     data = load_dataset(_dataset_dir(dataset_ratings))
     rec = HybridRecommender(model, model_config=model_config, train_config=train_config, seed=seed,
                             log=_progress)
     rec.fit_dataset(data, encoder=TextEncoder.load(encoder_path))
     targets = [model_keras, model_json, model_users, model_items, model_vectors, model_train_items,
-               model_encoder, model_curve]
+               model_encoder]
     with tempfile.TemporaryDirectory(dir=Path(model_keras).parent) as folder:
-        rec.save(folder)
+        rec.save(folder)  # saving draws nothing; the stage's report figure is drawn here
         for name, target in zip(MODEL_FILES, targets):
             shutil.move(str(Path(folder) / name), target)
+    plot_learning_curve(rec.training["history"], model_curve, model)
     return {"model": model, "users": len(rec.users), "items": len(rec.items),
             "cold_items": int((~rec.item_trained).sum()), "best_epoch": rec.training["best_epoch"],
             "epochs_run": rec.training["epochs_run"], "train_seconds": rec.training["seconds"],

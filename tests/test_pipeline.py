@@ -78,6 +78,7 @@ def test_train_recommend_similar_and_evaluate_from_the_command_line(ml100k, caps
     fast = ["--train-param", "epochs=2", "--train-param", "batch_size=4096"]
     assert main(["train", "--out", str(out), *fast]) == 0
     assert (out / "model" / "model.keras").is_file()
+    assert (out / "model" / "learning_curve.png").stat().st_size > 1000  # the train stage draws it
     capsys.readouterr()
     assert main(["recommend", "--user", "196", "--n", "3", "--json", "--model-dir", str(out / "model")]) == 0
     top = json.loads(capsys.readouterr().out)

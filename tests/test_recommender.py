@@ -114,7 +114,7 @@ def test_new_user_and_new_items_need_no_retraining(fitted):
 
 def test_save_and_load_give_identical_recommendations(fitted, tmp_path):
     fitted.save(tmp_path / "rec")
-    assert (tmp_path / "rec" / "learning_curve.png").stat().st_size > 1000
+    assert not list((tmp_path / "rec").glob("*.png"))  # saving draws nothing
     loaded = HybridRecommender.load(tmp_path / "rec")
     pd.testing.assert_frame_equal(loaded.recommend("196", n=20), fitted.recommend("196", n=20))
     pd.testing.assert_frame_equal(loaded.recommend_for_new_user(liked_items=["1"], text="toy", n=5),
