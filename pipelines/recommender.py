@@ -118,7 +118,7 @@ def build(config: PipelineConfig) -> list[Stage]:
         >>> from hybrid.runner import Runner
         >>> stages = build(PipelineConfig(out="artifacts"))
         >>> [s.name for s in stages]
-        ['fetch', 'ingest', 'text', 'vectors', 'dataset', 'train', 'evaluate']
+        ['fetch', 'ingest', 'text', 'vectors', 'dataset', 'train', 'recommender', 'evaluate']
     """
     validate(config)
     out = Path(config.out)
