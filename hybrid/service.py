@@ -244,13 +244,14 @@ def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits |
                             status_code=500)
 
     # ------------------------------------------------------------------ helpers
-    def call(method: str, *args, **kwargs):
+    def on_model(work):
+        """``work(rec)`` on the serving model, under its lock: a request sees one model from its
+        first id check to its last title, whatever a reload swaps in meanwhile."""
         loaded = slot.current
         with loaded.lock:
-            return getattr(loaded.rec, method)(*args, **kwargs)
+            return work(loaded.rec)
 
-    def items_of(ids, scores) -> list[dict]:
-        rec = slot.current.rec
+    def items_of(rec, ids, scores) -> list[dict]:
         keep = [i for i, item in enumerate(ids) if item is not None]
         if not keep:
             return []
@@ -258,9 +259,8 @@ def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits |
         return [{"item_id": str(ids[i]), "score": float(scores[i]), "title": rec.catalogue.titles[r],
                  "cold": bool(rec.catalogue.cold[r])} for i, r in zip(keep, rows)]
 
-    def known_users(user_ids: list[str]) -> None:
-        users = slot.current.rec.users
-        unknown = [u for u in user_ids if u not in users]
+    def known_users(rec, user_ids: list[str]) -> None:
+        unknown = [u for u in user_ids if u not in rec.users]
         if unknown:
             raise UnknownIdError(f"unknown user id(s): {unknown[:5]}: the model never saw "
                                  f"{'this user' if len(unknown) == 1 else 'these users'}; for a new user "
@@ -296,82 +296,73 @@ def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits |
     def recommend_user(user_id: str = PathParam(max_length=200), n: int = N,
                        filter_liked: bool = Query(True, description="leave out what the user rated"),
                        include_cold: bool = True):
-        known_users([user_id])
-        ids, scores = call("recommend", user_id, N=n, filter_already_liked_items=filter_liked,
-                           include_cold=include_cold)
-        return {"user_id": user_id, "items": items_of(ids, scores)}
+        def work(rec):
+            known_users(rec, [user_id])
+            return items_of(rec, *rec.recommend(user_id, N=n, filter_already_liked_items=filter_liked,
+                                                include_cold=include_cold))
+        return {"user_id": user_id, "items": on_model(work)}
 
     @app.post("/api/recommendations", response_model=Batch)
     def recommend_users(request: RecommendRequest):
-        known_users(request.user_ids)
-        ids, scores = call("recommend", request.user_ids, N=request.n,
-                           filter_already_liked_items=request.filter_already_liked_items,
-                           filter_items=request.filter_items, items=request.items,
-                           include_cold=request.include_cold)
-        return {"results": [{"user_id": u, "items": items_of(i, s)}
-                            for u, i, s in zip(request.user_ids, ids, scores)]}
+        def work(rec):
+            known_users(rec, request.user_ids)
+            ids, scores = rec.recommend(request.user_ids, N=request.n,
+                                        filter_already_liked_items=request.filter_already_liked_items,
+                                        filter_items=request.filter_items, items=request.items,
+                                        include_cold=request.include_cold)
+            return [{"user_id": u, "items": items_of(rec, i, s)} for u, i, s in zip(request.user_ids, ids, scores)]
+        return {"results": on_model(work)}
 
     @app.get("/api/users/{user_id}", response_model=History)
     def user_history(user_id: str = PathParam(max_length=200)):
-        known_users([user_id])
-        ids, liked = call("user_history", user_id)
-        details = call("item_details", ids) if len(ids) else []
-        return {"user_id": user_id, "rated": details, "liked": [bool(x) for x in liked]}
+        def work(rec):
+            known_users(rec, [user_id])
+            ids, liked = rec.user_history(user_id)
+            return {"user_id": user_id, "rated": rec.item_details(ids) if len(ids) else [],
+                    "liked": [bool(x) for x in liked]}
+        return on_model(work)
 
     @app.post("/api/recommendations/new-user", response_model=Answer)
     def recommend_new_user(request: NewUserRequest):
         text = request.text if request.text and request.text.strip() else None
         if not request.liked_items and text is None:
             raise ArgumentError("give liked_items (item ids) and/or text (what the person likes)")
-        ids, scores = call("recommend_for_new_user", liked_items=request.liked_items, text=text, N=request.n,
-                           filter_items=request.filter_items, items=request.items,
-                           include_cold=request.include_cold)
-        return {"items": items_of(ids, scores)}
+        return {"items": on_model(lambda rec: items_of(rec, *rec.recommend_for_new_user(
+            liked_items=request.liked_items, text=text, N=request.n, filter_items=request.filter_items,
+            items=request.items, include_cold=request.include_cold)))}
 
     @app.get("/api/items/{item_id}", response_model=Details)
     def item(item_id: str = PathParam(max_length=200)):
-        return call("item_details", [item_id])[0]
+        return on_model(lambda rec: rec.item_details([item_id])[0])
 
     @app.post("/api/items/details", response_model=DetailsBatch)
     def items_details(request: DetailsRequest):
-        return {"items": call("item_details", request.item_ids)}
+        return {"items": on_model(lambda rec: rec.item_details(request.item_ids))}
 
     @app.get("/api/items/{item_id}/similar", response_model=ItemAnswer)
     def similar(item_id: str = PathParam(max_length=200), n: int = N,
                 by: Literal["content", "collaborative"] = "content"):
-        ids, scores = call("similar_items", item_id, N=n, by=by)
-        return {"item_id": item_id, "items": items_of(ids, scores)}
+        return {"item_id": item_id, "items": on_model(lambda rec: items_of(rec, *rec.similar_items(item_id, N=n, by=by)))}
 
     @app.post("/api/items/similar", response_model=ItemBatch)
     def similar_batch(request: SimilarRequest):
-        ids, scores = call("similar_items", request.item_ids, N=request.n, by=request.by)
-        return {"results": [{"item_id": item_id, "items": items_of(i, s)}
-                            for item_id, i, s in zip(request.item_ids, ids, scores)]}
+        def work(rec):
+            ids, scores = rec.similar_items(request.item_ids, N=request.n, by=request.by)
+            return [{"item_id": item_id, "items": items_of(rec, i, s)}
+                    for item_id, i, s in zip(request.item_ids, ids, scores)]
+        return {"results": on_model(work)}
 
     @app.get("/api/search", response_model=Answer)
     def search(text: str = Query(max_length=limits.max_text, description="free text"), n: int = N):
-        ids, scores = call("similar_to_text", text_query(text), N=n)
-        return {"items": items_of(ids, scores)}
+        query = text_query(text)
+        return {"items": on_model(lambda rec: items_of(rec, *rec.similar_to_text(query, N=n)))}
 
     @app.post("/api/items", response_model=Added)
     def add_items(request: AddRequest = Body()):
         import pandas as pd
 
-        records = [item.model_dump(exclude_none=True) for item in request.items]
-        frame = pd.DataFrame(records)
-        loaded = slot.current
-        with loaded.lock:
-            encoder = loaded.rec.encoder
-            if encoder is not None:
-                from .recommender import item_token_strings
-
-                tokens = item_token_strings(frame, loaded.rec.text_config)
-                empty = [r["item_id"] for r, t in zip(records, tokens) if not t.strip()]
-                if empty:
-                    raise ArgumentError(f"items {empty[:5]} have no usable text: give a text, title, "
-                                        "description or feature")
-            added = loaded.rec.add_items(frame)
-            return {"added": added, "items": len(loaded.rec.catalogue)}
+        frame = pd.DataFrame([item.model_dump(exclude_none=True) for item in request.items])
+        return on_model(lambda rec: {"added": rec.add_items(frame), "items": len(rec.catalogue)})
 
     @app.post("/api/admin/reload")
     def reload():

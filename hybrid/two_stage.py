@@ -80,9 +80,11 @@ def _display_texts(items: pd.DataFrame | None, item_map: IdMap | None):
     ``item_map`` order (None for items it lacks), or in the frame's order without a map."""
     if items is None:
         return None
-    cleaned = item_token_strings(items)
-    raw = items["text"].tolist() if "text" in items.columns else [None] * len(items)
-    texts = [t if isinstance(t, str) and t.strip() else c for t, c in zip(raw, cleaned)]
+    texts = items["text"].tolist() if "text" in items.columns else [None] * len(items)
+    missing = [k for k, t in enumerate(texts) if not (isinstance(t, str) and t.strip())]
+    if missing:  # cleaned only where there is no free text
+        for k, cleaned in zip(missing, item_token_strings(items.iloc[missing])):
+            texts[k] = cleaned
     if item_map is None:
         return texts
     out = [None] * len(item_map)
@@ -588,7 +590,12 @@ class TwoStageRecommender:
         if item_vectors is None:
             if self.encoder is None:
                 raise ArgumentError("no text encoder: pass item_vectors for the new items")
-            item_vectors, _ = self.encoder.transform(item_token_strings(items, self.text_config))
+            tokens = item_token_strings(items, self.text_config)
+            empty = [str(i) for i, t in zip(items["item_id"], tokens) if not t.strip()]
+            if empty:
+                raise ArgumentError(f"items {empty[:5]} have no usable text: give a text, title, description "
+                                    "or feature (or item_vectors)")
+            item_vectors, _ = self.encoder.transform(tokens)
         texts = _display_texts(items, None) if self.catalogue.texts is not None else None
         rows = self.catalogue.append(items["item_id"].astype(str), item_vectors, frame_titles(items), texts)
         tower = self.scorer.text_items(self.catalogue.vectors[rows])
