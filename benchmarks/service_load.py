@@ -105,7 +105,7 @@ def request_plan(model: str, n: int, seed: int) -> list[tuple[str, str, str, dic
     return plan
 
 
-async def drive(url: str, plan: list, rate: float, reload_at: float) -> dict:
+async def drive(url: str, plan: list, rate: float, reload_at: float | None) -> dict:
     import httpx
 
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
@@ -130,7 +130,7 @@ async def drive(url: str, plan: list, rate: float, reload_at: float) -> dict:
                           generation_before=before, generation_after=(await client.get("/api/health")).json()["generation"])
 
         start = time.perf_counter()
-        tasks = [asyncio.create_task(reload_midway())]
+        tasks = [asyncio.create_task(reload_midway())] if reload_at is not None else []
         for k, request in enumerate(plan):
             delay = start + k / rate - time.perf_counter()
             if delay > 0:
@@ -166,6 +166,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="requests per second")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-reload", dest="reload", action="store_false", help="no model reload during the run")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.seconds <= 0:
@@ -179,7 +180,8 @@ def main(argv=None) -> int:
         server = start_server(model, port)
         try:
             info = json.loads(__import__("httpx").get(f"http://127.0.0.1:{port}/api/model").text)
-            driven = asyncio.run(drive(f"http://127.0.0.1:{port}", plan, args.rate, args.seconds / 2))
+            driven = asyncio.run(drive(f"http://127.0.0.1:{port}", plan, args.rate,
+                                       args.seconds / 2 if args.reload else None))
         finally:
             server.terminate()
             log = server.communicate(timeout=60)[0]

@@ -39,11 +39,11 @@ import json, resource, sys, time
 from hybrid.dataset import load_dataset
 from hybrid.two_stage import TwoStageRecommender
 from hybrid.vectors import TextEncoder
-work, epochs = sys.argv[1], int(sys.argv[2])
+work, epochs, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 data = load_dataset(work + '/dataset')
 encoder = TextEncoder.load(work + '/vectors/text_encoder.joblib')
 started = time.perf_counter()
-rec = TwoStageRecommender(retrieval={'epochs': epochs, 'batch_size': 1024}, train={'epochs': epochs},
+rec = TwoStageRecommender(retrieval={'epochs': epochs, 'batch_size': batch}, train={'epochs': epochs, 'batch_size': batch},
                           config={'validation_share': 0.0}, log=lambda line: print(line, file=sys.stderr))
 rec.fit_dataset(data, encoder=encoder)
 fit = time.perf_counter() - started
@@ -128,7 +128,8 @@ TARGETS = {"recommend": 10.0, "recommend batch of 100 (per user)": 10.0, "new us
            "similar to text": 2.0}
 
 
-def run_size(products: int, ratings: int, data: Path, epochs: int, queries: int, keep: str | None = None) -> dict:
+def run_size(products: int, ratings: int, data: Path, epochs: int, queries: int, keep: str | None = None,
+             batch: int = 1024) -> dict:
     meta, rated, _ = ensure_data(data, products, ratings)
     with tempfile.TemporaryDirectory(prefix="hybrid-serving-") as scratch:
         work = scratch if keep is None else str(Path(keep) / f"{products}")
@@ -137,7 +138,7 @@ def run_size(products: int, ratings: int, data: Path, epochs: int, queries: int,
         else:
             subprocess.run([sys.executable, "-m", "hybrid", "run", "--meta", str(meta), "--ratings", str(rated),
                             "--out", work, "--until", "dataset"], check=True, capture_output=True, text=True)
-            fit = subprocess.run([sys.executable, "-c", FIT, work, str(epochs)], capture_output=True, text=True)
+            fit = subprocess.run([sys.executable, "-c", FIT, work, str(epochs), str(batch)], capture_output=True, text=True)
             if fit.returncode:
                 raise SystemExit(fit.stderr[-3000:])
             fitted = json.loads(fit.stdout.strip().splitlines()[-1])
@@ -171,6 +172,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "hybrid-bench-data"))
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=1024, help="training batch of both models (larger: "
+                        "fewer steps; at 1M products each step updates the whole embedding tables)")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--keep", metavar="DIR", help="keep each size's pipeline outputs and saved model under "
                         "DIR/PRODUCTS (a later run with the same DIR measures serving again without refitting; "
@@ -179,11 +182,12 @@ def main(argv=None) -> int:
     runs = []
     for size in args.sizes:
         products, ratings = (int(x) for x in size.split(":"))
-        runs.append(run_size(products, ratings, Path(args.data), args.epochs, args.queries, args.keep))
+        runs.append(run_size(products, ratings, Path(args.data), args.epochs, args.queries, args.keep,
+                             args.batch_size))
         print(json.dumps(runs[-1]), flush=True)
     lines = ["# Serving benchmark: two-stage recommender", "",
              f"Machine: {platform.machine()}, {__import__('os').cpu_count()} cores; "
-             f"{args.epochs} training epochs per model; {args.queries} calls per row after a warm-up, each "
+             f"{args.epochs} training epoch(s) per model, batch {args.batch_size}; {args.queries} calls per row after a warm-up, each "
              "timed on its own; a fresh process loads the saved recommender (indexes are loaded, not rebuilt).",
              ""] + table(runs)
     out = Path(args.out)

@@ -12,8 +12,9 @@ The model directory is loaded once and answered from memory. The API lives under
 - no request names a file: ``POST /api/admin/reload`` (or ``SIGHUP``) reloads the configured
   directory beside the model that is serving and swaps it in only once it has loaded, so no
   request fails during a reload and a failed load leaves the old model serving;
-- calls on one model are serialised by a lock (numpy, faiss and TensorFlow already use both
-  cores inside a call); a reload does not wait for it.
+- model calls run on the event loop one at a time, each a few milliseconds (numpy and TensorFlow
+  use the cores within a call; faiss searches one query on one thread); a reload loads and warms
+  the new model in a worker thread meanwhile.
 """
 
 import json
@@ -22,7 +23,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -55,7 +56,6 @@ class Loaded:
     loaded_at: str
     load_seconds: float
     manifest: dict
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class ModelSlot:
@@ -245,11 +245,11 @@ def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits |
 
     # ------------------------------------------------------------------ helpers
     def on_model(work):
-        """``work(rec)`` on the serving model, under its lock: a request sees one model from its
-        first id check to its last title, whatever a reload swaps in meanwhile."""
-        loaded = slot.current
-        with loaded.lock:
-            return work(loaded.rec)
+        """``work(rec)`` on the serving model. Called from the event loop: model calls run one at a
+        time (a few ms each; numpy, faiss and TensorFlow use the cores within a call) with no
+        thread hand-off, and a request sees one model from its first id check to its last title,
+        whatever a reload (in a worker thread) swaps in meanwhile."""
+        return work(slot.current.rec)
 
     def items_of(rec, ids, scores) -> list[dict]:
         keep = [i for i, item in enumerate(ids) if item is not None]
@@ -275,11 +275,11 @@ def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits |
 
     # ------------------------------------------------------------------ endpoints
     @app.get("/api/health")
-    def health() -> dict:
+    async def health() -> dict:
         return {"status": "ok", "generation": slot.current.generation}
 
     @app.get("/api/model")
-    def model_info() -> dict:
+    async def model_info() -> dict:
         loaded = slot.current
         rec, manifest = loaded.rec, loaded.manifest
         return {"version": __version__, "kind": manifest.get("kind"),
@@ -293,7 +293,7 @@ def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits |
                 "limits": vars(limits)}
 
     @app.get("/api/users/{user_id}/recommendations", response_model=UserAnswer)
-    def recommend_user(user_id: str = PathParam(max_length=200), n: int = N,
+    async def recommend_user(user_id: str = PathParam(max_length=200), n: int = N,
                        filter_liked: bool = Query(True, description="leave out what the user rated"),
                        include_cold: bool = True):
         def work(rec):
@@ -303,7 +303,7 @@ def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits |
         return {"user_id": user_id, "items": on_model(work)}
 
     @app.post("/api/recommendations", response_model=Batch)
-    def recommend_users(request: RecommendRequest):
+    async def recommend_users(request: RecommendRequest):
         def work(rec):
             known_users(rec, request.user_ids)
             ids, scores = rec.recommend(request.user_ids, N=request.n,
@@ -314,7 +314,7 @@ def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits |
         return {"results": on_model(work)}
 
     @app.get("/api/users/{user_id}", response_model=History)
-    def user_history(user_id: str = PathParam(max_length=200)):
+    async def user_history(user_id: str = PathParam(max_length=200)):
         def work(rec):
             known_users(rec, [user_id])
             ids, liked = rec.user_history(user_id)
@@ -323,7 +323,7 @@ def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits |
         return on_model(work)
 
     @app.post("/api/recommendations/new-user", response_model=Answer)
-    def recommend_new_user(request: NewUserRequest):
+    async def recommend_new_user(request: NewUserRequest):
         text = request.text if request.text and request.text.strip() else None
         if not request.liked_items and text is None:
             raise ArgumentError("give liked_items (item ids) and/or text (what the person likes)")
@@ -332,20 +332,20 @@ def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits |
             items=request.items, include_cold=request.include_cold)))}
 
     @app.get("/api/items/{item_id}", response_model=Details)
-    def item(item_id: str = PathParam(max_length=200)):
+    async def item(item_id: str = PathParam(max_length=200)):
         return on_model(lambda rec: rec.item_details([item_id])[0])
 
     @app.post("/api/items/details", response_model=DetailsBatch)
-    def items_details(request: DetailsRequest):
+    async def items_details(request: DetailsRequest):
         return {"items": on_model(lambda rec: rec.item_details(request.item_ids))}
 
     @app.get("/api/items/{item_id}/similar", response_model=ItemAnswer)
-    def similar(item_id: str = PathParam(max_length=200), n: int = N,
+    async def similar(item_id: str = PathParam(max_length=200), n: int = N,
                 by: Literal["content", "collaborative"] = "content"):
         return {"item_id": item_id, "items": on_model(lambda rec: items_of(rec, *rec.similar_items(item_id, N=n, by=by)))}
 
     @app.post("/api/items/similar", response_model=ItemBatch)
-    def similar_batch(request: SimilarRequest):
+    async def similar_batch(request: SimilarRequest):
         def work(rec):
             ids, scores = rec.similar_items(request.item_ids, N=request.n, by=request.by)
             return [{"item_id": item_id, "items": items_of(rec, i, s)}
@@ -353,12 +353,12 @@ def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits |
         return {"results": on_model(work)}
 
     @app.get("/api/search", response_model=Answer)
-    def search(text: str = Query(max_length=limits.max_text, description="free text"), n: int = N):
+    async def search(text: str = Query(max_length=limits.max_text, description="free text"), n: int = N):
         query = text_query(text)
         return {"items": on_model(lambda rec: items_of(rec, *rec.similar_to_text(query, N=n)))}
 
     @app.post("/api/items", response_model=Added)
-    def add_items(request: AddRequest = Body()):
+    async def add_items(request: AddRequest = Body()):
         import pandas as pd
 
         frame = pd.DataFrame([item.model_dump(exclude_none=True) for item in request.items])
