@@ -193,13 +193,16 @@ def main(argv=None) -> int:
     lines = ["# Service load test: `hybrid serve` on loopback", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} cores, client and server on the same machine; "
              f"{args.rate:g} requests/s open loop for {args.seconds:g} s, mixed calls "
-             f"({', '.join(f'{k} {s:.0%}' for k, s in MIX)}); the model reloaded half-way through.", ""]
+             f"({', '.join(f'{k} {s:.0%}' for k, s in MIX)}); "
+             + ("the model reloaded half-way through." if args.reload else "no reload."), ""]
     for run in runs:
         lines += [f"## {run['items']:,} products, {run['users']:,} users ({run['index']} index)", "",
                   f"Achieved {run['achieved_rate']} requests/s; errors {run['overall']['errors']} of "
-                  f"{run['overall']['requests']}; reload {run['reload'].get('seconds')} s, generation "
-                  f"{run['reload'].get('generation_before')} -> {run['reload'].get('generation_after')} "
-                  f"(status {run['reload'].get('status')}); server tracebacks {run['server_tracebacks']}.", "",
+                  f"{run['overall']['requests']}; "
+                  + (f"reload {run['reload'].get('seconds')} s, generation {run['reload'].get('generation_before')} "
+                     f"-> {run['reload'].get('generation_after')} (status {run['reload'].get('status')})"
+                     if run["reload"] else "no reload")
+                  + f"; server tracebacks {run['server_tracebacks']}.", "",
                   "| call | requests | errors | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
         for kind in ["overall"] + [k for k, _ in MIX]:
             if kind in run:
