@@ -56,12 +56,17 @@ class Catalogue:
         """Rows of item ids (``UnknownIdError`` naming unknown ones)."""
         return self.ids.index([str(i) for i in ids])
 
-    def append(self, ids, vectors: np.ndarray, titles=None, texts=None) -> np.ndarray:
-        """Add items (untrained); returns their rows. Known or repeated ids are refused."""
+    def check_new(self, ids) -> list[str]:
+        """``ids`` as strings, when none is known or repeated; else ``ArgumentError`` naming them."""
         ids = [str(i) for i in ids]
         known = [i for i in ids if i in self.ids]
         if known or len(set(ids)) != len(ids):
             raise ArgumentError(f"items already known or repeated: {(known or ids)[:5]}")
+        return ids
+
+    def append(self, ids, vectors: np.ndarray, titles=None, texts=None) -> np.ndarray:
+        """Add items (untrained); returns their rows. Known or repeated ids are refused."""
+        ids = self.check_new(ids)
         vectors = np.asarray(vectors, np.float32)
         if vectors.shape != (len(ids), self.dim):
             raise ArgumentError(f"the new items' vectors must be {len(ids)} x {self.dim}, got {vectors.shape}")

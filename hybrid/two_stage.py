@@ -587,6 +587,7 @@ class TwoStageRecommender:
         self._check_fitted()
         if "item_id" not in items.columns:
             raise ArgumentError(f"items lacks column 'item_id'; it has {list(items.columns)}")
+        self.catalogue.check_new(items["item_id"])  # before any text work
         if item_vectors is None:
             if self.encoder is None:
                 raise ArgumentError("no text encoder: pass item_vectors for the new items")
