@@ -89,5 +89,7 @@ def test_every_scorer_keeps_the_protocol(name, data):
     metrics = evaluate_ranking(scorer.score, task, (5,))
     assert 0.0 <= metrics["ndcg@5"] <= 1.0 and metrics["users"] == len(task.users)
     if name not in ("random", "global-mean", "biases", "popularity"):
-        # the structure is there to find: better than chance (about 0.17 here)
-        assert metrics["ndcg@5"] > 0.4, metrics
+        # the structure is there to find: well above chance (about 0.17 here). 0.3, not 0.4: the
+        # Keras scorers land between 0.49 and 0.56 over repeated fits, and once at 0.37 in CI
+        # (multi-threaded training is not bit-reproducible and early stopping follows it)
+        assert metrics["ndcg@5"] > 0.3, metrics
