@@ -265,6 +265,7 @@ def cmd_similar(args) -> int:
 def cmd_serve(args) -> int:
     from pathlib import Path
 
+    from .config import check_count
     from .service import ServiceLimits, serve
 
     if not (Path(args.model) / "manifest.json").is_file():
@@ -272,16 +273,10 @@ def cmd_serve(args) -> int:
                             "artifacts/recommender), or give --model DIR")
     if not 0 < args.port < 65536:
         raise ArgumentError(f"--port must be 1 to 65535, got {args.port}")
-    serve(args.model, args.host, args.port, ServiceLimits(max_n=check_positive(args.max_n, "--max-n"),
-                                                          max_batch=check_positive(args.max_batch, "--max-batch")),
+    serve(args.model, args.host, args.port, ServiceLimits(max_n=check_count(args.max_n, "--max-n"),
+                                                          max_batch=check_count(args.max_batch, "--max-batch")),
           log_level=args.log_level)
     return 0
-
-
-def check_positive(value: int, name: str) -> int:
-    if value <= 0:
-        raise ArgumentError(f"{name} must be at least 1, got {value}")
-    return value
 
 
 def cmd_status(args) -> int:
