@@ -17,10 +17,12 @@ a slow server shows up as latency, not as a lower rate). The mix, by share of re
     10% similar products, collaborative           GET  /api/items/{id}/similar?by=collaborative
     10% products matching free text               GET  /api/search
 
-Half-way through, ``POST /api/admin/reload`` loads the model again beside the serving one.
-Printed and written to benchmarks/results/service_load.{json,md}: per call and overall p50 / p99
-/ max latency (ms, measured by the client, connection set-up included), errors (any non-2xx or
-transport failure; target 0), the rate achieved, and the reload's duration and generation.
+Half-way through, ``POST /api/admin/reload`` loads the model again in a new server process, which
+takes over the socket once loaded. Printed and written to benchmarks/results/service_load.{json,md}:
+per call, overall and "during reload" (requests sent from the reload request until 10 s after its
+answer) p50 / p99 / max latency (ms, measured by the client, connection set-up included), errors
+(any non-2xx or transport failure, by kind; target 0), the rate achieved, and the reload's
+duration and generation.
 Bounded: at most rate x seconds requests, each with a 10 s timeout; the server is stopped at the end.
 """
 
@@ -109,7 +111,8 @@ async def drive(url: str, plan: list, rate: float, reload_at: float | None) -> d
     import httpx
 
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
-    results: list[tuple[str, float, int]] = []
+    results: list[tuple[str, float, int, float]] = []  # kind, ms, status, sent at (s from the start)
+    failures: dict[str, int] = {}  # transport failures by exception, and non-2xx by status
     reload: dict = {}
     async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as client:
         async def one(kind, method, path, body):
@@ -117,9 +120,16 @@ async def drive(url: str, plan: list, rate: float, reload_at: float | None) -> d
             try:
                 response = await client.request(method, path, json=body)
                 status = response.status_code
-            except httpx.HTTPError:
+                if not 200 <= status < 300:
+                    failures[f"HTTP {status}"] = failures.get(f"HTTP {status}", 0) + 1
+            except httpx.HTTPError as exc:
                 status = -1
-            results.append((kind, (time.perf_counter() - started) * 1000, status))
+                failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
+            results.append((kind, (time.perf_counter() - started) * 1000, status, started - start))
+
+        async def fresh_generation() -> int:  # on a new connection: the old process answers no new ones
+            async with httpx.AsyncClient(base_url=url, timeout=10) as fresh:
+                return (await fresh.get("/api/health")).json()["generation"]
 
         async def reload_midway():
             await asyncio.sleep(reload_at)
@@ -127,7 +137,8 @@ async def drive(url: str, plan: list, rate: float, reload_at: float | None) -> d
             started = time.perf_counter()
             response = await client.post("/api/admin/reload", timeout=600)
             reload.update(status=response.status_code, seconds=round(time.perf_counter() - started, 2),
-                          generation_before=before, generation_after=(await client.get("/api/health")).json()["generation"])
+                          window=[round(started - start, 2), round(time.perf_counter() - start, 2)],
+                          generation_before=before, generation_after=await fresh_generation())
 
         start = time.perf_counter()
         tasks = [asyncio.create_task(reload_midway())] if reload_at is not None else []
@@ -138,10 +149,10 @@ async def drive(url: str, plan: list, rate: float, reload_at: float | None) -> d
             tasks.append(asyncio.create_task(one(*request)))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
-    return {"results": results, "reload": reload, "elapsed": elapsed}
+    return {"results": results, "reload": reload, "elapsed": elapsed, "failures": failures}
 
 
-def summarise(results: list, elapsed: float, rate: float, reload: dict) -> dict:
+def summarise(results: list, elapsed: float, rate: float, reload: dict, failures: dict) -> dict:
     def figures(ms: np.ndarray, statuses: np.ndarray) -> dict:
         return {"requests": int(len(ms)), "errors": int((statuses < 200).sum() + (statuses >= 300).sum()),
                 "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
@@ -150,8 +161,13 @@ def summarise(results: list, elapsed: float, rate: float, reload: dict) -> dict:
     kinds = np.array([r[0] for r in results])
     ms = np.array([r[1] for r in results])
     statuses = np.array([r[2] for r in results])
+    sent = np.array([r[3] for r in results])
     out = {"overall": figures(ms, statuses), "target_rate": rate,
-           "achieved_rate": round(len(results) / elapsed, 1), "reload": reload}
+           "achieved_rate": round(len(results) / elapsed, 1), "reload": reload, "failures": failures}
+    if reload.get("window"):  # sent while the new model loaded, or in the 10 s after the handover
+        during = (sent >= reload["window"][0]) & (sent <= reload["window"][1] + 10)
+        if during.any():
+            out["during reload"] = figures(ms[during], statuses[during])
     for kind, _ in MIX:
         mask = kinds == kind
         if mask.any():
@@ -186,7 +202,7 @@ def main(argv=None) -> int:
             server.terminate()
             log = server.communicate(timeout=60)[0]
         run = {"model": model, "items": info["items"], "users": info["users"], "index": info["index"],
-               **summarise(driven["results"], driven["elapsed"], args.rate, driven["reload"]),
+               **summarise(driven["results"], driven["elapsed"], args.rate, driven["reload"], driven["failures"]),
                "server_tracebacks": log.count("Traceback")}
         runs.append(run)
         print(json.dumps(run), flush=True)
@@ -202,9 +218,10 @@ def main(argv=None) -> int:
                   + (f"reload {run['reload'].get('seconds')} s, generation {run['reload'].get('generation_before')} "
                      f"-> {run['reload'].get('generation_after')} (status {run['reload'].get('status')})"
                      if run["reload"] else "no reload")
-                  + f"; server tracebacks {run['server_tracebacks']}.", "",
+                  + f"; server tracebacks {run['server_tracebacks']}"
+                  + (f"; failures {run['failures']}" if run["failures"] else "") + ".", "",
                   "| call | requests | errors | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
-        for kind in ["overall"] + [k for k, _ in MIX]:
+        for kind in ["overall", "during reload"] + [k for k, _ in MIX]:
             if kind in run:
                 f = run[kind]
                 lines.append(f"| {kind} | {f['requests']} | {f['errors']} | {f['p50_ms']} | {f['p99_ms']} | {f['max_ms']} |")

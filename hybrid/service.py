@@ -9,18 +9,17 @@ The model directory is loaded once and answered from memory. The API lives under
   (unknown user: 404 with the hint to use the new-user endpoint; N or a batch out of range:
   422; a body over ``max_body_bytes``: 413); an unexpected failure is a 500 with a short
   message, never a traceback;
-- no request names a file: ``POST /api/admin/reload`` (or ``SIGHUP``) reloads the configured
-  directory beside the model that is serving and swaps it in only once it has loaded, so no
-  request fails during a reload and a failed load leaves the old model serving;
+- no request names a file: ``POST /api/admin/reload`` (or ``SIGHUP``) loads the configured
+  directory again in a new process beside the one serving, which hands the socket over only
+  once the new model has loaded and warmed up (:mod:`hybrid.handover`), so no request fails
+  during a reload and a failed load leaves the old model serving;
 - model calls run on the event loop one at a time, each a few milliseconds (numpy and TensorFlow
-  use the cores within a call; faiss searches one query on one thread); a reload loads and warms
-  the new model in a worker thread meanwhile.
+  use the cores within a call; faiss searches one query on one thread).
 """
 
 import json
 import logging
 import os
-import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -62,13 +61,13 @@ class ModelSlot:
     """The serving model and its reload: the new model is loaded beside the old one and swapped
     in with one assignment; requests hold on to the model they started with."""
 
-    def __init__(self, directory: str | os.PathLike, loader=None):
+    def __init__(self, directory: str | os.PathLike, loader=None, generation: int = 1):
         from .two_stage import TwoStageRecommender
 
         self.directory = Path(directory)
         self._loader = loader or TwoStageRecommender.load
         self._reloading = threading.Lock()
-        self.current = self._load(1)
+        self.current = self._load(generation)
         self.last_reload_error: str | None = None
 
     def _load(self, generation: int) -> Loaded:
@@ -152,7 +151,9 @@ def _fastapi():
 
 
 def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits | None = None):
-    """The FastAPI application serving ``model_dir`` (a saved ``TwoStageRecommender``)."""
+    """The FastAPI application serving ``model_dir`` (a saved ``TwoStageRecommender``), or the
+    model of a slot (a ``ModelSlot``, whose reload loads in a thread of this process, or the
+    slot of a :mod:`hybrid.handover` worker, whose reload loads in a new process)."""
     _fastapi()
     from fastapi import Body, FastAPI, Path as PathParam, Query, Request
     from fastapi.exceptions import RequestValidationError
@@ -160,7 +161,7 @@ def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits |
     from pydantic import BaseModel, ConfigDict, Field
 
     limits = limits or ServiceLimits()
-    slot = model_dir if isinstance(model_dir, ModelSlot) else ModelSlot(model_dir)
+    slot = model_dir if hasattr(model_dir, "current") else ModelSlot(model_dir)
     N = Query(10, ge=1, le=limits.max_n, description=f"how many items, 1 to {limits.max_n}")
     Ids = list[str]
 
@@ -314,6 +315,7 @@ def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits |
                 "item_item": rec.info.get("item_item"), "index": rec.item_index.kind,
                 "weights": rec.weights, "generation": loaded.generation, "loaded_at": loaded.loaded_at,
                 "load_seconds": loaded.load_seconds, "last_reload_error": slot.last_reload_error,
+                "pid": os.getpid(),
                 "limits": vars(limits)}
 
     @app.get("/api/users/{user_id}/recommendations", response_model=UserAnswer)
@@ -461,27 +463,16 @@ class _TooLarge(Exception):
 
 def serve(model_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
           limits: ServiceLimits | None = None, log_level: str = "info") -> None:
-    """Load ``model_dir`` and serve it until interrupted; ``SIGHUP`` reloads it."""
+    """Serve ``model_dir`` until interrupted; ``SIGHUP`` or ``POST /api/admin/reload`` load it
+    again in a new process that takes over the socket (see :mod:`hybrid.handover`)."""
+    _fastapi()
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401
     except ImportError:  # pragma: no cover - a dependency
         raise ArgumentError("the service needs uvicorn: pip install uvicorn") from None
-    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    slot = ModelSlot(model_dir)
-    app = create_app(slot, limits)
-    if hasattr(signal, "SIGHUP"):  # the reload runs in a thread; requests go on meanwhile
-        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=_reload_quietly, args=(slot,),
-                                                                 daemon=True).start())
-    LOG.info("serving %s (%d items) on http://%s:%d/", model_dir, len(slot.current.rec.catalogue), host, port)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    from .handover import serve_forever
 
-
-def _reload_quietly(slot: ModelSlot) -> None:
-    try:
-        slot.reload()
-    except ModelLoadError:
-        pass  # logged by reload; the old model serves on
+    serve_forever(model_dir, host, port, limits or ServiceLimits(), log_level)
 
 
 __all__ = ["ServiceLimits", "ModelSlot", "ModelLoadError", "create_app", "serve"]

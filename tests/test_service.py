@@ -179,6 +179,75 @@ def test_reload_swaps_the_model_and_a_failed_reload_keeps_the_old_one(served_mod
     assert "Traceback" not in log, log
 
 
+def test_a_reload_under_load_fails_no_request_and_a_dead_process_is_replaced(served_model, tmp_path):
+    """The new model loads in a new process; the old one answers until the handover and closes
+    its connections after their next answer: a client busy on several connections sees no error."""
+    import threading
+
+    model = tmp_path / "recommender"
+    shutil.copytree(served_model, model)
+    server = Server(model)
+    statuses, generations, stop = [], set(), threading.Event()
+
+    def client():
+        with httpx.Client(base_url=server.url, timeout=30) as api:
+            while not stop.is_set():
+                try:
+                    response = api.get("/api/users/196/recommendations", params={"n": 5})
+                    statuses.append(response.status_code)
+                    generations.add(api.get("/api/health").json()["generation"])
+                except httpx.HTTPError as exc:
+                    statuses.append(type(exc).__name__)
+
+    try:
+        first = server.client.get("/api/model").json()
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1)
+        assert server.client.post("/api/admin/reload").json()["generation"] == 2
+        time.sleep(2)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        assert len(statuses) > 20 and set(statuses) == {200}, {s for s in statuses if s != 200}
+        assert generations == {1, 2}
+        with httpx.Client(base_url=server.url, timeout=30) as fresh:
+            second = fresh.get("/api/model").json()
+            assert second["generation"] == 2 and second["pid"] != first["pid"]
+            os.kill(second["pid"], signal.SIGKILL)  # a crash: a new process takes over
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                try:
+                    if fresh.get("/api/health").json()["generation"] == 3:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            third = fresh.get("/api/model").json()
+            assert third["generation"] == 3 and third["pid"] not in (first["pid"], second["pid"])
+    finally:
+        stop.set()
+        log = server.stop()
+    assert server.process.returncode == 0, log
+    assert "Traceback" not in log, log
+    assert "exited with code -9; starting a new one" in log
+
+
+def test_serve_reports_a_model_that_cannot_load(served_model, tmp_path):
+    import subprocess
+    import sys
+
+    model = tmp_path / "recommender"
+    shutil.copytree(served_model, model)
+    (model / "manifest.json").write_text("{ broken")
+    from conftest import free_port
+
+    done = subprocess.run([sys.executable, "-m", "hybrid", "serve", "--model", str(model), "--port", str(free_port())],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "not a saved two-stage" in done.stderr, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
 def test_an_unexpected_failure_is_a_500_without_a_traceback(served_model):
     from fastapi.testclient import TestClient
 

@@ -1,0 +1,339 @@
+"""Serving with reloads by process handover: what ``hybrid serve`` runs.
+
+The ``hybrid serve`` process is a small supervisor. It binds the listening socket and starts a
+worker process that loads the model and answers on that socket (uvicorn running the app of
+:mod:`hybrid.service`). A reload (``SIGHUP`` to the supervisor, or ``POST /api/admin/reload``,
+which the worker passes on) starts a second worker on the same socket:
+
+1. the new worker loads and warms up the model while the old one goes on serving, on its own
+   interpreter (no shared GIL, so a load of many seconds costs the serving process nothing but
+   a share of the cores);
+2. once it is ready it starts accepting; the old worker stops accepting, answers what it has
+   been asked with ``Connection: close`` (clients reconnect, to the new worker, without a failed
+   request) and exits once its connections are gone, or after ``drain_seconds``;
+3. if the new worker fails to load, it exits, and the old one serves on and is told why
+   (``last_reload_error`` in ``GET /api/model``; the reload endpoint answers 503).
+
+A worker that dies on its own is replaced by a fresh one from the same directory. ``SIGTERM`` or
+``SIGINT`` stop the supervisor and its workers (uvicorn's graceful shutdown in each).
+"""
+
+import asyncio
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import HybridError
+
+LOG = logging.getLogger("hybrid.service")
+LOG_FORMAT = "%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s"
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.Process
+    conn: multiprocessing.connection.Connection
+    generation: int
+    info: dict  # generation, loaded_at, load_seconds
+
+
+class Supervisor:
+    """Starts, replaces and stops the worker processes that serve ``directory`` on ``sock``."""
+
+    def __init__(self, directory: str | os.PathLike, sock: socket.socket, limits, log_level: str = "info",
+                 drain_seconds: float = 10.0):
+        self.directory = Path(directory)
+        self.sock, self.limits, self.log_level = sock, limits, log_level
+        self.drain_seconds = drain_seconds
+        self._context = multiprocessing.get_context("spawn")
+        self._retiring: list[_Worker] = []
+        self._reload_asked = False
+        self._stopping = False
+        self.current: _Worker | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def run(self) -> None:
+        """Serve until ``SIGTERM``/``SIGINT``; raises ``ModelLoadError`` if the first load fails."""
+        from .service import ModelLoadError
+
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        if hasattr(signal, "SIGHUP"):
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_signal)
+        try:
+            started = self._start(1)
+            if isinstance(started, str):
+                if self._stopping:
+                    return
+                raise ModelLoadError(started, 0)
+            self.current = started
+            LOG.info("serving generation 1 (process %d, loaded in %.1f s)", started.process.pid,
+                     started.info["load_seconds"])
+            while not self._stopping:
+                self._step()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._stop_all()
+
+    def _on_signal(self, signum, _frame) -> None:
+        if hasattr(signal, "SIGHUP") and signum == signal.SIGHUP:
+            self._reload_asked = True
+        else:
+            self._stopping = True
+
+    def _step(self) -> None:
+        worker = self.current
+        ready = multiprocessing.connection.wait([worker.conn, worker.process.sentinel], timeout=0.25)
+        if self._stopping:
+            return
+        if worker.conn in ready:
+            try:
+                message = worker.conn.recv()
+            except (EOFError, OSError):
+                message = None
+            if message is not None and message[0] == "reload":
+                self._reload(asked=True)
+        elif worker.process.sentinel in ready:
+            self._replace_dead(worker)
+        if self._reload_asked and not self._stopping:
+            self._reload_asked = False
+            self._reload(asked=False)
+        self._reap()
+
+    def _replace_dead(self, worker: _Worker) -> None:
+        worker.process.join()
+        LOG.error("the serving process (generation %d) exited with code %s; starting a new one",
+                  worker.generation, worker.process.exitcode)
+        started = self._start(worker.generation + 1)
+        if isinstance(started, str):
+            from .service import ModelLoadError
+
+            if self._stopping:
+                return
+            raise ModelLoadError(f"the serving process died and a new one could not load the model: {started}", 0)
+        self.current = started
+
+    def _reload(self, asked: bool) -> None:
+        old = self.current
+        new = self._start(old.generation + 1)
+        if isinstance(new, str):
+            LOG.error("reload of %s failed, still serving generation %d: %s", self.directory, old.generation, new)
+            self._tell(old, ("reload_failed", new, asked))
+            return
+        self._tell(old, ("reloaded", new.info, asked))
+        self._tell(old, ("retire", self.drain_seconds))
+        self._retiring.append(old)
+        self.current = new
+        LOG.info("serving generation %d from %s (process %d, loaded in %.1f s); process %d drains and exits",
+                 new.generation, self.directory, new.process.pid, new.info["load_seconds"], old.process.pid)
+
+    def _start(self, generation: int) -> "_Worker | str":
+        """A new worker for ``generation``, once it has loaded; or why it could not."""
+        ours, theirs = self._context.Pipe()
+        process = self._context.Process(
+            target=_worker_main, name=f"hybrid-serve-{generation}", daemon=True,
+            args=(str(self.directory), generation, self.sock, self.limits, self.log_level, theirs))
+        process.start()
+        theirs.close()
+        while True:  # loading takes seconds to minutes; a stop request ends the wait
+            if ours.poll(0.25):
+                try:
+                    kind, payload = ours.recv()
+                except (EOFError, OSError):
+                    kind, payload = "failed", None
+                if kind == "ready":
+                    return _Worker(process, ours, generation, payload)
+                process.join(30)
+                return payload or f"the loading process exited with code {process.exitcode}"
+            if not process.is_alive():
+                process.join()
+                return f"the loading process exited with code {process.exitcode} before it was ready"
+            if self._stopping:
+                process.terminate()
+                process.join(30)
+                return "stopped while loading"
+
+    @staticmethod
+    def _tell(worker: _Worker, message) -> None:
+        try:
+            worker.conn.send(message)
+        except (OSError, ValueError):  # it has gone meanwhile: nothing to tell
+            pass
+
+    def _reap(self) -> None:
+        for worker in list(self._retiring):
+            if not worker.process.is_alive():
+                worker.process.join()
+                worker.conn.close()
+                self._retiring.remove(worker)
+
+    def _stop_all(self) -> None:
+        workers = [w for w in [self.current, *self._retiring] if isinstance(w, _Worker)]
+        for worker in workers:
+            if worker.process.is_alive():
+                worker.process.terminate()  # uvicorn's graceful shutdown
+        deadline = time.monotonic() + 30
+        for worker in workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+
+
+class WorkerSlot:
+    """The worker's model slot: its model, and reloads asked of the supervisor (the new model
+    loads in another process; this one answers until it is retired)."""
+
+    def __init__(self, slot, conn):
+        self._slot, self._conn = slot, conn
+        self._answers: queue.Queue = queue.Queue()
+        self._asking = threading.Lock()
+        self._successor: dict | None = None  # the generation that replaces this worker
+
+    @property
+    def current(self):
+        return self._slot.current
+
+    @property
+    def directory(self):
+        return self._slot.directory
+
+    @property
+    def last_reload_error(self):
+        return self._slot.last_reload_error
+
+    def note(self, kind: str, payload, asked: bool) -> None:
+        """An outcome from the supervisor: the answer to our request, or news of a SIGHUP reload."""
+        self._slot.last_reload_error = payload if kind == "reload_failed" else None
+        if kind == "reloaded":
+            self._successor = payload
+        if asked:
+            self._answers.put((kind, payload))
+
+    def retire(self) -> None:
+        """This worker is being replaced: a reload asked meanwhile is answered by the replacement
+        (its request may have crossed the supervisor's retire message)."""
+        self._answers.put(("reloaded", self._successor))
+
+    def reload(self):
+        from .service import Loaded, ModelLoadError
+
+        with self._asking:
+            if self._successor is not None:
+                kind, payload = "reloaded", self._successor
+            else:
+                self._conn.send(("reload",))
+                kind, payload = self._answers.get()
+        if kind == "reload_failed":
+            raise ModelLoadError(payload, self.current.generation)
+        return Loaded(None, self.directory, payload["generation"], payload["loaded_at"], payload["load_seconds"],
+                      {})
+
+
+class Draining:
+    """ASGI wrapper of the worker's app: notes the event loop, and once the worker is retired
+    answers every request with ``Connection: close`` so that clients reconnect elsewhere."""
+
+    def __init__(self, app):
+        self.app, self.loop, self.active = app, None, False
+
+    async def __call__(self, scope, receive, send):
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def closing(message):
+            if self.active and message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
+            await send(message)
+
+        return await self.app(scope, receive, closing)
+
+
+def _logging(log_level: str) -> None:
+    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format=LOG_FORMAT)
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which CPU build it picked
+
+
+def _worker_main(directory: str, generation: int, sock: socket.socket, limits, log_level: str, conn) -> None:
+    """A worker process: load, say ready, serve on ``sock`` until retired or stopped."""
+    _logging(log_level)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor's signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the supervisor, which stops us
+    try:
+        import uvicorn
+
+        from .service import ModelSlot, create_app
+
+        slot = ModelSlot(directory, generation=generation)
+    except Exception as exc:  # reported to the supervisor, which reports it
+        conn.send(("failed", f"{type(exc).__name__}: {exc}" if not isinstance(exc, HybridError) else str(exc)))
+        conn.close()
+        return
+    worker_slot = WorkerSlot(slot, conn)
+    app = Draining(create_app(worker_slot, limits))
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off",
+                                           timeout_graceful_shutdown=30))
+
+    def control():
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):  # the supervisor is gone: stop too
+                server.should_exit = True
+                return
+            if message[0] == "retire":
+                worker_slot.retire()
+                _retire(server, app, message[1])
+            else:
+                worker_slot.note(*message)
+
+    current = slot.current
+    conn.send(("ready", {"generation": generation, "loaded_at": current.loaded_at,
+                         "load_seconds": current.load_seconds}))
+    threading.Thread(target=control, name="hybrid-control", daemon=True).start()
+    server.run(sockets=[sock])
+
+
+def _retire(server, app: Draining, drain_seconds: float) -> None:
+    """Stop accepting, close each connection after its next answer, exit when none are left."""
+    app.active = True
+    loop = app.loop
+    if loop is not None:
+        loop.call_soon_threadsafe(lambda: [s.close() for s in getattr(server, "servers", [])])
+    deadline = time.monotonic() + drain_seconds
+    while server.server_state.connections and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.should_exit = True
+
+
+def serve_forever(directory, host: str, port: int, limits, log_level: str = "info") -> None:
+    """Bind ``host:port`` and serve ``directory`` with reloads by process handover."""
+    _logging(log_level)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP: asyncio then sets TCP_NODELAY
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        from .errors import ArgumentError
+
+        raise ArgumentError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    LOG.info("loading %s, then serving on http://%s:%d/", directory, host, port)
+    try:
+        Supervisor(directory, sock, limits, log_level).run()
+    finally:
+        sock.close()
