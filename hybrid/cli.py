@@ -274,8 +274,8 @@ def cmd_serve(args) -> int:
     if not 0 < args.port < 65536:
         raise ArgumentError(f"--port must be 1 to 65535, got {args.port}")
     serve(args.model, args.host, args.port, ServiceLimits(max_n=check_count(args.max_n, "--max-n"),
-                                                          max_batch=check_count(args.max_batch, "--max-batch")),
-          log_level=args.log_level)
+                                                          max_batch=check_count(args.max_batch, "--max-batch", "ids")),
+          log_level=args.log_level, threads=check_count(args.threads, "--threads", "threads"))
     return 0
 
 
@@ -333,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd.add_argument("--max-n", type=int, default=100, help="largest N a request may ask for")
     serve_cmd.add_argument("--max-batch", type=int, default=1000, help="most ids in one batch request")
     serve_cmd.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve_cmd.add_argument("--threads", type=int, default=1,
+                           help="threads per model call (TensorFlow, BLAS, faiss); 1 is fastest for single "
+                                "requests, more can help large batch requests")
     serve_cmd.set_defaults(func=cmd_serve)
     args = parser.parse_args(argv)
     if args.command is None:

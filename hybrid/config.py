@@ -188,7 +188,7 @@ def two_stage_settings(values: dict | None, what: str = "--recommender-param") -
             for part, cls in classes.items()}
 
 
-def check_count(value, name: str = "n") -> int:
+def check_count(value, name: str = "n", what: str = "items") -> int:
     """``value`` as an int when it is a positive whole number (not a bool), else ``ArgumentError``.
 
     Example:
@@ -198,7 +198,7 @@ def check_count(value, name: str = "n") -> int:
         hybrid.errors.ArgumentError: N must be a positive whole number of items, got 0
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ArgumentError(f"{name} must be a positive whole number of items, got {value!r}")
+        raise ArgumentError(f"{name} must be a positive whole number of {what}, got {value!r}")
     return int(value)
 
 

@@ -48,11 +48,20 @@ class IdMap:
         """Indices of ``ids``; unknown ids raise ``UnknownIdError`` or, with
         ``missing='ignore'``, come back as -1."""
         ids = list(ids) if not isinstance(ids, (np.ndarray, pd.Series, pd.Index)) else ids
-        positions = self._index.get_indexer(ids)
+        if len(ids) <= 32:  # a request's few ids: hash look-ups, not get_indexer's set-up (~0.8 ms)
+            positions = np.fromiter((self._position(value) for value in ids), np.int64, len(ids))
+        else:
+            positions = self._index.get_indexer(ids)
         if missing == "raise" and (positions < 0).any():
             unknown = [ids[i] for i in np.flatnonzero(positions < 0)[:5]]
             raise UnknownIdError(f"unknown {self.name} id(s): {unknown}")
         return positions.astype(np.int64)
+
+    def _position(self, value) -> int:
+        try:
+            return int(self._index.get_loc(value))
+        except (KeyError, TypeError, pd.errors.InvalidIndexError):
+            return -1
 
     def ids(self, indices: Iterable[int]) -> np.ndarray:
         indices = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices,

@@ -462,9 +462,10 @@ class _TooLarge(Exception):
 
 
 def serve(model_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
-          limits: ServiceLimits | None = None, log_level: str = "info") -> None:
+          limits: ServiceLimits | None = None, log_level: str = "info", threads: int = 1) -> None:
     """Serve ``model_dir`` until interrupted; ``SIGHUP`` or ``POST /api/admin/reload`` load it
-    again in a new process that takes over the socket (see :mod:`hybrid.handover`)."""
+    again in a new process that takes over the socket (see :mod:`hybrid.handover`). ``threads``:
+    threads per model call (TensorFlow, BLAS, faiss) in the serving process."""
     _fastapi()
     try:
         import uvicorn  # noqa: F401
@@ -472,7 +473,7 @@ def serve(model_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 800
         raise ArgumentError("the service needs uvicorn: pip install uvicorn") from None
     from .handover import serve_forever
 
-    serve_forever(model_dir, host, port, limits or ServiceLimits(), log_level)
+    serve_forever(model_dir, host, port, limits or ServiceLimits(), log_level, threads)
 
 
 __all__ = ["ServiceLimits", "ModelSlot", "ModelLoadError", "create_app", "serve"]
