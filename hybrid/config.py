@@ -43,11 +43,28 @@ class ModelConfig:
         return cls(**data)
 
 
+#: "adam": Keras's Adam, which moves every embedding row (and its moments) at every step;
+#: "lazy-adam": only the rows a batch looked up (``hybrid.optimizers.LazyAdam``), so a step costs
+#: the same with a million products as with a thousand (661 ms -> 3 ms per step at 1M x 64);
+#: "auto": adam while the largest embedding table has at most ``LAZY_ABOVE`` rows, lazy-adam above.
+OPTIMIZERS = ("auto", "adam", "lazy-adam")
+LAZY_ABOVE = 100_000
+
+
+def check_optimizer(name: str, weight_decay: float = 0.0) -> str:
+    if name not in OPTIMIZERS:
+        raise ArgumentError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+    if name == "lazy-adam" and weight_decay > 0:
+        raise ArgumentError("weight_decay needs optimizer adam (AdamW decays every row at every step)")
+    return name
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 40
     batch_size: int = 1024
     learning_rate: float = 2e-3
+    optimizer: str = "auto"  # OPTIMIZERS: adam, or lazy-adam for catalogues of many products
     weight_decay: float = 0.0  # > 0: AdamW (decoupled weight decay on every weight)
     patience: int = 3
     validation_share: float = 0.1
@@ -55,6 +72,9 @@ class TrainConfig:
     seed: int = 42
     verbose: int = 0
     max_minutes: float = 0.0  # > 0: stop after the epoch that would overrun it, best weights kept
+
+    def __post_init__(self):
+        check_optimizer(self.optimizer, self.weight_decay)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,11 +97,15 @@ class RetrievalConfig:
     epochs: int = 30
     batch_size: int = 512
     learning_rate: float = 2e-3
+    optimizer: str = "auto"  # OPTIMIZERS
     patience: int = 3
     validation_share: float = 0.1
     seed: int = 42
     verbose: int = 0
     max_minutes: float = 0.0  # > 0: stop after the epoch that would overrun it, best weights kept
+
+    def __post_init__(self):
+        check_optimizer(self.optimizer)
 
 
 
@@ -121,7 +145,7 @@ def check_settings(values: dict | None, config_class, what: str) -> dict:
         >>> check_settings({"epoch": 3}, TrainConfig, "--train-param")
         Traceback (most recent call last):
         ...
-        hybrid.errors.ArgumentError: --train-param: unknown key 'epoch'; valid keys: batch_size, epochs, learning_rate, max_minutes, negatives, patience, validation_share, verbose, weight_decay
+        hybrid.errors.ArgumentError: --train-param: unknown key 'epoch'; valid keys: batch_size, epochs, learning_rate, max_minutes, negatives, optimizer, patience, validation_share, verbose, weight_decay
     """
     values = dict(values or {})
     defaults = {f.name: getattr(config_class(), f.name) for f in fields(config_class)
@@ -131,6 +155,10 @@ def check_settings(values: dict | None, config_class, what: str) -> dict:
         if key not in defaults:
             raise ArgumentError(f"{what}: unknown key {key!r}; valid keys: {', '.join(valid)}")
         values[key] = _typed(value, defaults[key], f"{what} {key}")
+    try:
+        config_class(**values)  # what each class checks of its values together
+    except ArgumentError as exc:
+        raise ArgumentError(f"{what}: {exc}") from None
     return values
 
 

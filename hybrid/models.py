@@ -84,7 +84,9 @@ class AddConstant(layers.Layer):
 
 
 def _embedding(n: int, dim: int, l2: float, name: str, seed: int):
-    return layers.Embedding(
+    from .optimizers import SparseEmbedding  # rows gathered from the variable: see LazyAdam
+
+    return SparseEmbedding(
         n, dim, name=name,
         embeddings_initializer=keras.initializers.RandomNormal(stddev=0.05, seed=seed),
         activity_regularizer=keras.regularizers.l2(l2) if l2 else None)

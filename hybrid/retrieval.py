@@ -25,6 +25,7 @@ import numpy as np
 from .config import RetrievalConfig
 from .errors import ArgumentError
 from .models import ItemIdDropout  # noqa: F401  (sets the Keras backend first)
+from .optimizers import SparseEmbedding, make_optimizer
 from .training import EpochProgress
 
 import keras  # noqa: E402
@@ -75,9 +76,9 @@ class TwoTower(keras.Model):
         self.log_q = tf.constant(log_q, tf.float32)
         init = keras.initializers.RandomNormal(stddev=0.05, seed=seed)
         reg = keras.regularizers.L2(config.l2) if config.l2 else None
-        self.item_embedding = layers.Embedding(n_items + 2, config.dim, embeddings_initializer=init,
+        self.item_embedding = SparseEmbedding(n_items + 2, config.dim, embeddings_initializer=init,
                                                embeddings_regularizer=reg, name="item_id")
-        self.user_embedding = layers.Embedding(n_users + 1, config.dim, embeddings_initializer=init,
+        self.user_embedding = SparseEmbedding(n_users + 1, config.dim, embeddings_initializer=init,
                                                embeddings_regularizer=reg, name="user_id")
         self.text_projection = layers.Dense(config.text_units, activation="relu", name="text_projection",
                                             kernel_initializer=keras.initializers.GlorotUniform(seed + 1))
@@ -164,7 +165,7 @@ def fit_retrieval(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, tex
     log_q = np.log(np.maximum(counts, 1.0) / max(1.0, counts.sum()))
     history = liked_histories(users[fit_rows], items[fit_rows], n_users, config.history, config.seed)
     model = TwoTower(n_users, n_items, text.astype(np.float32), history, log_q.astype(np.float32), config)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+    model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate, table_rows=max(n_users, n_items)),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     progress = EpochProgress(config.epochs, log, config.max_minutes, "retrieval")
     callbacks, validation = [progress], None
@@ -182,7 +183,7 @@ def fit_retrieval(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, tex
     model.histories = tf.constant(liked_histories(users, items, n_users, config.history, config.seed), tf.int32)
     return model, {"history": record, "best_epoch": best, "epochs_run": len(record["loss"]),
                    "seconds": round(time.perf_counter() - started, 2), "likes": int(len(users)),
-                   "stopped": progress.stopped,
+                   "stopped": progress.stopped, "optimizer": type(model.optimizer).__name__,
                    "trained_items": np.bincount(items[fit_rows], minlength=n_items) > 0}
 
 

@@ -14,6 +14,8 @@ from .models import build_model
 import keras  # noqa: E402  (hybrid.models sets the backend first)
 import tensorflow as tf  # noqa: E402
 
+from .optimizers import make_optimizer  # noqa: E402
+
 
 class EpochProgress(keras.callbacks.Callback):
     """A line per epoch (losses, seconds, estimated time left) for ``log``, and a time budget:
@@ -109,10 +111,8 @@ def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: 
         return _explicit_dataset(user_index[rows], item_index[rows], rating[rows], vectors, batch,
                                  train_config.seed, shuffle)
 
-    if train_config.weight_decay > 0:
-        optimizer = keras.optimizers.AdamW(train_config.learning_rate, weight_decay=train_config.weight_decay)
-    else:
-        optimizer = keras.optimizers.Adam(train_config.learning_rate)
+    optimizer = make_optimizer(train_config.optimizer, train_config.learning_rate, train_config.weight_decay,
+                               table_rows=max(n_users, n_items))
     model.compile(optimizer=optimizer,
                   loss="binary_crossentropy" if implicit else "mse",
                   metrics=[] if implicit else [keras.metrics.RootMeanSquaredError(name="rmse")])
@@ -132,4 +132,5 @@ def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: 
     best = int(np.argmin(record["val_loss"])) + 1 if "val_loss" in record else len(record["loss"])
     return model, {"history": record, "best_epoch": best, "epochs_run": len(record["loss"]),
                    "seconds": round(seconds, 2), "train_rows": int(len(fit_rows)),
-                   "validation_rows": int(len(val_rows)), "stopped": progress.stopped}
+                   "validation_rows": int(len(val_rows)), "stopped": progress.stopped,
+                   "optimizer": type(optimizer).__name__}

@@ -110,4 +110,4 @@ def test_items_nobody_liked_get_vectors_from_their_text(retrieval):
     assert len(cold) > 0
     same_text = scorer.model.item_vectors(np.array([scorer.model.n_items] * 2, np.int32),
                                           data.item_vectors[[cold[0], cold[0]]])
-    np.testing.assert_allclose(np.asarray(same_text)[0], scorer.item_matrix[cold[0]], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(same_text)[0], scorer.item_matrix[cold[0]], rtol=1e-5, atol=1e-6)
