@@ -18,8 +18,9 @@ a slow server shows up as latency, not as a lower rate). The mix, by share of re
     10% products matching free text               GET  /api/search
 
 Half-way through, ``POST /api/admin/reload`` loads the model again in a new server process, which
-takes over the socket once loaded. Printed and written to benchmarks/results/service_load.{json,md}:
-per call, overall and "during reload" (requests sent from the reload request until 10 s after its
+takes over the socket once loaded. Printed and written to benchmarks/results/service_load.{json,md}
+(service_load_no_reload.* with ``--no-reload``), each of ``--repeat`` runs and their medians: per
+call, overall and "during reload" (requests sent from the reload request until 10 s after its
 answer) p50 / p99 / max latency (ms, measured by the client, connection set-up included), errors
 (any non-2xx or transport failure, by kind; target 0), the rate achieved, and the reload's
 duration and generation.
@@ -193,15 +194,19 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-reload", dest="reload", action="store_false", help="no model reload during the run")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per model (each with its own request "
+                        "plan seed); the table gives each run and the medians")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    if args.rate <= 0 or args.seconds <= 0:
-        parser.error("--rate and --seconds must be positive")
+    if args.rate <= 0 or args.seconds <= 0 or args.repeat < 1:
+        parser.error("--rate, --seconds and --repeat must be positive")
     runs = []
-    for model in args.model or ["artifacts/recommender"]:
+    models = args.model or ["artifacts/recommender"]
+    for model in models:
         if not (Path(model) / "manifest.json").is_file():
             parser.error(f"{model}: no saved recommender (run `hybrid run` first)")
-        plan = request_plan(model, int(args.rate * args.seconds), args.seed)
+    for model, repeat in [(m, k) for m in models for k in range(args.repeat)]:
+        plan = request_plan(model, int(args.rate * args.seconds), args.seed + repeat)
         port = free_port()
         server = start_server(model, port)
         try:
@@ -211,7 +216,7 @@ def main(argv=None) -> int:
         finally:
             server.terminate()
             log = server.communicate(timeout=60)[0]
-        run = {"model": model, "items": info["items"], "users": info["users"], "index": info["index"],
+        run = {"model": model, "run": repeat + 1, "items": info["items"], "users": info["users"], "index": info["index"],
                **summarise(driven["results"], driven["elapsed"], args.rate, driven["reload"], driven["failures"]),
                "server_tracebacks": log.count("Traceback")}
         runs.append(run)
@@ -221,8 +226,18 @@ def main(argv=None) -> int:
              f"{args.rate:g} requests/s open loop for {args.seconds:g} s, mixed calls "
              f"({', '.join(f'{k} {s:.0%}' for k, s in MIX)}); "
              + ("the model reloaded half-way through." if args.reload else "no reload."), ""]
+    lines += ["| model | products | runs | errors | p50 ms (median of runs) | p99 ms (median) | p99 ms (worst run) "
+              "| p99 ms during reload (median) |", "|---|---|---|---|---|---|---|---|"]
+    for model in models:
+        mine = [r for r in runs if r["model"] == model]
+        p99s = [r["overall"]["p99_ms"] for r in mine]
+        during = [r["during reload"]["p99_ms"] for r in mine if "during reload" in r]
+        lines.append(f"| {model} | {mine[0]['items']:,} | {len(mine)} | {sum(r['overall']['errors'] for r in mine)} "
+                     f"| {np.median([r['overall']['p50_ms'] for r in mine]):.2f} | {np.median(p99s):.2f} "
+                     f"| {max(p99s):.2f} | {f'{np.median(during):.2f}' if during else '-'} |")
+    lines.append("")
     for run in runs:
-        lines += [f"## {run['items']:,} products, {run['users']:,} users ({run['index']} index)", "",
+        lines += [f"## {run['items']:,} products, {run['users']:,} users ({run['index']} index), run {run['run']}", "",
                   f"Achieved {run['achieved_rate']} requests/s; errors {run['overall']['errors']} of "
                   f"{run['overall']['requests']}; "
                   + (f"reload {run['reload'].get('seconds')} s, generation {run['reload'].get('generation_before')} "
@@ -238,8 +253,9 @@ def main(argv=None) -> int:
         lines.append("")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "service_load.json").write_text(json.dumps({"args": vars(args), "runs": runs}, indent=2))
-    (out / "service_load.md").write_text("\n".join(lines))
+    name = "service_load" if args.reload else "service_load_no_reload"
+    (out / f"{name}.json").write_text(json.dumps({"args": vars(args), "runs": runs}, indent=2))
+    (out / f"{name}.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
 

@@ -70,3 +70,19 @@ def test_lazy_adam_learns_a_lookup_table():
     fitted.fit(ids, target[ids], batch_size=256, epochs=8, verbose=0)
     predicted = fitted.predict(np.arange(500, dtype=np.int32), verbose=0).ravel()
     assert np.mean((predicted - target) ** 2) < 0.05 * np.var(target)
+
+
+def test_the_optimizer_setting_is_checked_and_auto_goes_lazy_for_large_tables():
+    import pytest
+
+    from hybrid.config import TrainConfig, check_settings
+    from hybrid.errors import ArgumentError
+    from hybrid.optimizers import make_optimizer
+
+    assert type(make_optimizer("auto", 1e-3, table_rows=1_682)) is keras.optimizers.Adam
+    assert type(make_optimizer("auto", 1e-3, table_rows=1_000_000)) is LazyAdam
+    assert type(make_optimizer("auto", 1e-3, weight_decay=0.01, table_rows=1_000_000)) is keras.optimizers.AdamW
+    with pytest.raises(ArgumentError, match="optimizer must be one of auto, adam, lazy-adam, got 'sgd'"):
+        check_settings({"optimizer": "sgd"}, TrainConfig, "--train-param")
+    with pytest.raises(ArgumentError, match="weight_decay needs optimizer adam"):
+        check_settings({"optimizer": "lazy-adam", "weight_decay": 0.1}, TrainConfig, "--train-param")
