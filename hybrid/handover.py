@@ -128,8 +128,7 @@ class Supervisor:
             LOG.error("reload of %s failed, still serving generation %d: %s", self.directory, old.generation, new)
             self._tell(old, ("reload_failed", new, asked))
             return
-        self._tell(old, ("reloaded", new.info, asked))
-        self._tell(old, ("retire", self.drain_seconds))
+        self._tell(old, ("retire", new.info, asked, self.drain_seconds))
         self._retiring.append(old)
         self.current = new
         LOG.info("serving generation %d from %s (process %d, loaded in %.1f s); process %d drains and exits",
@@ -246,8 +245,15 @@ class Draining:
         self.app, self.loop, self.active = app, None, False
 
     async def __call__(self, scope, receive, send):
-        if self.loop is None:
-            self.loop = asyncio.get_running_loop()
+        if scope["type"] == "lifespan":  # the app itself needs no start-up: note the loop
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    self.loop = asyncio.get_running_loop()
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
 
@@ -300,7 +306,7 @@ def _worker_main(directory: str, generation: int, sock: socket.socket, limits, l
         return
     worker_slot = WorkerSlot(slot, conn)
     app = Draining(create_app(worker_slot, limits))
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off",
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
                                            timeout_graceful_shutdown=30))
 
     def control():
@@ -310,9 +316,13 @@ def _worker_main(directory: str, generation: int, sock: socket.socket, limits, l
             except (EOFError, OSError):  # the supervisor is gone: stop too
                 server.should_exit = True
                 return
-            if message[0] == "retire":
+            if message[0] == "retire":  # a new worker serves: close to new clients, then say so
+                _, successor, asked, drain_seconds = message
+                app.active = True
+                _stop_accepting(server, app)
+                worker_slot.note("reloaded", successor, asked)
                 worker_slot.retire()
-                _retire(server, app, message[1])
+                _drain(server, drain_seconds)
             else:
                 worker_slot.note(*message)
 
@@ -323,12 +333,25 @@ def _worker_main(directory: str, generation: int, sock: socket.socket, limits, l
     server.run(sockets=[sock])
 
 
-def _retire(server, app: Draining, drain_seconds: float) -> None:
-    """Stop accepting, close each connection after its next answer, exit when none are left."""
-    app.active = True
-    loop = app.loop
-    if loop is not None:
-        loop.call_soon_threadsafe(lambda: [s.close() for s in getattr(server, "servers", [])])
+def _stop_accepting(server, app: Draining) -> None:
+    """Close this worker's listener (the socket stays open in the supervisor and the new worker)
+    and wait until that is done: a client told of the reload connects only to the new worker."""
+    if app.loop is None:
+        return
+    done = threading.Event()
+
+    def close():
+        for listener in getattr(server, "servers", []):
+            listener.close()
+        done.set()
+
+    app.loop.call_soon_threadsafe(close)
+    done.wait(5)
+
+
+def _drain(server, drain_seconds: float) -> None:
+    """Exit once every open connection has had its last answer (``Connection: close``), or
+    after ``drain_seconds``."""
     deadline = time.monotonic() + drain_seconds
     while server.server_state.connections and time.monotonic() < deadline:
         time.sleep(0.05)
