@@ -94,14 +94,15 @@ class Supervisor:
         ready = multiprocessing.connection.wait([worker.conn, worker.process.sentinel], timeout=0.25)
         if self._stopping:
             return
+        dead = worker.process.sentinel in ready
         if worker.conn in ready:
             try:
                 message = worker.conn.recv()
-            except (EOFError, OSError):
-                message = None
+            except (EOFError, OSError):  # its end of the pipe closed: it has died (or is dying)
+                message, dead = None, True
             if message is not None and message[0] == "reload":
                 self._reload(asked=True)
-        elif worker.process.sentinel in ready:
+        if dead:
             self._replace_dead(worker)
         if self._reload_asked and not self._stopping:
             self._reload_asked = False
@@ -109,7 +110,11 @@ class Supervisor:
         self._reap()
 
     def _replace_dead(self, worker: _Worker) -> None:
-        worker.process.join()
+        worker.process.join(10)
+        if worker.process.is_alive():  # its pipe is gone but it lingers: finish it
+            worker.process.kill()
+            worker.process.join()
+        worker.conn.close()
         LOG.error("the serving process (generation %d) exited with code %s; starting a new one",
                   worker.generation, worker.process.exitcode)
         started = self._start(worker.generation + 1)
