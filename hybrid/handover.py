@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import HybridError
+from .service import Loaded, ModelLoadError, ModelSlot
 
 LOG = logging.getLogger("hybrid.service")
 LOG_FORMAT = "%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s"
@@ -41,8 +42,11 @@ LOG_FORMAT = "%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s"
 class _Worker:
     process: multiprocessing.Process
     conn: multiprocessing.connection.Connection
-    generation: int
     info: dict  # generation, loaded_at, load_seconds
+
+    @property
+    def generation(self) -> int:
+        return self.info["generation"]
 
 
 class Supervisor:
@@ -62,8 +66,6 @@ class Supervisor:
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> None:
         """Serve until ``SIGTERM``/``SIGINT``; raises ``ModelLoadError`` if the first load fails."""
-        from .service import ModelLoadError
-
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         if hasattr(signal, "SIGHUP"):
             previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_signal)
@@ -119,8 +121,6 @@ class Supervisor:
                   worker.generation, worker.process.exitcode)
         started = self._start(worker.generation + 1)
         if isinstance(started, str):
-            from .service import ModelLoadError
-
             if self._stopping:
                 return
             raise ModelLoadError(f"the serving process died and a new one could not load the model: {started}", 0)
@@ -133,7 +133,7 @@ class Supervisor:
             LOG.error("reload of %s failed, still serving generation %d: %s", self.directory, old.generation, new)
             self._tell(old, ("reload_failed", new, asked))
             return
-        self._tell(old, ("retire", new.info, asked, self.drain_seconds))
+        self._tell(old, ("retire", new.info, self.drain_seconds))
         self._retiring.append(old)
         self.current = new
         LOG.info("serving generation %d from %s (process %d, loaded in %.1f s); process %d drains and exits",
@@ -154,7 +154,7 @@ class Supervisor:
                 except (EOFError, OSError):
                     kind, payload = "failed", None
                 if kind == "ready":
-                    return _Worker(process, ours, generation, payload)
+                    return _Worker(process, ours, payload)
                 process.join(30)
                 return payload or f"the loading process exited with code {process.exitcode}"
             if not process.is_alive():
@@ -192,45 +192,30 @@ class Supervisor:
                 worker.process.join()
 
 
-class WorkerSlot:
-    """The worker's model slot: its model, and reloads asked of the supervisor (the new model
-    loads in another process; this one answers until it is retired)."""
+class WorkerSlot(ModelSlot):
+    """The worker's model slot: its reloads are asked of the supervisor (the new model loads in
+    another process; this one answers until it is retired)."""
 
-    def __init__(self, slot, conn):
-        self._slot, self._conn = slot, conn
+    def __init__(self, directory, generation: int, conn):
+        super().__init__(directory, generation=generation)
+        self._conn = conn
         self._answers: queue.Queue = queue.Queue()
-        self._asking = threading.Lock()
         self._successor: dict | None = None  # the generation that replaces this worker
 
-    @property
-    def current(self):
-        return self._slot.current
-
-    @property
-    def directory(self):
-        return self._slot.directory
-
-    @property
-    def last_reload_error(self):
-        return self._slot.last_reload_error
-
-    def note(self, kind: str, payload, asked: bool) -> None:
-        """An outcome from the supervisor: the answer to our request, or news of a SIGHUP reload."""
-        self._slot.last_reload_error = payload if kind == "reload_failed" else None
-        if kind == "reloaded":
-            self._successor = payload
+    def reload_failed(self, message: str, asked: bool) -> None:
+        """A reload (ours if ``asked``, else one the supervisor was signalled) did not load."""
+        self.last_reload_error = message
         if asked:
-            self._answers.put((kind, payload))
+            self._answers.put(("reload_failed", message))
 
-    def retire(self) -> None:
-        """This worker is being replaced: a reload asked meanwhile is answered by the replacement
-        (its request may have crossed the supervisor's retire message)."""
-        self._answers.put(("reloaded", self._successor))
+    def retire(self, successor: dict) -> None:
+        """This worker is being replaced: a reload asked of it is answered by the replacement
+        (whether it caused the reload or crossed the supervisor's retire message)."""
+        self._successor, self.last_reload_error = successor, None
+        self._answers.put(("reloaded", successor))
 
-    def reload(self):
-        from .service import Loaded, ModelLoadError
-
-        with self._asking:
+    def reload(self) -> Loaded:
+        with self._reloading:
             if self._successor is not None:
                 kind, payload = "reloaded", self._successor
             else:
@@ -301,16 +286,15 @@ def _worker_main(directory: str, generation: int, sock: socket.socket, limits, l
     try:
         import uvicorn
 
-        from .service import ModelSlot, create_app
+        from .service import create_app
 
         _limit_threads(threads)
-        slot = ModelSlot(directory, generation=generation)
+        slot = WorkerSlot(directory, generation, conn)
     except Exception as exc:  # reported to the supervisor, which reports it
         conn.send(("failed", f"{type(exc).__name__}: {exc}" if not isinstance(exc, HybridError) else str(exc)))
         conn.close()
         return
-    worker_slot = WorkerSlot(slot, conn)
-    app = Draining(create_app(worker_slot, limits))
+    app = Draining(create_app(slot, limits))
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
                                            timeout_graceful_shutdown=30))
 
@@ -322,14 +306,13 @@ def _worker_main(directory: str, generation: int, sock: socket.socket, limits, l
                 server.should_exit = True
                 return
             if message[0] == "retire":  # a new worker serves: close to new clients, then say so
-                _, successor, asked, drain_seconds = message
+                _, successor, drain_seconds = message
                 app.active = True
                 _stop_accepting(server, app)
-                worker_slot.note("reloaded", successor, asked)
-                worker_slot.retire()
+                slot.retire(successor)
                 _drain(server, drain_seconds)
-            else:
-                worker_slot.note(*message)
+            else:  # ("reload_failed", message, asked)
+                slot.reload_failed(*message[1:])
 
     current = slot.current
     conn.send(("ready", {"generation": generation, "loaded_at": current.loaded_at,

@@ -152,8 +152,8 @@ def _fastapi():
 
 def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits | None = None):
     """The FastAPI application serving ``model_dir`` (a saved ``TwoStageRecommender``), or the
-    model of a slot (a ``ModelSlot``, whose reload loads in a thread of this process, or the
-    slot of a :mod:`hybrid.handover` worker, whose reload loads in a new process)."""
+    model of a ``ModelSlot`` (whose reload loads in a thread of this process; the
+    ``WorkerSlot`` of a :mod:`hybrid.handover` worker loads it in a new process)."""
     _fastapi()
     from fastapi import Body, FastAPI, Path as PathParam, Query, Request
     from fastapi.exceptions import RequestValidationError
@@ -161,7 +161,7 @@ def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits |
     from pydantic import BaseModel, ConfigDict, Field
 
     limits = limits or ServiceLimits()
-    slot = model_dir if hasattr(model_dir, "current") else ModelSlot(model_dir)
+    slot = model_dir if isinstance(model_dir, ModelSlot) else ModelSlot(model_dir)
     N = Query(10, ge=1, le=limits.max_n, description=f"how many items, 1 to {limits.max_n}")
     Ids = list[str]
 
