@@ -5,9 +5,9 @@
     GlobalMean       the training mean
     Biases           mean + regularised user and item biases (alternating least squares)
     Popularity       number of training ratings (ranking only)
-    ItemKNN/UserKNN  Pearson correlation on co-rated pairs, top-N neighbours, mean-centred
-                     weighted sum; similarities by sparse matrix products (dense n x n
-                     result: meant for catalogues up to tens of thousands of items/users)
+    ItemKNN/UserKNN  KNNBaseline: the biases baseline plus the similarity-weighted residuals of
+                     the k most similar items (users) the user rated (who rated the item);
+                     shrunk Pearson-baseline similarities, sparse and computed in blocks
     ContentOnly      cosine between a user's liked-item profile and the item vectors (ranking)
     EASE             closed-form item-item model on liked items, L2 chosen on a validation share
                      of the training data (ranking; dense item x item: up to ~40k items)
@@ -100,108 +100,103 @@ class Popularity(Baseline):
         return np.tile(self.counts[np.asarray(candidates)], (len(users), 1))
 
 
-def pearson_similarity(matrix: sp.csr_matrix, shrinkage: float = 0.0, min_support: int = 2) -> np.ndarray:
-    """Pearson correlation between the columns of a sparse rating matrix, computed on the
-    rows both columns have (co-rated pairs), with optional shrinkage ``n / (n + shrinkage)``.
+class ItemKNN(Baseline):
+    """KNNBaseline, item-based (Koren 2010; Surprise's ``KNNBaseline``):
+
+        r_ui = b_ui + sum_j s_ij (r_uj - b_uj) / sum_j s_ij
+
+    over the ``neighbours`` items j most similar to i *among those the user rated* (positive
+    similarities only), where ``b`` is the ``Biases`` baseline and ``s`` the Pearson-baseline
+    similarity shrunk by support (``hybrid.neighbours.pearson_baseline_neighbours``: sparse,
+    computed in blocks, the ``keep`` most similar items of each item stored). Without a rated
+    neighbour (or for an item or user never seen) the prediction is the baseline.
 
     Example:
-        >>> m = sp.csr_matrix(np.array([[5, 4, 1], [3, 2, 0], [1, 0, 5], [4, 3, 2]], float))
-        >>> float(np.round(pearson_similarity(m, min_support=2), 3)[0, 1])
-        1.0
+        >>> users, items = [0, 0, 1, 1, 2, 2, 3], [0, 1, 0, 1, 0, 1, 0]
+        >>> knn = ItemKNN(shrinkage=0).fit(users, items, [5, 4, 3, 2, 4, 3, 5], 4, 2)
+        >>> bool(knn.predict([3], [1])[0] > knn.baseline.predict([3], [1])[0])
+        True
     """
-    matrix = sp.csr_matrix(matrix, dtype=np.float64)
-    binary = matrix.copy()
-    binary.data[:] = 1.0
-    squares = matrix.multiply(matrix).tocsr()
-    n = (binary.T @ binary).toarray()
-    sum_xy = (matrix.T @ matrix).toarray()
-    sum_x = (matrix.T @ binary).toarray()  # [i, j]: sum of i's ratings over rows with both
-    sum_xx = (squares.T @ binary).toarray()
-    sum_y, sum_yy = sum_x.T, sum_xx.T
-    numerator = n * sum_xy - sum_x * sum_y
-    denominator = np.sqrt(np.clip(n * sum_xx - sum_x**2, 0, None) * np.clip(n * sum_yy - sum_y**2, 0, None))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        similarity = np.where(denominator > 0, numerator / denominator, 0.0)
-    similarity[n < min_support] = 0.0
-    if shrinkage:
-        similarity *= n / (n + shrinkage)
-    np.fill_diagonal(similarity, 0.0)
-    return similarity
-
-
-def _keep_top(similarity: np.ndarray, neighbours: int) -> sp.csr_matrix:
-    """Keep each row's ``neighbours`` largest positive similarities."""
-    k = min(neighbours, similarity.shape[1] - 1)
-    part = np.argpartition(-similarity, k - 1, axis=1)[:, :k] if k > 0 else np.zeros((len(similarity), 0), int)
-    rows = np.repeat(np.arange(len(similarity)), part.shape[1])
-    values = similarity[rows, part.ravel()]
-    keep = values > 0
-    return sp.csr_matrix((values[keep], (rows[keep], part.ravel()[keep])), shape=similarity.shape)
-
-
-class ItemKNN(Baseline):
-    """Item-based CF: ``mean_i + sum_j s_ij (r_uj - mean_j) / sum_j |s_ij|`` over the top-N
-    Pearson neighbours j of i that the user rated."""
 
     name = "item-knn"
 
-    def __init__(self, neighbours: int = 30, shrinkage: float = 25.0):
-        self.neighbours, self.shrinkage = neighbours, shrinkage
-
-    def _ratings(self, users, items, ratings, n_users, n_items):
-        return sp.csr_matrix((np.asarray(ratings, float), (users, items)), shape=(n_users, n_items))
+    def __init__(self, neighbours: int = 40, shrinkage: float = 100.0, keep: int = 500,
+                 min_support: int = 1):
+        self.neighbours, self.shrinkage, self.keep, self.min_support = neighbours, shrinkage, keep, min_support
 
     def fit(self, users, items, ratings, n_users, n_items, item_vectors=None):
+        from .neighbours import pearson_baseline_neighbours
+
         users, items, ratings = np.asarray(users), np.asarray(items), np.asarray(ratings, float)
-        self.global_mean = ratings.mean()
-        counts = np.bincount(items, minlength=n_items)
-        self.means = np.where(counts > 0, np.bincount(items, ratings, n_items) / np.maximum(counts, 1),
-                              self.global_mean)
-        matrix = self._ratings(users, items, ratings, n_users, n_items)
-        self.neighbours_matrix = _keep_top(pearson_similarity(matrix, self.shrinkage), self.neighbours)
-        self.centred = sp.csr_matrix((ratings - self.means[items], (users, items)), shape=(n_users, n_items))
-        self.rated = sp.csr_matrix((np.ones(len(users)), (users, items)), shape=(n_users, n_items))
+        self.baseline = Biases().fit(users, items, ratings, n_users, n_items)
+        residuals = ratings - self.baseline.predict(users, items)
+        self.residuals = sp.csr_matrix((residuals, (users, items)), shape=(n_users, n_items))
+        self.residuals.sort_indices()
+        # by column: the items whose stored neighbours include the ones a user rated
+        self.similar = pearson_baseline_neighbours(self.residuals, self.keep, self.shrinkage,
+                                                   self.min_support).tocsc()
         return self
 
-    def score(self, users, candidates):
-        users, candidates = np.asarray(users), np.asarray(candidates)
-        weights = self.neighbours_matrix[candidates].T  # items x candidates
-        numerator = (self.centred[users] @ weights).toarray()
-        denominator = (self.rated[users] @ abs(weights)).toarray()
+    def _offsets(self, user: int, items: np.ndarray) -> np.ndarray:
+        """``sum_j s_ij e_uj / sum_j s_ij`` for one user and many items (0 without neighbours)."""
+        from .neighbours import top_k_per_row
+
+        if user >= self.residuals.shape[0]:
+            return np.zeros(len(items))
+        lo, hi = self.residuals.indptr[user], self.residuals.indptr[user + 1]
+        rated, errors = self.residuals.indices[lo:hi], self.residuals.data[lo:hi]
+        known = items < self.similar.shape[0]
+        out = np.zeros(len(items))
+        if hi == lo or not known.any():
+            return out
+        weights = top_k_per_row(self.similar[:, rated].tocsr()[items[known]], self.neighbours)
+        numerator = weights @ errors
+        denominator = np.asarray(weights.sum(axis=1)).ravel()
         with np.errstate(divide="ignore", invalid="ignore"):
-            offset = np.where(denominator > 0, numerator / denominator, 0.0)
-        return self.means[candidates][None, :] + offset
+            out[known] = np.where(denominator > 0, numerator / denominator, 0.0)
+        return out
+
+    def _known(self, users, items) -> np.ndarray:
+        n_users, n_items = self.residuals.shape
+        return self.baseline.mean + np.where(users < n_users, self.baseline.user_bias[np.minimum(users, n_users - 1)], 0) \
+            + np.where(items < n_items, self.baseline.item_bias[np.minimum(items, n_items - 1)], 0)
 
     def predict(self, users, items):
-        users, items = np.asarray(users), np.asarray(items)
-        out = np.empty(len(users))
-        for start in range(0, len(users), 2048):
-            u, i = users[start:start + 2048], items[start:start + 2048]
-            weights = self.neighbours_matrix[i]  # pairs x items
-            numerator = np.asarray(self.centred[u].multiply(weights).sum(axis=1)).ravel()
-            denominator = np.asarray(self.rated[u].multiply(abs(weights)).sum(axis=1)).ravel()
-            with np.errstate(divide="ignore", invalid="ignore"):
-                out[start:start + len(u)] = self.means[i] + np.where(denominator > 0, numerator / denominator, 0.0)
+        users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
+        out = self._known(users, items)
+        order = np.argsort(users, kind="stable")
+        bounds = np.flatnonzero(np.diff(users[order])) + 1
+        for group in np.split(order, bounds) if len(order) else []:
+            out[group] += self._offsets(int(users[group[0]]), items[group])
+        return out
+
+    def score(self, users, candidates):
+        users, candidates = np.asarray(users, np.int64), np.asarray(candidates, np.int64)
+        out = self._known(users[:, None], candidates[None, :]).astype(np.float64)
+        for row, user in enumerate(users):
+            out[row] += self._offsets(int(user), candidates)
         return out
 
 
-class UserKNN(ItemKNN):
-    """User-based CF: the same on the transposed matrix (neighbours are users)."""
+class UserKNN(Baseline):
+    """KNNBaseline, user-based: the same on the transposed matrix (the neighbours are the
+    ``neighbours`` users most similar to u among those who rated i)."""
 
     name = "user-knn"
 
-    def __init__(self, neighbours: int = 50, shrinkage: float = 25.0):
-        super().__init__(neighbours, shrinkage)
+    def __init__(self, neighbours: int = 40, shrinkage: float = 100.0, keep: int = 500,
+                 min_support: int = 1):
+        self._inner = ItemKNN(neighbours, shrinkage, keep, min_support)
 
     def fit(self, users, items, ratings, n_users, n_items, item_vectors=None):
-        self._inner = ItemKNN(self.neighbours, self.shrinkage).fit(items, users, ratings, n_items, n_users)
+        self._inner.fit(items, users, ratings, n_items, n_users)
         return self
-
-    def score(self, users, candidates):
-        return self._inner.score(np.asarray(candidates), np.asarray(users)).T
 
     def predict(self, users, items):
         return self._inner.predict(items, users)
+
+    def score(self, users, candidates):
+        return self._inner.score(candidates, users).T
 
 
 class ContentOnly(Baseline):

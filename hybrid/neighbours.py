@@ -5,13 +5,16 @@ entries per row: row ``i`` holds the items that people who liked ``i`` also like
 A user's item-item score for item ``j`` is ``sum over liked i of S[i, j]`` (``likes[u] @ S``), and
 the top entries of that row are candidates of their own.
 
-Two weightings, one output:
+Three weightings, one output:
 
     ease     EASE's closed-form weights (Steck 2019), then the top ``k`` of every row: the best
              item-item model there is, dense while it is computed, so below ``dense_below`` items
     cosine   co-occurrence over sqrt(n_i n_j) + shrinkage, computed in blocks of rows of the
              sparse product ``X' X`` with only the top ``k`` of each row ever kept: memory in
              O(items x k), for catalogues of millions of products
+    pearson  (``pearson_baseline_neighbours``, for rating prediction) Pearson correlation of
+             baseline residuals over co-rated users, shrunk by support, as KNNBaseline does it;
+             computed in the same blocks
 """
 
 from __future__ import annotations
@@ -43,22 +46,108 @@ def top_k_per_row(matrix: sp.csr_matrix, k: int, magnitude: bool = False) -> sp.
     return out
 
 
+def item_blocks(by_item: sp.csr_matrix, by_user: sp.csr_matrix, budget: int = 20_000_000):
+    """``(start, stop)`` ranges of items whose co-occurrence rows (``by_item[start:stop] @
+    by_user``) hold at most about ``budget`` entries together: an item's row has at most
+    ``sum over its users of their counts`` entries, so a block of popular items is short and a
+    block of rare ones long, and the memory of one block is bounded whatever the catalogue.
+
+    Example:
+        >>> x = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 1], [0, 0, 1]], np.float32))
+        >>> list(item_blocks(x.T.tocsr(), x, budget=4))
+        [(0, 1), (1, 2), (2, 3)]
+    """
+    per_user = np.diff(by_user.indptr).astype(np.int64)
+    cost = np.add.reduceat(per_user[by_item.indices], by_item.indptr[:-1]) if by_item.nnz else \
+        np.zeros(by_item.shape[0], np.int64)
+    cost[np.diff(by_item.indptr) == 0] = 0  # reduceat repeats a value for empty rows
+    start, total = 0, 0
+    for stop, c in enumerate(cost):
+        if stop > start and total + c > budget:
+            yield start, stop
+            start, total = stop, 0
+        total += c
+    if start < len(cost):
+        yield start, len(cost)
+
+
 def cosine_neighbours(likes: sp.csr_matrix, k: int = 100, shrinkage: float = 10.0,
-                      block: int = 4096) -> sp.csr_matrix:
-    """Top-``k`` co-occurrence cosine neighbours of every item, in blocks of ``block`` items."""
+                      budget: int = 20_000_000) -> sp.csr_matrix:
+    """Top-``k`` co-occurrence cosine neighbours of every item, in ``item_blocks``."""
     likes = sp.csr_matrix(likes, dtype=np.float32)
     likes.data[:] = 1.0
     by_item = likes.T.tocsr()
     norms = np.sqrt(np.asarray(by_item.sum(axis=1)).ravel()).astype(np.float32)
     parts = []
-    for start in range(0, by_item.shape[0], block):
-        counts = (by_item[start:start + block] @ likes).tocsr()  # block x items co-occurrences
+    for start, stop in item_blocks(by_item, likes, budget):
+        counts = (by_item[start:stop] @ likes).tocsr()  # block x items co-occurrences
         rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
         counts.data /= norms[start + rows] * norms[counts.indices] + shrinkage
         counts.data[counts.indices == start + rows] = 0.0  # an item is not its own neighbour
         parts.append(top_k_per_row(counts, k))
     if not parts:
-        return sp.csr_matrix((0, 0), dtype=np.float32)
+        return sp.csr_matrix((likes.shape[1], likes.shape[1]), dtype=np.float32)
+    return sp.vstack(parts, format="csr").astype(np.float32)
+
+
+def _at(pattern: sp.csr_matrix, values: sp.csr_matrix) -> np.ndarray:
+    """``values`` read at the entries of ``pattern`` (0 where ``values`` has none): sparse
+    products drop sums that cancel to exactly 0, so products of one pattern can differ."""
+    width = np.int64(pattern.shape[1])
+    pattern_keys = np.repeat(np.arange(pattern.shape[0], dtype=np.int64), np.diff(pattern.indptr)) * width \
+        + pattern.indices
+    value_keys = np.repeat(np.arange(values.shape[0], dtype=np.int64), np.diff(values.indptr)) * width \
+        + values.indices
+    order = np.argsort(value_keys, kind="stable")
+    value_keys, data = value_keys[order], values.data[order]
+    at = np.minimum(np.searchsorted(value_keys, pattern_keys), max(len(value_keys) - 1, 0))
+    found = value_keys[at] == pattern_keys if len(value_keys) else np.zeros(len(pattern_keys), bool)
+    return np.where(found, data[at] if len(data) else 0.0, 0.0)
+
+
+def pearson_baseline_neighbours(residuals: sp.csr_matrix, keep: int = 200, shrinkage: float = 100.0,
+                                min_support: int = 1, budget: int = 20_000_000) -> sp.csr_matrix:
+    """Pearson-baseline similarities between the columns of a users x items matrix of
+    baseline residuals ``r_ui - b_ui`` (every rating an entry, a residual of 0 included):
+
+        s_ij = sum_u e_ui e_uj / sqrt(sum_u e_ui^2 * sum_u e_uj^2)   over users who rated both
+        s_ij *= (n_ij - 1) / (n_ij - 1 + shrinkage)                  n_ij: how many rated both
+
+    (Koren 2010; KNNBaseline's ``pearson_baseline``). Pairs rated together by fewer than
+    ``min_support`` users get 0. Only each item's ``keep`` largest positive similarities are
+    kept (prediction uses positive ones only), computed in ``item_blocks`` of the sparse
+    products: memory in O(items x keep), never an items x items array.
+
+    Example:
+        >>> e = sp.csr_matrix(np.array([[1.0, 1.0, -1.0], [-1.0, -1.0, 1.0], [0.5, 0.5, 0.0]]))
+        >>> s = pearson_baseline_neighbours(e, shrinkage=0.0).toarray()
+        >>> round(float(s[0, 1]), 6), float(s[0, 2])
+        (1.0, 0.0)
+    """
+    residuals = sp.csr_matrix(residuals, dtype=np.float64)
+    rated = residuals.copy()
+    rated.data = np.ones_like(rated.data)
+    squares = residuals.copy()
+    squares.data = squares.data ** 2
+    by_item, squares_by_item, rated_by_item = (m.T.tocsr() for m in (residuals, squares, rated))
+    parts = []
+    for start, stop in item_blocks(rated_by_item, rated, budget):
+        support = (rated_by_item[start:stop] @ rated).tocsr()  # every co-rated pair, count >= 1
+        support.sort_indices()
+        products = _at(support, (by_item[start:stop] @ residuals).tocsr())
+        own = _at(support, (squares_by_item[start:stop] @ rated).tocsr())  # sum of e_ui^2
+        other = _at(support, (rated_by_item[start:stop] @ squares).tocsr())  # sum of e_uj^2
+        n = support.data
+        denominator = np.sqrt(own * other)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            similarity = np.where(denominator > 0, products / denominator, 0.0)
+        similarity *= np.where(n > 1, (n - 1) / (n - 1 + shrinkage), 0.0) if shrinkage else 1.0
+        rows = np.repeat(np.arange(support.shape[0]), np.diff(support.indptr))
+        similarity[(n < min_support) | (support.indices == start + rows) | (similarity < 0)] = 0.0
+        parts.append(top_k_per_row(sp.csr_matrix((similarity, support.indices, support.indptr),
+                                                 shape=support.shape), keep))
+    if not parts:
+        return sp.csr_matrix((residuals.shape[1], residuals.shape[1]), dtype=np.float32)
     return sp.vstack(parts, format="csr").astype(np.float32)
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from scipy.stats import pearsonr
 
-from hybrid.baselines import Biases, GlobalMean, ItemKNN, pearson_similarity
+from hybrid.baselines import Biases, GlobalMean, ItemKNN
+from hybrid.neighbours import pearson_baseline_neighbours
 from hybrid.evaluation import (chronological_split, cold_item_split, evaluate_ranking, mae,
                                random_split, ranking_metrics_from_lists, ranking_task, rmse,
                                stratified_split)
@@ -70,26 +70,64 @@ def test_cold_item_split_holds_out_whole_items():
     assert len(random_split(20, 0.25)[1]) == 5
 
 
-def test_pearson_matches_scipy_on_co_rated_pairs():
-    rng = np.random.default_rng(0)
-    dense = rng.integers(1, 6, (40, 6)).astype(float)
-    dense[rng.random(dense.shape) < 0.4] = 0  # missing ratings
-    similarity = pearson_similarity(sp.csr_matrix(dense), min_support=3)
-    for a, b in [(0, 1), (2, 5), (3, 4)]:
-        both = (dense[:, a] > 0) & (dense[:, b] > 0)
-        expected = pearsonr(dense[both, a], dense[both, b])[0]
-        assert similarity[a, b] == pytest.approx(expected, abs=1e-9)
+def _random_ratings(seed=0, n_users=30, n_items=12, density=0.5):
+    rng = np.random.default_rng(seed)
+    users, items = np.nonzero(rng.random((n_users, n_items)) < density)
+    return users, items, rng.integers(1, 6, len(users)).astype(float)
 
 
-def test_item_knn_prediction_is_the_mean_centred_weighted_sum():
-    # items 0 and 1 correlate perfectly; user 3 rated item 0 one point above its mean
-    users = np.array([0, 0, 1, 1, 2, 2, 3])
-    items = np.array([0, 1, 0, 1, 0, 1, 0])
-    ratings = np.array([5, 4, 3, 2, 4, 3, 5], float)
-    knn = ItemKNN(neighbours=1, shrinkage=0).fit(users, items, ratings, 4, 2)
-    mean0, mean1 = ratings[items == 0].mean(), ratings[items == 1].mean()
-    assert knn.predict([3], [1])[0] == pytest.approx(mean1 + (5 - mean0))
-    assert knn.score([3], [1])[0, 0] == pytest.approx(knn.predict([3], [1])[0])
+def test_sparse_pearson_baseline_equals_the_dense_formula():
+    users, items, ratings = _random_ratings()
+    residual = sp.csr_matrix((ratings - ratings.mean(), (users, items)), shape=(30, 12))
+    # small budget: many blocks, so the blockwise path is what is checked
+    sparse = pearson_baseline_neighbours(residual, keep=12, shrinkage=5.0, budget=50).toarray()
+    dense = residual.toarray()
+    rated = np.zeros((30, 12), bool)
+    rated[users, items] = True
+    for i in range(12):
+        for j in range(12):
+            both = rated[:, i] & rated[:, j]
+            n = both.sum()
+            e_i, e_j = dense[both, i], dense[both, j]
+            expected = 0.0
+            if i != j and n and (e_i ** 2).sum() * (e_j ** 2).sum() > 0:
+                expected = (e_i * e_j).sum() / np.sqrt((e_i ** 2).sum() * (e_j ** 2).sum())
+                expected *= (n - 1) / (n - 1 + 5.0)
+            assert sparse[i, j] == pytest.approx(max(expected, 0.0), abs=1e-6)
+    kept = pearson_baseline_neighbours(residual, keep=3, shrinkage=5.0, budget=50)
+    assert np.diff(kept.indptr).max() <= 3
+    assert np.allclose(np.sort(kept.toarray(), axis=1)[:, -3:], np.sort(sparse, axis=1)[:, -3:])
+
+
+def test_item_knn_is_knnbaseline_the_top_k_rated_neighbours_of_the_target():
+    users, items, ratings = _random_ratings(seed=1)
+    knn = ItemKNN(neighbours=3, shrinkage=5.0).fit(users, items, ratings, 30, 12)
+    similarity = knn.similar.toarray()
+    baseline = knn.baseline.predict
+    for u, i in [(0, 3), (5, 7), (11, 0), (29, 11)]:
+        mine = items[users == u]
+        mine = mine[similarity[i, mine] > 0]
+        top = mine[np.argsort(-similarity[i, mine], kind="stable")[:3]]
+        expected = baseline([u], [i])[0]
+        if len(top):
+            residuals = np.array([ratings[(users == u) & (items == j)][0] for j in top]) - baseline([u] * len(top), top)
+            expected += (similarity[i, top] * residuals).sum() / similarity[i, top].sum()
+        assert knn.predict([u], [i])[0] == pytest.approx(expected)
+        assert knn.score([u], [i, 0])[0, 0] == pytest.approx(expected)
+    # a user or item never seen: the baseline
+    assert knn.predict([30], [2])[0] == pytest.approx(knn.baseline.mean + knn.baseline.item_bias[2])
+
+
+def test_neighbourhood_baselines_beat_the_biases_on_real_ratings(ml100k):
+    from hybrid.baselines import UserKNN
+
+    data, _, _ = ml100k
+    train, test = random_split(len(data.rating), 0.2, seed=0)
+    args = (data.user_index[train], data.item_index[train], data.rating[train], len(data.users), len(data.items))
+    truth, su, si = data.rating[test], data.user_index[test], data.item_index[test]
+    bias_rmse = rmse(truth, Biases().fit(*args).predict(su, si))
+    assert rmse(truth, ItemKNN().fit(*args).predict(su, si)) < bias_rmse - 0.015
+    assert rmse(truth, UserKNN().fit(*args).predict(su, si)) < bias_rmse - 0.01
 
 
 def test_biases_beat_the_global_mean_on_real_ratings(ml100k):
