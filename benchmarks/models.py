@@ -6,9 +6,13 @@ splits, 3 seeds per protocol.
     python -m benchmarks.models [--seeds 0 1 2] [--out benchmarks/results]
 
 Protocols (see hybrid.experiment): ``rating`` (random 80/20; RMSE/MAE, and ranking metrics over
-all unseen items, NDCG@10 etc.) and ``cold-items`` (20% of rated items held out with all their
-ratings; ranking among them). Early stopping uses a validation split carved from the training
-rows. Writes models.json (every figure) and models.md (mean +- std over seeds).
+all unseen items, NDCG@10 etc.), ``cold-items`` (20% of rated items held out with all their
+ratings; ranking among them) and ``cv5`` (5-fold cross-validation with folds seeded by the first
+seed, the protocol of most published MovieLens-100k RMSE figures; rating models only). Early
+stopping and the rating blend use a validation split carved from the training rows. The rating
+protocols also fit the default hybrid without its neighbourhood blend and without its history
+(rows ``hybrid-network``, ``hybrid-no-history``), to show what each part gains. Writes
+models.json (every figure) and models.md (mean +- std over seeds or folds).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hybrid.config import MODEL_NAMES
 from hybrid.dataset import load_dataset
 from hybrid.evaluation import evaluate_ranking, mae, ranking_task, rmse
 from hybrid.experiment import EvaluationConfig, evaluate_all, make_split
@@ -77,6 +82,30 @@ def external_ranking_models(data, train, test, candidates, seed, threshold=4.0):
     return {"implicit-als": {"kind": "external", "fit_seconds": round(fit_seconds, 2), **metrics}}
 
 
+def ablations(data, train, test, encoder, seed) -> dict:
+    """The default hybrid without its blend, and without blend and history (RMSE/MAE only)."""
+    from hybrid.recommender import HybridRecommender
+
+    out = {}
+    for name, settings in (("hybrid-network", {"blend": False}),
+                           ("hybrid-no-history", {"blend": False, "history": 0})):
+        rec = HybridRecommender("hybrid", model_config=settings, seed=seed + 42)
+        started = time.perf_counter()
+        rec.fit_dataset(data, train, encoder)
+        predicted = rec.score_index(data.user_index[test], data.item_index[test])
+        out[name] = {"kind": "keras", "fit_seconds": round(time.perf_counter() - started, 2),
+                     "rmse": rmse(data.rating[test], predicted), "mae": mae(data.rating[test], predicted)}
+        print(f"  {name:22s} rmse={out[name]['rmse']:.4f} fit={out[name]['fit_seconds']}s", flush=True)
+    return out
+
+
+def folds(n: int, k: int, seed: int):
+    """``k`` (train, test) row splits of a seeded permutation: every row tested once."""
+    parts = np.array_split(np.random.default_rng(seed).permutation(n), k)
+    for f in range(k):
+        yield np.sort(np.concatenate(parts[:f] + parts[f + 1:])), np.sort(parts[f])
+
+
 def summarise(runs: list[dict]) -> dict:
     """mean and std over seeds of every numeric metric, per model."""
     summary: dict = {}
@@ -114,23 +143,34 @@ def main(argv=None) -> int:
     encoder = TextEncoder.load(work / "vectors" / "text_encoder.joblib")
     everything: dict = {"dataset": "MovieLens-100k", "seeds": args.seeds, "protocols": {}}
     report = ["# Model benchmark: MovieLens-100k", "",
-              f"Seeds {args.seeds}; mean ± std. Ranking: NDCG@10 etc. over all items a user did not "
+              f"Seeds {args.seeds} (cv5: 5 folds of a permutation seeded {args.seeds[0]}); mean ± std. Ranking: NDCG@10 etc. over all items a user did not "
               "rate in training (rating protocol) or over the held-out cold items (cold-items "
               "protocol); relevant = test rating >= 4.", ""]
     for protocol in args.protocols:
         runs = []
-        for seed in args.seeds:
-            print(f"{protocol}, seed {seed}", flush=True)
-            config = EvaluationConfig(protocol=protocol, seed=seed)
-            train, test, candidates = make_split(data, config)
+        if protocol == "cv5":
+            splits = [(f"fold {f + 1}", args.seeds[0] + f, *split, np.arange(len(data.items)))
+                      for f, split in enumerate(folds(len(data.rating), 5, args.seeds[0]))]
+        else:
+            splits = [(f"seed {seed}", seed,
+                       *make_split(data, EvaluationConfig(protocol=protocol, seed=seed))) for seed in args.seeds]
+        for label, seed, train, test, candidates in splits:
+            print(f"{protocol}, {label}", flush=True)
+            config = EvaluationConfig(protocol="rating" if protocol == "cv5" else protocol, seed=seed)
+            if protocol == "cv5":
+                config.models = tuple(m for m in MODEL_NAMES if m != "implicit")
+                config.baselines = ("global-mean", "biases", "item-knn", "user-knn")
             outcome = evaluate_all(data, config, encoder, train, test, candidates)
             results = outcome["results"]
             for metrics in results.values():
                 metrics.pop("history", None)
+            if protocol in ("rating", "cv5"):
+                results.update(ablations(data, train, test, encoder, seed))
             if not args.no_external:
-                if protocol == "rating":
+                if protocol in ("rating", "cv5"):
                     results.update(external_rating_models(data, train, test, seed))
-                results.update(external_ranking_models(data, train, test, candidates, seed))
+                if protocol != "cv5":
+                    results.update(external_ranking_models(data, train, test, candidates, seed))
             runs.append(results)
         summary = summarise(runs)
         everything["protocols"][protocol] = {"runs": runs, "summary": summary}

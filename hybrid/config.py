@@ -11,6 +11,7 @@ from .errors import ArgumentError
 
 MODEL_NAMES = ("mf", "mf-bias", "deep", "hybrid", "neumf", "implicit")
 USES_TEXT = {"hybrid", "neumf", "implicit"}
+USES_HISTORY = {"hybrid"}  # SVD++'s pooled history of the user's rated items
 
 
 @dataclass
@@ -25,6 +26,8 @@ class ModelConfig:
     text_units: int = 32
     l2: float = 1e-4
     item_dropout: float = 0.25  # share of examples whose item id is hidden (hybrid models)
+    history: int = 50  # items pooled per user in SVD++'s implicit term (hybrid; 0: none)
+    blend: bool = True  # rating models: blend with item and user KNNBaseline (hybrid.blend)
     min_rating: float = 1.0
     max_rating: float = 5.0
     global_mean: float = 3.5

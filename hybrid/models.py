@@ -9,8 +9,9 @@ its text vector through the same network.
     mf         user . item embeddings + global mean
     mf-bias    the same plus user/item biases, sigmoid-scaled into the rating range
     deep       concatenated embeddings -> dense layers with dropout
-    hybrid     user embedding, item embedding and projected text vector concatenated ->
-               dense layers, plus biases and sigmoid scaling (the default)
+    hybrid     user embedding plus SVD++'s pooled history of the items the user rated, item
+               embedding and projected text vector concatenated -> dense layers, plus their
+               dot product, biases and sigmoid scaling (the default)
     neumf      a dot-product (GMF) branch and an MLP branch fused; sees the text too
     implicit   hybrid architecture, liked / not-liked with sampled negatives, cross-entropy
 """
@@ -25,10 +26,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
 
-from .config import MODEL_NAMES, USES_TEXT, ModelConfig, check_model_name  # noqa: E402,F401
+from .config import MODEL_NAMES, USES_HISTORY, USES_TEXT, ModelConfig, check_model_name  # noqa: E402,F401
 
 
 @keras.saving.register_keras_serializable(package="hybrid")
@@ -81,6 +83,89 @@ class AddConstant(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "value": self.value}
+
+
+def history_table(user_index, item_index, n_users: int, n_items: int, length: int,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The items each user rated, for ``UserHistory``: an ``n_users x length`` table of item
+    indices (``n_items`` pads; a seeded sample of ``length`` items for users with more) and the
+    scale ``1 / sqrt(items kept)`` (0 for a user with none).
+
+    Example:
+        >>> table, scale = history_table([0, 0, 1], [2, 0, 1], n_users=3, n_items=3, length=2)
+        >>> sorted(table[0].tolist()), table[2].tolist(), scale.round(3).tolist()
+        ([0, 2], [3, 3], [0.707, 1.0, 0.0])
+    """
+    users, items = np.asarray(user_index, np.int64), np.asarray(item_index, np.int64)
+    order = np.lexsort((np.random.default_rng(seed).random(len(users)), users))  # shuffled within user
+    users, items = users[order], items[order]
+    starts = np.searchsorted(users, np.arange(n_users))
+    rank = np.arange(len(users)) - starts[users]
+    keep = rank < length
+    table = np.full((n_users, length), n_items, np.int32)
+    table[users[keep], rank[keep]] = items[keep]
+    kept = np.bincount(users[keep], minlength=n_users)
+    scale = np.divide(1.0, np.sqrt(kept), out=np.zeros(n_users), where=kept > 0).astype(np.float32)
+    return table, scale
+
+
+@keras.saving.register_keras_serializable(package="hybrid")
+class UserHistory(layers.Layer):
+    """SVD++'s implicit-feedback term (Koren 2008): ``|N(u)|^-1/2 sum over j in N(u) of y_j``,
+    N(u) the items user u rated in training (at most ``length`` of them), ``y`` an item table of
+    its own. A user is thus described by what they rated, not only by their id.
+
+    The history is a non-trainable weight, saved with the model; ``set_history`` fills it
+    (training sets it from the rows it fits, then from every training row once early stopping
+    is done, so validation never sees its own items in the history). A user without history (or
+    before it is set) gets zeros. ``l2`` penalises the pooled rows per example.
+    """
+
+    def __init__(self, n_users: int, n_items: int, length: int, dim: int, l2: float = 0.0,
+                 seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.n_users, self.n_items, self.length, self.dim = n_users, n_items, length, dim
+        self.l2, self.seed = l2, seed
+
+    def build(self, input_shape):
+        self.table = self.add_weight(shape=(self.n_users, self.length), dtype="int32", trainable=False,
+                                     initializer="zeros", name="history")
+        self.scale = self.add_weight(shape=(self.n_users,), trainable=False, initializer="zeros",
+                                     name="history_scale")
+        self.items = self.add_weight(shape=(self.n_items + 1, self.dim), name="history_items",
+                                     initializer=keras.initializers.RandomNormal(stddev=0.05, seed=self.seed))
+
+    def set_history(self, table: np.ndarray, scale: np.ndarray) -> None:
+        self.table.assign(table.astype(np.int32))
+        self.scale.assign(scale.astype(np.float32))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.dim)
+
+    def call(self, user):
+        import tensorflow as tf
+
+        users, where = tf.unique(user)  # a batch repeats its heavy users: pool each once
+        ids = tf.gather(self.table.value, users)  # unique users x length
+        rows = tf.gather(self.items.value, ids) * tf.cast(ids < self.n_items, self.compute_dtype)[..., None]
+        scale = tf.gather(self.scale.value, users)
+        if self.l2:
+            penalty = tf.reduce_sum(tf.square(rows), [1, 2]) * tf.square(scale)
+            self.add_loss(self.l2 * tf.reduce_mean(tf.gather(penalty, where)))
+        return tf.gather(tf.reduce_sum(rows, 1) * scale[:, None], where)
+
+    def get_config(self):
+        return {**super().get_config(), "n_users": self.n_users, "n_items": self.n_items,
+                "length": self.length, "dim": self.dim, "l2": self.l2, "seed": self.seed}
+
+
+def set_history(model: keras.Model, table: np.ndarray, scale: np.ndarray) -> bool:
+    """Fill the model's ``UserHistory`` (if it has one); True when it did."""
+    for layer in model.layers:
+        if isinstance(layer, UserHistory):
+            layer.set_history(table, scale)
+            return True
+    return False
 
 
 def _embedding(n: int, dim: int, l2: float, name: str, seed: int):
@@ -145,6 +230,9 @@ def build_model(config: ModelConfig, n_users: int, n_items: int, text_dim: int) 
         out = AddConstant(config.global_mean, name="rating")(layers.Dense(1)(x))
     else:  # the models that read the text vector
         u = _embedding(n_users, k, l2, "user_embedding", seed)(user)
+        if name in USES_HISTORY and config.history > 0:
+            history = UserHistory(n_users, n_items, config.history, k, l2, seed + 5, name="user_history")(user)
+            u = layers.Add(name="user_with_history")([u, history])
         i = _embedding(n_item_rows, k, l2, "item_embedding", seed + 1)(item_ids)
         t = layers.Dense(config.text_units, activation="relu", name="text_projection",
                          kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2))(text)

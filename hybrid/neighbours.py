@@ -58,9 +58,8 @@ def item_blocks(by_item: sp.csr_matrix, by_user: sp.csr_matrix, budget: int = 20
         [(0, 1), (1, 2), (2, 3)]
     """
     per_user = np.diff(by_user.indptr).astype(np.int64)
-    cost = np.add.reduceat(per_user[by_item.indices], by_item.indptr[:-1]) if by_item.nnz else \
-        np.zeros(by_item.shape[0], np.int64)
-    cost[np.diff(by_item.indptr) == 0] = 0  # reduceat repeats a value for empty rows
+    rows = np.repeat(np.arange(by_item.shape[0]), np.diff(by_item.indptr))
+    cost = np.bincount(rows, per_user[by_item.indices], by_item.shape[0]).astype(np.int64)
     start, total = 0, 0
     for stop, c in enumerate(cost):
         if stop > start and total + c > budget:
@@ -92,17 +91,22 @@ def cosine_neighbours(likes: sp.csr_matrix, k: int = 100, shrinkage: float = 10.
 
 def _at(pattern: sp.csr_matrix, values: sp.csr_matrix) -> np.ndarray:
     """``values`` read at the entries of ``pattern`` (0 where ``values`` has none): sparse
-    products drop sums that cancel to exactly 0, so products of one pattern can differ."""
+    products drop sums that cancel to exactly 0, so products of one pattern can differ.
+    Both are read with their indices sorted, so their row-major keys are sorted too."""
+    values.sort_indices()
+    pattern.sort_indices()
+    if values.nnz == pattern.nnz and np.array_equal(values.indices, pattern.indices) \
+            and np.array_equal(values.indptr, pattern.indptr):
+        return values.data
     width = np.int64(pattern.shape[1])
     pattern_keys = np.repeat(np.arange(pattern.shape[0], dtype=np.int64), np.diff(pattern.indptr)) * width \
         + pattern.indices
     value_keys = np.repeat(np.arange(values.shape[0], dtype=np.int64), np.diff(values.indptr)) * width \
         + values.indices
-    order = np.argsort(value_keys, kind="stable")
-    value_keys, data = value_keys[order], values.data[order]
-    at = np.minimum(np.searchsorted(value_keys, pattern_keys), max(len(value_keys) - 1, 0))
-    found = value_keys[at] == pattern_keys if len(value_keys) else np.zeros(len(pattern_keys), bool)
-    return np.where(found, data[at] if len(data) else 0.0, 0.0)
+    if not len(value_keys):
+        return np.zeros(len(pattern_keys))
+    at = np.minimum(np.searchsorted(value_keys, pattern_keys), len(value_keys) - 1)
+    return np.where(value_keys[at] == pattern_keys, values.data[at], 0.0)
 
 
 def pearson_baseline_neighbours(residuals: sp.csr_matrix, keep: int = 200, shrinkage: float = 100.0,
@@ -133,7 +137,6 @@ def pearson_baseline_neighbours(residuals: sp.csr_matrix, keep: int = 200, shrin
     parts = []
     for start, stop in item_blocks(rated_by_item, rated, budget):
         support = (rated_by_item[start:stop] @ rated).tocsr()  # every co-rated pair, count >= 1
-        support.sort_indices()
         products = _at(support, (by_item[start:stop] @ residuals).tocsr())
         own = _at(support, (squares_by_item[start:stop] @ rated).tocsr())  # sum of e_ui^2
         other = _at(support, (rated_by_item[start:stop] @ squares).tocsr())  # sum of e_uj^2

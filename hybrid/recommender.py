@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import joblib
 import json
 import os
 from pathlib import Path
@@ -160,6 +161,7 @@ class HybridRecommender:
         self.pretrained = pretrained
         self.encoder: TextEncoder | None = None
         self.model = None
+        self.blend = None  # hybrid.blend.RatingBlend, fitted with a rating model
         self.training: dict = {}
 
     # ------------------------------------------------------------------ fitting
@@ -216,6 +218,27 @@ class HybridRecommender:
         self.model, self.training = fit_model(config, self.train_config, user_index, item_index,
                                               rating, self._vectors_with_unknown(), len(users),
                                               self.n_model_items, log=self.log)
+        self.blend = None
+        if config.blend and config.name != "implicit":
+            self._fit_blend(np.asarray(user_index), np.asarray(item_index), np.asarray(rating))
+
+    def _fit_blend(self, user_index, item_index, rating) -> None:
+        """Weights of the network and the neighbourhood models on the validation rows that
+        early stopping used (``hybrid.blend``)."""
+        from .blend import RatingBlend
+        from .training import validation_split
+
+        fit_rows, val_rows = validation_split(len(user_index), self.train_config.validation_share,
+                                              self.train_config.seed)
+        if not len(val_rows):
+            return
+        network = self._network(user_index[val_rows], item_index[val_rows])
+        self.blend = RatingBlend().fit(network, user_index, item_index, rating, fit_rows, val_rows,
+                                       len(self.users), len(self.items))
+        self.training["blend"] = self.blend.describe()
+        if self.log is not None:
+            self.log(f"{self.model_config.name}: blended with item and user KNNBaseline, validation RMSE "
+                     f"{self.blend.validation['rmse_network']:.4f} -> {self.blend.validation['rmse_blend']:.4f}")
 
     def _set_training_pairs(self, user_index: np.ndarray, item_index: np.ndarray) -> None:
         """Who rated what in training, grouped by user (for exclusion and neighbours)."""
@@ -242,8 +265,19 @@ class HybridRecommender:
         return np.where(known, item_index, self.n_model_items).astype(np.int32)
 
     def score_index(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
-        """Scores for aligned arrays of user and item indices."""
+        """Scores for aligned arrays of user and item indices: the network's, blended with the
+        neighbourhood models' for items with training ratings when the model has a blend."""
         self._check_fitted()
+        out = self._network(user_index, item_index)
+        if self.blend is not None and len(out):
+            user_index, item_index = np.asarray(user_index, np.int64), np.asarray(item_index, np.int64)
+            warm = self._model_items(item_index) < self.n_model_items
+            out[warm] = self.blend.predict(out[warm], user_index[warm], item_index[warm])
+            out = np.clip(out, self.model_config.min_rating, self.model_config.max_rating)
+        return out
+
+    def _network(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
+        """The Keras network's scores for aligned arrays of user and item indices."""
         item_index = np.asarray(item_index, np.int64)
         if len(item_index) == 0:  # Keras cannot predict on zero rows
             return np.zeros(0, np.float64)
@@ -476,6 +510,8 @@ class HybridRecommender:
                             items=self._train_items, trained=self.item_trained)
         if self.encoder is not None:
             self.encoder.save(directory / "text_encoder.joblib")
+        if self.blend is not None:
+            joblib.dump(self.blend, directory / "blend.joblib")
         meta = {"format_version": FORMAT_VERSION, "model_config": self.model_config.to_dict(),
                 "train_config": self.train_config.to_dict(), "n_model_items": self.n_model_items,
                 "text_config": {"fields": list(self.text_config.fields), "title": self.text_config.title,
@@ -515,6 +551,7 @@ class HybridRecommender:
         rec.n_model_items = int(meta["n_model_items"])
         encoder_path = directory / "text_encoder.joblib"
         rec.encoder = TextEncoder.load(encoder_path) if encoder_path.is_file() else None
+        rec.blend = joblib.load(directory / "blend.joblib") if (directory / "blend.joblib").is_file() else None
         rec.training = meta.get("training", {})
         return rec
 

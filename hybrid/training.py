@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 
-from .config import ModelConfig, TrainConfig  # noqa: F401  (TrainConfig re-exported)
-from .models import build_model
+from .config import USES_HISTORY, ModelConfig, TrainConfig  # noqa: F401  (TrainConfig re-exported)
+from .models import build_model, history_table, set_history
 
 import keras  # noqa: E402  (hybrid.models sets the backend first)
 import tensorflow as tf  # noqa: E402
@@ -94,7 +94,10 @@ def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: 
     """Build and train one model; returns it (best validation weights) and its history.
 
     ``item_vectors`` has a row per item index, plus one for the unknown item (zeros). ``log``
-    receives a line per epoch; ``train_config.max_minutes`` bounds the training time.
+    receives a line per epoch; ``train_config.max_minutes`` bounds the training time. A model
+    with a user history (``UserHistory``) gets the history of the rows it fits (so a validation
+    rating's item is not in its user's history) and keeps it: the user vectors were learned
+    with it (swapping in every training row's history afterwards cost 0.03 RMSE on ml-100k).
     """
     keras.utils.set_random_seed(train_config.seed)
     model = build_model(model_config, n_users, n_items, item_vectors.shape[1])
@@ -103,6 +106,9 @@ def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: 
                                           train_config.seed)
     implicit = model_config.name == "implicit"
     batch = train_config.batch_size
+    if model_config.name in USES_HISTORY and model_config.history > 0:  # the history of the rows it fits: no validation item in it
+        set_history(model, *history_table(user_index[fit_rows], item_index[fit_rows], n_users, n_items,
+                                          model_config.history, train_config.seed))
 
     def dataset(rows, shuffle):
         if implicit:

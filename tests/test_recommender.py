@@ -35,6 +35,28 @@ def test_each_rating_model_beats_the_global_mean(ml100k, split, name):
     assert rec.training["validation_rows"] == round(0.1 * len(train))  # carved from training
 
 
+def test_history_holds_only_the_fitted_rows_and_the_blend_beats_the_network(fitted, ml100k, split):
+    from hybrid.models import UserHistory
+    from hybrid.training import validation_split
+
+    data, _, _ = ml100k
+    train, test = split
+    users, items = data.user_index[train], data.item_index[train]
+    fit_rows, val_rows = validation_split(len(train), fitted.train_config.validation_share, fitted.train_config.seed)
+    layer = next(layer for layer in fitted.model.layers if isinstance(layer, UserHistory))
+    table = np.asarray(layer.table)
+    held = table[users[val_rows]] == items[val_rows][:, None]
+    assert not held.any()  # no validation rating's item in its user's history
+    in_history = table[users[fit_rows]] == items[fit_rows][:, None]
+    short = np.bincount(users[fit_rows], minlength=len(data.users))[users[fit_rows]] <= layer.length
+    assert in_history[short].any(axis=1).all()  # users with few ratings: every one of them
+    blend = fitted.training["blend"]
+    assert blend["rmse_blend"] < min(blend["rmse_network"], blend["rmse_item-knn"]) - 0.005  # on validation
+    network = fitted._network(data.user_index[test], data.item_index[test])
+    blended = fitted.score_index(data.user_index[test], data.item_index[test])
+    assert rmse(data.rating[test], blended) < rmse(data.rating[test], network) - 0.005  # and on the test split
+
+
 def test_implicit_model_ranks_held_out_likes_above_chance(ml100k, split):
     data, encoder, _ = ml100k
     train, test = split
@@ -116,6 +138,8 @@ def test_save_and_load_give_identical_recommendations(fitted, tmp_path):
     fitted.save(tmp_path / "rec")
     assert not list((tmp_path / "rec").glob("*.png"))  # saving draws nothing
     loaded = HybridRecommender.load(tmp_path / "rec")
+    assert loaded.blend is not None
+    assert np.allclose(loaded.predict(["196", "186"], ["242", "302"]), fitted.predict(["196", "186"], ["242", "302"]))
     pd.testing.assert_frame_equal(loaded.recommend("196", n=20), fitted.recommend("196", n=20))
     pd.testing.assert_frame_equal(loaded.recommend_for_new_user(liked_items=["1"], text="toy", n=5),
                                   fitted.recommend_for_new_user(liked_items=["1"], text="toy", n=5))
@@ -207,7 +231,8 @@ def test_training_reports_each_epoch_and_stops_cleanly_at_its_time_budget(ml100k
                             log=lines.append).fit_dataset(data, split[0], encoder)
     assert rec.training["epochs_run"] == 1 and rec.training["stopped"] == "time budget"
     assert lines[0].startswith("mf-bias: epoch 1/5, loss ") and "val_loss" in lines[0]
-    assert "time budget" in lines[-1]
+    assert "time budget" in lines[1]
+    assert lines[-1].startswith("mf-bias: blended with item and user KNNBaseline, validation RMSE")
     unlimited = HybridRecommender("mf-bias", train_config={"epochs": 2, "batch_size": 4096}).fit_dataset(
         data, split[0], encoder)
     assert unlimited.training["epochs_run"] == 2 and unlimited.training["stopped"] == "epochs"

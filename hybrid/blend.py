@@ -1,0 +1,62 @@
+"""Rating blend: the network's predicted ratings and the neighbourhood models' (KNNBaseline,
+item- and user-based; ``hybrid.baselines``), combined linearly with weights fitted on the
+validation split carved from the training data, as the Netflix Prize teams blended their models.
+
+The network and the neighbourhoods err differently (the network generalises through embeddings
+and text, a neighbourhood through a few very similar items the user rated), so the blend beats
+each part: on MovieLens-100k (random 80/20, seed 0) the hybrid network alone 0.914 RMSE, item
+KNNBaseline 0.915, user KNNBaseline 0.921, the blend 0.900.
+
+Fitting: the neighbourhood models are fitted on the rows the network fitted, their predictions
+and the network's on the validation rows give the weights (least squares with a small ridge),
+then the neighbourhood models are fitted again on every training row (the network keeps its
+early-stopped weights; keeping the first similarities instead saves 1.7 s on ml-100k and costs
+0.0015 RMSE). Nothing here sees a test row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .baselines import ItemKNN, UserKNN
+
+
+class RatingBlend:
+    """``w0 + w1 * network + w2 * item-knn + w3 * user-knn`` for items with training ratings."""
+
+    def __init__(self, ridge: float = 1e-3):
+        self.ridge = ridge
+        self.parts = (ItemKNN(), UserKNN())
+        self.weights = np.array([0.0, 1.0, 0.0, 0.0])
+        self.validation: dict = {}
+
+    def _features(self, network, users, items) -> np.ndarray:
+        columns = [np.ones(len(users)), np.asarray(network, np.float64)]
+        return np.column_stack(columns + [part.predict(users, items) for part in self.parts])
+
+    def fit(self, network_validation: np.ndarray, user_index, item_index, rating, fit_rows, val_rows,
+            n_users: int, n_items: int) -> "RatingBlend":
+        """``network_validation``: the network's predictions for the ``val_rows``."""
+        user_index, item_index = np.asarray(user_index), np.asarray(item_index)
+        rating = np.asarray(rating, np.float64)
+        for part in self.parts:
+            part.fit(user_index[fit_rows], item_index[fit_rows], rating[fit_rows], n_users, n_items)
+        features = self._features(network_validation, user_index[val_rows], item_index[val_rows])
+        target = rating[val_rows]
+        penalty = self.ridge * len(target) * np.eye(features.shape[1])
+        penalty[0, 0] = 0.0  # the intercept is not shrunk
+        self.weights = np.linalg.solve(features.T @ features + penalty, features.T @ target)
+        names = ["network"] + [part.name for part in self.parts]
+        self.validation = {f"rmse_{name}": float(np.sqrt(np.mean((features[:, k + 1] - target) ** 2)))
+                           for k, name in enumerate(names)}
+        self.validation["rmse_blend"] = float(np.sqrt(np.mean((features @ self.weights - target) ** 2)))
+        for part in self.parts:
+            part.fit(user_index, item_index, rating, n_users, n_items)
+        return self
+
+    def predict(self, network: np.ndarray, users, items) -> np.ndarray:
+        return self._features(network, np.asarray(users), np.asarray(items)) @ self.weights
+
+    def describe(self) -> dict:
+        names = ["intercept", "network"] + [part.name for part in self.parts]
+        return {"weights": dict(zip(names, np.round(self.weights, 4).tolist())), **self.validation}
