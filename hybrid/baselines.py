@@ -108,7 +108,7 @@ class ItemKNN(Baseline):
     over the ``neighbours`` items j most similar to i *among those the user rated* (positive
     similarities only), where ``b`` is the ``Biases`` baseline and ``s`` the Pearson-baseline
     similarity shrunk by support (``hybrid.neighbours.pearson_baseline_neighbours``: sparse,
-    computed in blocks, the ``keep`` most similar items of each item stored). Without a rated
+    computed in blocks, the ``keep`` most similar items of each item stored, symmetrically). Without a rated
     neighbour (or for an item or user never seen) the prediction is the baseline.
 
     Example:
@@ -132,6 +132,8 @@ class ItemKNN(Baseline):
         residuals = ratings - self.baseline.predict(users, items)
         self.residuals = sp.csr_matrix((residuals, (users, items)), shape=(n_users, n_items))
         self.residuals.sort_indices()
+        self.rated = sp.csr_matrix((np.ones(self.residuals.nnz, np.float32), self.residuals.indices,
+                                    self.residuals.indptr), shape=self.residuals.shape)
         # by column: the items whose stored neighbours include the ones a user rated
         self.similar = pearson_baseline_neighbours(self.residuals, self.keep, self.shrinkage,
                                                    self.min_support).tocsc()
@@ -141,20 +143,42 @@ class ItemKNN(Baseline):
         """``sum_j s_ij e_uj / sum_j s_ij`` for one user and many items (0 without neighbours)."""
         from .neighbours import top_k_per_row
 
-        if user >= self.residuals.shape[0]:
-            return np.zeros(len(items))
-        lo, hi = self.residuals.indptr[user], self.residuals.indptr[user + 1]
-        rated, errors = self.residuals.indices[lo:hi], self.residuals.data[lo:hi]
-        known = items < self.similar.shape[0]
         out = np.zeros(len(items))
-        if hi == lo or not known.any():
+        known = items < self.similar.shape[0]
+        if user >= self.residuals.shape[0] or not known.any():
             return out
+        lo, hi = self.residuals.indptr[user], self.residuals.indptr[user + 1]
+        if hi == lo:
+            return out
+        rated, errors = self.residuals.indices[lo:hi], self.residuals.data[lo:hi]
         weights = top_k_per_row(self.similar[:, rated].tocsr()[items[known]], self.neighbours)
-        numerator = weights @ errors
+        out[known] = self._weighted(weights, weights @ errors)
+        return out
+
+    def _item_offsets(self, item: int, users: np.ndarray) -> np.ndarray:
+        """The same for one item and many users: the item's neighbours (its column of the
+        symmetric similarities) among those each user rated."""
+        from .neighbours import top_k_per_row
+
+        out = np.zeros(len(users))
+        known = users < self.residuals.shape[0]
+        if item >= self.similar.shape[0] or not known.any():
+            return out
+        lo, hi = self.similar.indptr[item], self.similar.indptr[item + 1]
+        if hi == lo:
+            return out
+        neighbours, similarity = self.similar.indices[lo:hi], self.similar.data[lo:hi]
+        rated = self.rated[users[known]][:, neighbours]
+        weights = top_k_per_row(sp.csr_matrix(rated.multiply(similarity[None, :])), self.neighbours)
+        errors = self.residuals[users[known]][:, neighbours]
+        out[known] = self._weighted(weights, np.asarray(weights.multiply(errors).sum(axis=1)).ravel())
+        return out
+
+    @staticmethod
+    def _weighted(weights, numerator) -> np.ndarray:
         denominator = np.asarray(weights.sum(axis=1)).ravel()
         with np.errstate(divide="ignore", invalid="ignore"):
-            out[known] = np.where(denominator > 0, numerator / denominator, 0.0)
-        return out
+            return np.where(denominator > 0, numerator / denominator, 0.0)
 
     def _known(self, users, items) -> np.ndarray:
         n_users, n_items = self.residuals.shape
@@ -162,19 +186,29 @@ class ItemKNN(Baseline):
             + np.where(items < n_items, self.baseline.item_bias[np.minimum(items, n_items - 1)], 0)
 
     def predict(self, users, items):
+        """Pairs grouped by user, or by item when they hold fewer distinct items (one user's
+        whole catalogue and one item's many users are each a single vectorised step)."""
         users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
         out = self._known(users, items)
-        order = np.argsort(users, kind="stable")
-        bounds = np.flatnonzero(np.diff(users[order])) + 1
-        for group in np.split(order, bounds) if len(order) else []:
-            out[group] += self._offsets(int(users[group[0]]), items[group])
+        by_item = len(np.unique(items)) < len(np.unique(users))
+        keys = items if by_item else users
+        order = np.argsort(keys, kind="stable")
+        for group in np.split(order, np.flatnonzero(np.diff(keys[order])) + 1) if len(order) else []:
+            if by_item:
+                out[group] += self._item_offsets(int(items[group[0]]), users[group])
+            else:
+                out[group] += self._offsets(int(users[group[0]]), items[group])
         return out
 
     def score(self, users, candidates):
         users, candidates = np.asarray(users, np.int64), np.asarray(candidates, np.int64)
         out = self._known(users[:, None], candidates[None, :]).astype(np.float64)
-        for row, user in enumerate(users):
-            out[row] += self._offsets(int(user), candidates)
+        if len(candidates) < len(users):
+            for column, item in enumerate(candidates):
+                out[:, column] += self._item_offsets(int(item), users)
+        else:
+            for row, user in enumerate(users):
+                out[row] += self._offsets(int(user), candidates)
         return out
 
 

@@ -24,7 +24,7 @@ class ModelConfig:
     hidden: tuple[int, ...] = (128, 64)
     dropout: float = 0.2
     text_units: int = 32
-    l2: float = 1e-4
+    l2: float = 1e-4  # per example, times the squared norm of each embedding row it looks up
     item_dropout: float = 0.25  # share of examples whose item id is hidden (hybrid models)
     history: int = 50  # items pooled per user in SVD++'s implicit term (hybrid; 0: none)
     blend: bool = True  # rating models: blend with item and user KNNBaseline (hybrid.blend)

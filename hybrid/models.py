@@ -169,6 +169,10 @@ def set_history(model: keras.Model, table: np.ndarray, scale: np.ndarray) -> boo
 
 
 def _embedding(n: int, dim: int, l2: float, name: str, seed: int):
+    """An id embedding whose penalty is ``l2 * |row|^2`` for each row an example looks up,
+    averaged over the batch (Keras divides activity penalties by the batch size): the penalty
+    SGD matrix factorisation applies, so a row is held back in proportion to its use, and the
+    cost of a step does not grow with the table (a weight penalty would touch every row)."""
     from .optimizers import SparseEmbedding  # rows gathered from the variable: see LazyAdam
 
     return SparseEmbedding(

@@ -118,9 +118,10 @@ def pearson_baseline_neighbours(residuals: sp.csr_matrix, keep: int = 200, shrin
         s_ij *= (n_ij - 1) / (n_ij - 1 + shrinkage)                  n_ij: how many rated both
 
     (Koren 2010; KNNBaseline's ``pearson_baseline``). Pairs rated together by fewer than
-    ``min_support`` users get 0. Only each item's ``keep`` largest positive similarities are
-    kept (prediction uses positive ones only), computed in ``item_blocks`` of the sparse
-    products: memory in O(items x keep), never an items x items array.
+    ``min_support`` users get 0. A pair is kept when it is among the ``keep`` largest positive
+    similarities of either item (prediction uses positive ones only; the result is symmetric,
+    so an item's neighbours are its row and its column), computed in ``item_blocks`` of the
+    sparse products: memory in O(items x keep), never an items x items array.
 
     Example:
         >>> e = sp.csr_matrix(np.array([[1.0, 1.0, -1.0], [-1.0, -1.0, 1.0], [0.5, 0.5, 0.0]]))
@@ -151,7 +152,8 @@ def pearson_baseline_neighbours(residuals: sp.csr_matrix, keep: int = 200, shrin
                                                  shape=support.shape), keep))
     if not parts:
         return sp.csr_matrix((residuals.shape[1], residuals.shape[1]), dtype=np.float32)
-    return sp.vstack(parts, format="csr").astype(np.float32)
+    top = sp.vstack(parts, format="csr").astype(np.float32)
+    return top.maximum(top.T).tocsr()  # symmetric: row i and column i are both i's neighbours
 
 
 def ease_neighbours(likes: sp.csr_matrix, l2: float | None = None, k: int = 100,
