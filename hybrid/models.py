@@ -93,7 +93,7 @@ def history_table(user_index, item_index, n_users: int, n_items: int, length: in
 
     Example:
         >>> table, scale = history_table([0, 0, 1], [2, 0, 1], n_users=3, n_items=3, length=2)
-        >>> sorted(table[0].tolist()), table[2].tolist(), scale.round(3).tolist()
+        >>> sorted(table[0].tolist()), table[2].tolist(), [round(float(x), 3) for x in scale]
         ([0, 2], [3, 3], [0.707, 1.0, 0.0])
     """
     users, items = np.asarray(user_index, np.int64), np.asarray(item_index, np.int64)

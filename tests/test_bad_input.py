@@ -239,7 +239,7 @@ def _amazon_args(tmp_path, amazon_dir):
     (["--text-fields", "tech1,nosuchfield"], "unknown text field"),
     (["--rating-range", "5", "1"], "LOW must be below HIGH"),
     (["--model", "nosuchmodel"], "unknown model 'nosuchmodel'"),
-    (["--model-param", "factor=8"], "--model-param: unknown key 'factor'; valid keys: dropout, extra, factors"),
+    (["--model-param", "factor=8"], "--model-param: unknown key 'factor'; valid keys: blend, dropout, extra, factors"),
     (["--train-param", "epoch=2"], "--train-param: unknown key 'epoch'; valid keys: batch_size, epochs"),
     (["--baselines", "biases,nosuch"], "unknown baseline 'nosuch'"),
     (["--models", "hybrid,nosuch"], "unknown model 'nosuch'"),
