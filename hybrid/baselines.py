@@ -81,11 +81,18 @@ class Biases(Baseline):
             self.user_bias = np.bincount(users, residual, n_users) / (self.reg_user + n_u)
         return self
 
+    @staticmethod
+    def _bias(biases: np.ndarray, index) -> np.ndarray:
+        """``biases[index]``, 0 for an index the training data never had."""
+        index = np.asarray(index, np.int64)
+        return np.where(index < len(biases), biases[np.minimum(index, len(biases) - 1)], 0.0)
+
     def predict(self, users, items):
-        return self.mean + self.user_bias[np.asarray(users)] + self.item_bias[np.asarray(items)]
+        """Any shapes that broadcast together; an unknown user or item has no bias."""
+        return self.mean + self._bias(self.user_bias, users) + self._bias(self.item_bias, items)
 
     def score(self, users, candidates):
-        return self.mean + self.user_bias[np.asarray(users)][:, None] + self.item_bias[np.asarray(candidates)][None, :]
+        return self.predict(np.asarray(users)[:, None], np.asarray(candidates)[None, :])
 
 
 class Popularity(Baseline):
@@ -180,16 +187,11 @@ class ItemKNN(Baseline):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(denominator > 0, numerator / denominator, 0.0)
 
-    def _known(self, users, items) -> np.ndarray:
-        n_users, n_items = self.residuals.shape
-        return self.baseline.mean + np.where(users < n_users, self.baseline.user_bias[np.minimum(users, n_users - 1)], 0) \
-            + np.where(items < n_items, self.baseline.item_bias[np.minimum(items, n_items - 1)], 0)
-
     def predict(self, users, items):
         """Pairs grouped by user, or by item when they hold fewer distinct items (one user's
         whole catalogue and one item's many users are each a single vectorised step)."""
         users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
-        out = self._known(users, items)
+        out = self.baseline.predict(users, items)
         by_item = len(np.unique(items)) < len(np.unique(users))
         keys = items if by_item else users
         order = np.argsort(keys, kind="stable")
@@ -202,7 +204,7 @@ class ItemKNN(Baseline):
 
     def score(self, users, candidates):
         users, candidates = np.asarray(users, np.int64), np.asarray(candidates, np.int64)
-        out = self._known(users[:, None], candidates[None, :]).astype(np.float64)
+        out = self.baseline.score(users, candidates)
         if len(candidates) < len(users):
             for column, item in enumerate(candidates):
                 out[:, column] += self._item_offsets(int(item), users)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .baselines import ItemKNN, UserKNN
+from .evaluation import rmse
 
 
 class RatingBlend:
@@ -47,9 +48,8 @@ class RatingBlend:
         penalty[0, 0] = 0.0  # the intercept is not shrunk
         self.weights = np.linalg.solve(features.T @ features + penalty, features.T @ target)
         names = ["network"] + [part.name for part in self.parts]
-        self.validation = {f"rmse_{name}": float(np.sqrt(np.mean((features[:, k + 1] - target) ** 2)))
-                           for k, name in enumerate(names)}
-        self.validation["rmse_blend"] = float(np.sqrt(np.mean((features @ self.weights - target) ** 2)))
+        self.validation = {f"rmse_{name}": rmse(target, features[:, k + 1]) for k, name in enumerate(names)}
+        self.validation["rmse_blend"] = rmse(target, features @ self.weights)
         for part in self.parts:
             part.fit(user_index, item_index, rating, n_users, n_items)
         return self

@@ -116,9 +116,9 @@ class UserHistory(layers.Layer):
     its own. A user is thus described by what they rated, not only by their id.
 
     The history is a non-trainable weight, saved with the model; ``set_history`` fills it
-    (training sets it from the rows it fits, then from every training row once early stopping
-    is done, so validation never sees its own items in the history). A user without history (or
-    before it is set) gets zeros. ``l2`` penalises the pooled rows per example.
+    (training sets it from the rows it fits, so validation never sees its own items in the
+    history). A user without history (or before it is set) gets zeros. ``l2`` penalises the
+    pooled rows per example.
     """
 
     def __init__(self, n_users: int, n_items: int, length: int, dim: int, l2: float = 0.0,

@@ -11,12 +11,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import joblib
 import json
 import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import joblib
 import numpy as np
 import pandas as pd
 
