@@ -26,7 +26,7 @@ from .config import RetrievalConfig
 from .errors import ArgumentError
 from .models import ItemIdDropout  # noqa: F401  (sets the Keras backend first)
 from .optimizers import SparseEmbedding, make_optimizer
-from .training import EpochProgress
+from .training import EpochProgress, row_batches
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -140,12 +140,13 @@ def _unit(x):
 
 
 def _pairs(users, items, batch, seed, shuffle):
-    data = tf.data.Dataset.from_tensor_slices({"user": users.astype(np.int32), "item": items.astype(np.int32)})
-    if shuffle:
-        data = data.shuffle(min(len(users), 1_000_000), seed=seed, reshuffle_each_iteration=True)
-    return (data.batch(batch)
-            .map(lambda x: (x, tf.range(tf.shape(x["item"])[0])), num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+    users, items = tf.constant(users, tf.int32), tf.constant(items, tf.int32)
+
+    def pairs(rows):
+        return {"user": tf.gather(users, rows), "item": tf.gather(items, rows)}, tf.range(tf.shape(rows)[0])
+
+    return (row_batches(int(users.shape[0]), batch, seed, shuffle)
+            .map(pairs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
 
 
 def fit_retrieval(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, text: np.ndarray,
