@@ -168,7 +168,7 @@ def fit_retrieval(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, tex
     model = TwoTower(n_users, n_items, text.astype(np.float32), history, log_q.astype(np.float32), config)
     model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate, table_rows=max(n_users, n_items)),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    progress = EpochProgress(config.epochs, log, config.max_minutes, "retrieval")
+    progress = EpochProgress(config.epochs, log, config.max_minutes, "retrieval", config.batch_size)
     callbacks, validation = [progress], None
     if len(val_rows):
         validation = _pairs(users[val_rows], items[val_rows], config.batch_size, config.seed, False)

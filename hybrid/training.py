@@ -18,21 +18,41 @@ from .optimizers import make_optimizer  # noqa: E402
 
 
 class EpochProgress(keras.callbacks.Callback):
-    """A line per epoch (losses, seconds, estimated time left) for ``log``, and a time budget:
-    with ``max_minutes`` > 0 training stops after the epoch past which the next one would
-    overrun it (early stopping, when present, then restores the best weights as usual).
+    """A line per epoch (losses, seconds, estimated time left) for ``log``, a line every
+    ``every`` seconds within a long epoch (steps done, examples/s, when the epoch ends), and a
+    time budget: with ``max_minutes`` > 0 training stops after the epoch past which the next
+    one would overrun it (early stopping, when present, then restores the best weights as usual).
 
     ``stopped`` says why training ended: "time budget", "early stopping" or "epochs".
     """
 
-    def __init__(self, epochs: int, log=None, max_minutes: float = 0.0, what: str = "training"):
+    def __init__(self, epochs: int, log=None, max_minutes: float = 0.0, what: str = "training",
+                 batch_size: int = 0, every: float = 30.0):
         super().__init__()
         self.epochs, self.log, self.budget = epochs, log, max_minutes * 60.0
-        self.what = what
+        self.what, self.batch_size, self.every = what, batch_size, every
         self.stopped = "epochs"
 
     def on_train_begin(self, logs=None):
         self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.epoch_started = epoch, time.perf_counter()
+        self.last_line = self.epoch_started
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if self.log is None or now - self.last_line < self.every:
+            return
+        self.last_line = now
+        steps, done = self.params.get("steps"), batch + 1
+        rate = done / (now - self.epoch_started)
+        line = f"{self.what}: epoch {self.epoch + 1}/{self.epochs}, step {done:,}/{f'{steps:,}' if steps else '?'}"
+        if self.batch_size:
+            line += f", {rate * self.batch_size:,.0f} examples/s"
+        if steps:
+            line += f", epoch ends in {(steps - done) / rate / 60:.1f} min"
+        self.log(line)
 
     def on_epoch_end(self, epoch, logs=None):
         elapsed = time.perf_counter() - self.started
@@ -142,7 +162,7 @@ def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: 
     model.compile(optimizer=optimizer,
                   loss="binary_crossentropy" if implicit else "mse",
                   metrics=[] if implicit else [keras.metrics.RootMeanSquaredError(name="rmse")])
-    progress = EpochProgress(train_config.epochs, log, train_config.max_minutes, model_config.name)
+    progress = EpochProgress(train_config.epochs, log, train_config.max_minutes, model_config.name, batch)
     callbacks = [progress]
     validation = None
     if len(val_rows):
@@ -156,7 +176,10 @@ def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: 
     seconds = time.perf_counter() - started
     record = {k: [float(x) for x in v] for k, v in history.history.items()}
     best = int(np.argmin(record["val_loss"])) + 1 if "val_loss" in record else len(record["loss"])
-    return model, {"history": record, "best_epoch": best, "epochs_run": len(record["loss"]),
+    epochs_run = len(record["loss"])
+    return model, {"history": record, "best_epoch": best, "epochs_run": epochs_run,
                    "seconds": round(seconds, 2), "train_rows": int(len(fit_rows)),
+                   # training examples per second, validation passes and the first epoch's tracing included
+                   "examples_per_second": round(epochs_run * len(fit_rows) / max(seconds, 1e-9)),
                    "validation_rows": int(len(val_rows)), "stopped": progress.stopped,
                    "optimizer": type(optimizer).__name__}

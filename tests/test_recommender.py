@@ -236,3 +236,38 @@ def test_training_reports_each_epoch_and_stops_cleanly_at_its_time_budget(ml100k
     unlimited = HybridRecommender("mf-bias", train_config={"epochs": 2, "batch_size": 4096}).fit_dataset(
         data, split[0], encoder)
     assert unlimited.training["epochs_run"] == 2 and unlimited.training["stopped"] == "epochs"
+
+
+def test_row_batches_cover_every_row_once_in_a_new_seeded_order_each_epoch():
+    from hybrid.training import row_batches
+
+    batches = row_batches(1000, 64, seed=3, shuffle=True)
+    assert int(batches.cardinality()) == 16
+    epochs = [np.concatenate([b.numpy() for b in batches]) for _ in range(2)]
+    for order in epochs:
+        np.testing.assert_array_equal(np.sort(order), np.arange(1000))
+    assert not np.array_equal(epochs[0], epochs[1])
+    again = np.concatenate([b.numpy() for b in row_batches(1000, 64, seed=3, shuffle=True)])
+    np.testing.assert_array_equal(again, epochs[0])
+    in_order = np.concatenate([b.numpy() for b in row_batches(1000, 64, seed=3, shuffle=False)])
+    np.testing.assert_array_equal(in_order, np.arange(1000))
+
+
+def test_a_long_epoch_reports_steps_throughput_and_its_end_as_it_goes(ml100k, split):
+    from hybrid.config import ModelConfig
+    from hybrid.models import build_model
+    from hybrid.training import EpochProgress, _explicit_dataset
+
+    data, _, _ = ml100k
+    rows = split[0][:20_000]
+    model = build_model(ModelConfig("mf"), len(data.users), len(data.items), data.item_vectors.shape[1])
+    model.compile(optimizer="adam", loss="mse")
+    lines = []
+    progress = EpochProgress(2, lines.append, what="mf", batch_size=1000, every=0.0)  # a line every step
+    model.fit(_explicit_dataset(data.user_index[rows], data.item_index[rows], data.rating[rows],
+                                data.item_vectors, 1000, 0, True), epochs=2, callbacks=[progress], shuffle=False, verbose=0)
+    within = [line for line in lines if "step" in line]
+    assert len(within) == 40 and within[0].startswith("mf: epoch 1/2, step 1/20, ")
+    assert within[-1].startswith("mf: epoch 2/2, step 20/20, ") and "examples/s" in within[-1]
+    assert "epoch ends in 0.0 min" in within[-1]
+    assert sum(line.startswith("mf: epoch 2/2, loss ") for line in lines) == 1
