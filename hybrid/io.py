@@ -15,7 +15,8 @@ from typing import Iterator
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
+
+from .progress import Progress
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -206,8 +207,7 @@ def iter_line_chunks(
     cut-off partial line); every complete line before the cut is still delivered. A last line
     without a newline is a complete line.
     """
-    bar = tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, disable=None,
-               desc=progress or Path(path).name, leave=False)
+    bar = Progress(os.path.getsize(path), f"reading {progress or Path(path).name}", unit="B")
     number = 1  # number of the next line
     pending = b""
     block: list[bytes] = []

@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .progress import Progress
+
 
 def top_k_per_row(matrix: sp.csr_matrix, k: int, magnitude: bool = False) -> sp.csr_matrix:
     """The ``k`` largest entries of every row of a sparse matrix (``magnitude``: largest in
@@ -46,11 +48,12 @@ def top_k_per_row(matrix: sp.csr_matrix, k: int, magnitude: bool = False) -> sp.
     return out
 
 
-def item_blocks(by_item: sp.csr_matrix, by_user: sp.csr_matrix, budget: int = 20_000_000):
+def item_blocks(by_item: sp.csr_matrix, by_user: sp.csr_matrix, budget: int = 20_000_000, what: str = ""):
     """``(start, stop)`` ranges of items whose co-occurrence rows (``by_item[start:stop] @
     by_user``) hold at most about ``budget`` entries together: an item's row has at most
     ``sum over its users of their counts`` entries, so a block of popular items is short and a
     block of rare ones long, and the memory of one block is bounded whatever the catalogue.
+    With ``what``, progress (items done) is reported under that name as the blocks are taken.
 
     Example:
         >>> x = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 1], [0, 0, 1]], np.float32))
@@ -60,14 +63,19 @@ def item_blocks(by_item: sp.csr_matrix, by_user: sp.csr_matrix, budget: int = 20
     per_user = np.diff(by_user.indptr).astype(np.int64)
     rows = np.repeat(np.arange(by_item.shape[0]), np.diff(by_item.indptr))
     cost = np.bincount(rows, per_user[by_item.indices], by_item.shape[0]).astype(np.int64)
+    progress = Progress(len(cost), what, "items") if what else None
     start, total = 0, 0
     for stop, c in enumerate(cost):
         if stop > start and total + c > budget:
             yield start, stop
+            if progress is not None:
+                progress.update(stop - start)
             start, total = stop, 0
         total += c
     if start < len(cost):
         yield start, len(cost)
+    if progress is not None:
+        progress.close()
 
 
 def cosine_neighbours(likes: sp.csr_matrix, k: int = 100, shrinkage: float = 10.0,
@@ -78,7 +86,7 @@ def cosine_neighbours(likes: sp.csr_matrix, k: int = 100, shrinkage: float = 10.
     by_item = likes.T.tocsr()
     norms = np.sqrt(np.asarray(by_item.sum(axis=1)).ravel()).astype(np.float32)
     parts = []
-    for start, stop in item_blocks(by_item, likes, budget):
+    for start, stop in item_blocks(by_item, likes, budget, "item-item neighbours (cosine)"):
         counts = (by_item[start:stop] @ likes).tocsr()  # block x items co-occurrences
         rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
         counts.data /= norms[start + rows] * norms[counts.indices] + shrinkage
@@ -110,7 +118,8 @@ def _at(pattern: sp.csr_matrix, values: sp.csr_matrix) -> np.ndarray:
 
 
 def pearson_baseline_neighbours(residuals: sp.csr_matrix, keep: int = 200, shrinkage: float = 100.0,
-                                min_support: int = 1, budget: int = 20_000_000) -> sp.csr_matrix:
+                                min_support: int = 1, budget: int = 20_000_000,
+                                what: str = "") -> sp.csr_matrix:
     """Pearson-baseline similarities between the columns of a users x items matrix of
     baseline residuals ``r_ui - b_ui`` (every rating an entry, a residual of 0 included):
 
@@ -121,7 +130,8 @@ def pearson_baseline_neighbours(residuals: sp.csr_matrix, keep: int = 200, shrin
     ``min_support`` users get 0. A pair is kept when it is among the ``keep`` largest positive
     similarities of either item (prediction uses positive ones only; the result is symmetric,
     so an item's neighbours are its row and its column), computed in ``item_blocks`` of the
-    sparse products: memory in O(items x keep), never an items x items array.
+    sparse products: memory in O(items x keep), never an items x items array. ``what`` names
+    the progress lines (none without it).
 
     Example:
         >>> e = sp.csr_matrix(np.array([[1.0, 1.0, -1.0], [-1.0, -1.0, 1.0], [0.5, 0.5, 0.0]]))
@@ -136,7 +146,7 @@ def pearson_baseline_neighbours(residuals: sp.csr_matrix, keep: int = 200, shrin
     squares.data = squares.data ** 2
     by_item, squares_by_item, rated_by_item = (m.T.tocsr() for m in (residuals, squares, rated))
     parts = []
-    for start, stop in item_blocks(rated_by_item, rated, budget):
+    for start, stop in item_blocks(rated_by_item, rated, budget, what):
         support = (rated_by_item[start:stop] @ rated).tocsr()  # every co-rated pair, count >= 1
         products = _at(support, (by_item[start:stop] @ residuals).tocsr())
         own = _at(support, (squares_by_item[start:stop] @ rated).tocsr())  # sum of e_ui^2

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from .dataset import encode, save_dataset
 from .errors import StageError
 from .io import ParquetBatchWriter, iter_parquet_batches
+from .progress import Progress
 from .schema import ITEM_TEXT_SCHEMA, item_vectors_schema
 from .text import TextConfig, clean_corpus, stop_words
 from .vectors import TextEncoder, fit_tfidf_encoder, fit_word2vec_encoder
@@ -67,7 +68,8 @@ def vectors_step(item_text_path, item_vectors_path, encoder_path, method: str = 
                                        deterministic=deterministic)
         in_pretrained = encoder.info.pop("in_pretrained")
     products = with_known = with_pretrained = 0
-    with ParquetBatchWriter(item_vectors_path, item_vectors_schema(encoder.dim)) as writer:
+    with ParquetBatchWriter(item_vectors_path, item_vectors_schema(encoder.dim)) as writer, \
+            Progress(pq.ParquetFile(item_text_path).metadata.num_rows, "vectors: product vectors", "products") as progress:
         for batch in iter_parquet_batches(item_text_path, columns=["item_id", "text"]):
             texts = batch.column("text").to_pylist()
             vectors, known = encoder.transform(texts)
@@ -75,6 +77,7 @@ def vectors_step(item_text_path, item_vectors_path, encoder_path, method: str = 
                 counts = encoder.counts(texts)
                 with_pretrained += int(((counts @ in_pretrained.astype(np.float32)) > 0).sum())
             products += len(texts)
+            progress.update(len(texts))
             with_known += int(known.sum())
             flat = pa.array(vectors.reshape(-1), pa.float32())
             writer.write_table(pa.table({
@@ -158,6 +161,7 @@ def train_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, e
     return {"model": model, "users": len(rec.users), "items": len(rec.items),
             "cold_items": int((~rec.item_trained).sum()), "best_epoch": rec.training["best_epoch"],
             "epochs_run": rec.training["epochs_run"], "train_seconds": rec.training["seconds"],
+            "train_rows": rec.training["train_rows"], "examples_per_second": rec.training["examples_per_second"],
             "stopped": rec.training["stopped"],
             "final_val_loss": min(rec.training["history"].get("val_loss", [float("nan")]))}
 

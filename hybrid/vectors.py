@@ -24,6 +24,7 @@ import scipy.sparse as sp
 
 from .errors import InputFormatError
 from .io import open_binary
+from .progress import Progress
 from .text import stop_words, tokenize
 
 GLOVE_PACKAGE = "glove-6b-50d"
@@ -276,20 +277,26 @@ def fit_word2vec_encoder(
     """
     from gensim.models import Word2Vec
 
-    class Restartable:
+    def counted(progress: Progress) -> Iterator[list[str]]:
+        for tokens in corpus():
+            progress.update(1)
+            yield tokens
+
+    class Restartable:  # each training epoch reads the corpus afresh
         def __iter__(self):
-            return corpus()
+            return counted(training)
 
     # One pass for word and document frequencies; pretrained words are kept even when rare
     # in this corpus (their vector is already good), the others need ``min_count``.
     freqs: Counter = Counter()
     doc_freqs: Counter = Counter()
     documents = 0
-    for tokens in corpus():
-        freqs.update(tokens)
-        if tfidf_weighted:
-            doc_freqs.update(set(tokens))
-        documents += 1
+    with Progress(None, "vectors: counting words", "documents") as counting:
+        for tokens in counted(counting):
+            freqs.update(tokens)
+            if tfidf_weighted:
+                doc_freqs.update(set(tokens))
+            documents += 1
     info: dict = {"method": "word2vec-tfidf" if tfidf_weighted else "word2vec"}
     glove = load_pretrained(pretrained, freqs.keys()) if pretrained else None
     if glove is not None and dim is not None and glove.dim != dim:
@@ -319,8 +326,9 @@ def fit_word2vec_encoder(
                     word_coverage=round(len(known) / max(1, len(freqs)), 4),
                     token_coverage=round(covered / max(1, total), 4))
     if epochs > 0 and vocab:
-        model.train(Restartable(), total_examples=documents, total_words=sum(kept.values()),
-                    epochs=epochs)
+        with Progress(documents * epochs, f"vectors: Word2Vec, {epochs} epochs", "documents") as training:
+            model.train(Restartable(), total_examples=documents, total_words=sum(kept.values()),
+                        epochs=epochs)
     info.update(epochs=epochs, corpus_documents=documents, corpus_tokens=sum(freqs.values()),
                 vocabulary=len(vocab), min_count=min_count)
     idf = None

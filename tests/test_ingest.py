@@ -140,3 +140,17 @@ def test_worker_processes_give_the_same_tables_and_quarantine(tmp_path, amazon_d
     assert serial[1].astype(str).equals(parallel[1].astype(str))  # same rows, same order
     assert serial[2].astype(str).equals(parallel[2].astype(str))
     assert serial[3] == parallel[3] and [q["line"] for q in serial[3]] == [501, 2501]
+
+
+def test_reading_reports_progress_in_lines_when_not_on_a_terminal(tmp_path, amazon_dir, monkeypatch, capsys):
+    import hybrid.progress
+
+    monkeypatch.setattr(hybrid.progress, "LINE_EVERY", 0.0)  # a line per block read
+    run_ingest(tmp_path, [amazon_dir / "meta_Gift_Cards.json.gz"], [amazon_dir / "Gift_Cards_5.json.gz"],
+               workers=1)
+    lines = capsys.readouterr().err.splitlines()
+    reading = [line for line in lines if line.startswith("reading meta_Gift_Cards.json.gz: ")]
+    assert reading and "\r" not in "".join(lines)
+    size = (amazon_dir / "meta_Gift_Cards.json.gz").stat().st_size
+    assert reading[-1].startswith(f"reading meta_Gift_Cards.json.gz: {size:,} B of {size:,} B (100%), ")
+    assert any(line.startswith("reading Gift_Cards_5.json.gz: ") for line in lines)

@@ -137,3 +137,16 @@ def test_deterministic_word2vec_gives_identical_vectors_run_to_run():
     assert np.array_equal(fits[0].vectors, fits[1].vectors)
     auto = fit_word2vec_encoder(lambda: iter(docs), pretrained=None, dim=16, epochs=1)
     assert auto.info["deterministic"] is True  # small corpora are reproducible by default
+
+
+def test_word2vec_reports_its_passes_in_lines_when_not_on_a_terminal(monkeypatch, capsys):
+    import hybrid.progress
+
+    monkeypatch.setattr(hybrid.progress, "LINE_EVERY", 0.0)
+    docs = [["wireless", "mouse", "usb"], ["usb", "cable", "charger"]] * 50
+    fit_word2vec_encoder(lambda: iter(docs), pretrained=None, dim=8, epochs=2)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("vectors: counting words: 1 documents, ")
+    assert any(line.startswith("vectors: counting words: 100 documents, ") for line in lines)
+    training = [line for line in lines if line.startswith("vectors: Word2Vec, 2 epochs: ")]
+    assert training[-1].startswith("vectors: Word2Vec, 2 epochs: 200 documents of 200 documents (100%), ")
