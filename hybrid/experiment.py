@@ -88,11 +88,10 @@ def evaluate_all(data: EncodedDataset, config: EvaluationConfig, encoder=None,
     for name in config.baselines:
         if name not in BASELINES:
             raise ArgumentError(f"unknown baseline {name!r}; choose from {sorted(BASELINES)}")
-        limit = getattr(BASELINES[name], "max_items", None)
-        if limit is not None and len(data.items) > limit:
-            results[name] = {"kind": "baseline",
-                             "skipped": f"{len(data.items):,} items, above its limit of {limit:,}"}
-            log(f"  {name:14s} skipped: {results[name]['skipped']}")
+        reason = BASELINES[name]().too_large(tu, ti, len(data.users), len(data.items))
+        if reason:
+            results[name] = {"kind": "baseline", "skipped": reason}
+            log(f"  {name:14s} skipped: {reason}")
             continue
         started = time.perf_counter()
         baseline = BASELINES[name]().fit(tu, ti, tr, len(data.users), len(data.items), data.item_vectors)

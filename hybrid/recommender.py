@@ -237,8 +237,10 @@ class HybridRecommender:
                                        len(self.users), len(self.items))
         self.training["blend"] = self.blend.describe()
         if self.log is not None:
-            self.log(f"{self.model_config.name}: blended with item and user KNNBaseline, validation RMSE "
-                     f"{self.blend.validation['rmse_network']:.4f} -> {self.blend.validation['rmse_blend']:.4f}")
+            sides = " and ".join(part.name.split("-")[0] for part in self.blend.parts) or "no"
+            line = (f"{self.model_config.name}: blended with {sides} KNNBaseline, validation RMSE "
+                    f"{self.blend.validation['rmse_network']:.4f} -> {self.blend.validation['rmse_blend']:.4f}")
+            self.log(line + "".join(f"; {name} left out: {why}" for name, why in self.blend.skipped.items()))
 
     def _set_training_pairs(self, user_index: np.ndarray, item_index: np.ndarray) -> None:
         """Who rated what in training, grouped by user (for exclusion and neighbours)."""

@@ -271,3 +271,28 @@ def test_a_long_epoch_reports_steps_throughput_and_its_end_as_it_goes(ml100k, sp
     assert within[-1].startswith("mf: epoch 2/2, step 20/20, ") and "examples/s" in within[-1]
     assert "epoch ends in 0.0 min" in within[-1]
     assert sum(line.startswith("mf: epoch 2/2, loss ") for line in lines) == 1
+
+
+def test_a_neighbourhood_model_too_large_for_the_data_is_left_out_of_the_blend_and_evaluation(ml100k, split,
+                                                                                              monkeypatch):
+    from hybrid.baselines import ItemKNN
+    from hybrid.experiment import EvaluationConfig, evaluate_all
+
+    data, encoder, _ = ml100k
+    train, test = split
+    per_user = np.bincount(data.user_index[train]).astype(float)
+    per_item = np.bincount(data.item_index[train]).astype(float)
+    item_pairs, user_pairs = per_user @ per_user, per_item @ per_item  # what each side compares
+    monkeypatch.setattr(ItemKNN, "max_pairs", (item_pairs + user_pairs) / 2)
+    larger, smaller = ("user-knn", "item-knn") if user_pairs > item_pairs else ("item-knn", "user-knn")
+    lines = []
+    rec = HybridRecommender("mf-bias", train_config={"epochs": 2, "batch_size": 4096},
+                            log=lines.append).fit_dataset(data, train, encoder)
+    assert [part.name for part in rec.blend.parts] == [smaller] and set(rec.blend.skipped) == {larger}
+    assert f"; {larger} left out: " in lines[-1] and "co-rated" in lines[-1]
+    assert list(rec.training["blend"]["weights"]) == ["intercept", "network", smaller]
+    predicted = rec.score_index(data.user_index[test], data.item_index[test])
+    assert rmse(data.rating[test], predicted) < 0.96
+    config = EvaluationConfig(models=(), baselines=("item-knn", "user-knn"), eval_users=50)
+    results = evaluate_all(data, config, encoder, train, test, log=lambda line: None)["results"]
+    assert "above its limit" in results[larger]["skipped"] and "rmse" in results[smaller]
