@@ -18,11 +18,26 @@ import numpy as np
 from .baselines import BASELINES
 from .dataset import EncodedDataset
 from .errors import ArgumentError
-from .evaluation import (chronological_split, cold_item_split, evaluate_ranking, mae, random_split,
-                         ranking_task, rmse, sample_users, stratified_split)
+from .evaluation import (chronological_split, cold_item_split, default_eval_users, evaluate_ranking, mae,
+                         random_split, ranking_task, rmse, sample_users, stratified_split)
 from .config import MODEL_NAMES
 
 PROTOCOLS = ("rating", "cold-items")
+
+#: Above this many ratings the evaluate stage fits only the model the pipeline trains, unless
+#: models are named: each Keras model takes minutes per epoch there (``default_models``).
+ALL_MODELS_MAX_RATINGS = 1_000_000
+
+
+def default_models(n_ratings: int, trained: str = "hybrid") -> tuple[str, ...]:
+    """The Keras models the evaluate stage fits when none are named: every one up to
+    ``ALL_MODELS_MAX_RATINGS`` ratings, only ``trained`` (the pipeline's model) above.
+
+    Example:
+        >>> default_models(100_000) == MODEL_NAMES, default_models(3_800_000)
+        (True, ('hybrid',))
+    """
+    return MODEL_NAMES if n_ratings <= ALL_MODELS_MAX_RATINGS else (trained,)
 DEFAULT_BASELINES = ("global-mean", "biases", "popularity", "item-knn", "user-knn", "content-only",
                      "ease", "random")
 
@@ -41,7 +56,7 @@ class EvaluationConfig:
     baselines: tuple[str, ...] = DEFAULT_BASELINES
     model_overrides: dict = field(default_factory=dict)  # model name -> ModelConfig fields
     train_overrides: dict = field(default_factory=dict)  # TrainConfig fields
-    eval_users: int | None = None  # rank a seeded sample of this many test users (None: all)
+    eval_users: int | None = None  # rank a seeded sample of this many test users (None: default_eval_users)
 
 
 def make_split(data: EncodedDataset, config: EvaluationConfig):
@@ -81,8 +96,12 @@ def evaluate_all(data: EncodedDataset, config: EvaluationConfig, encoder=None,
     u, i, r = data.user_index, data.item_index, data.rating
     tu, ti, tr = u[train_rows], i[train_rows], r[train_rows]
     su, si, sr = u[test_rows], i[test_rows], r[test_rows]
-    task = sample_users(ranking_task(tu, ti, su, si, sr, candidates, config.threshold),
-                        config.eval_users, config.seed)
+    task = ranking_task(tu, ti, su, si, sr, candidates, config.threshold)
+    eval_users = config.eval_users or default_eval_users(len(candidates), len(task.users))
+    if eval_users < len(task.users):
+        log(f"  ranking a seeded sample of {eval_users:,} of {len(task.users):,} test users over "
+            f"{len(candidates):,} candidates (--eval-users)")
+    task = sample_users(task, eval_users, config.seed)
     popularity = np.bincount(ti, minlength=len(data.items))
     results: dict = {}
     for name in config.baselines:

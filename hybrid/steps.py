@@ -195,23 +195,29 @@ def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors
                   threshold: float = 4.0, models: list[str] | None = None,
                   baselines: list[str] | None = None, test_file: str | None = None,
                   model_config: dict | None = None, train_config: dict | None = None,
-                  eval_users: int | None = None) -> dict:
+                  eval_users: int | None = None, model: str = "hybrid") -> dict:
     """Every model and baseline on one split: metrics JSON, a markdown table, two plots.
     (The dataset files are declared one by one for the runner and read from their folder.)
 
     With ``test_file`` (any ratings format, e.g. MovieLens u1.test) its (user, item) pairs are
     the test rows and everything else trains: the predefined-split protocol. ``model_config``
     and ``train_config`` apply to every Keras model evaluated; ``eval_users`` ranks a seeded
-    sample of that many test users, each over the whole catalogue."""
+    sample of that many test users, each over the whole catalogue (default:
+    ``hybrid.evaluation.default_eval_users``). ``models`` None: every Keras model, or only
+    ``model`` (the one the pipeline trains) above ``ALL_MODELS_MAX_RATINGS`` ratings."""
     import json
 
     from .dataset import load_dataset
-    from .experiment import (DEFAULT_BASELINES, EvaluationConfig, evaluate_all, markdown_table,
-                             plot_results)
-    from .config import MODEL_NAMES
+    from .experiment import (DEFAULT_BASELINES, EvaluationConfig, default_models, evaluate_all,
+                             markdown_table, plot_results)
 
     data = load_dataset(_dataset_dir(dataset_ratings))
-    models = tuple(MODEL_NAMES if models is None else models)
+    if models is None:
+        models = default_models(len(data.rating), model)
+        if len(models) == 1:
+            _progress(f"evaluate: {len(data.rating):,} ratings, so only the trained model ({model}) "
+                      "is fitted; --models names others")
+    models = tuple(models)
     config = EvaluationConfig(protocol=protocol, split=split, test_share=test_share, seed=seed,
                               ks=(k,), threshold=threshold, models=models,
                               baselines=tuple(DEFAULT_BASELINES if baselines is None else baselines),

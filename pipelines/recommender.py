@@ -66,7 +66,7 @@ class PipelineConfig:
     k: int = 10
     eval_models: list[str] | None = None
     eval_baselines: list[str] | None = None
-    eval_users: int | None = None  # rank a seeded sample of test users (None: every one)
+    eval_users: int | None = None  # rank a seeded sample of test users (None: hybrid.evaluation.default_eval_users)
     test_file: str | None = None  # predefined test pairs (e.g. MovieLens u1.test)
 
     @property
@@ -215,6 +215,6 @@ def build(config: PipelineConfig) -> list[Stage]:
                 "test_share": config.test_share, "seed": config.eval_seed, "k": config.k,
                 "models": config.eval_models, "baselines": config.eval_baselines,
                 "model_config": config.model_config, "train_config": config.train_config,
-                "eval_users": config.eval_users},
+                "eval_users": config.eval_users, "model": config.model},
         description="every model and baseline on one split"))
     return stages
