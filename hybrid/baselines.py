@@ -207,19 +207,26 @@ class ItemKNN(Baseline):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(denominator > 0, numerator / denominator, 0.0)
 
+    #: Pairs predicted at once: their users' rated items and their items' neighbours are
+    #: gathered as two pairs x items sparse matrices (memory in O(chunk x (ratings + keep))).
+    pair_chunk = 20_000
+
     def predict(self, users, items):
-        """Pairs grouped by user, or by item when they hold fewer distinct items (one user's
-        whole catalogue and one item's many users are each a single vectorised step)."""
+        """For every (user, item) pair at once, a chunk at a time: the similarities of the item
+        to the items the user rated (``rated[users] * similar[items]``, elementwise), the
+        ``neighbours`` largest of each row kept, the residuals weighted by them."""
+        from .neighbours import top_k_per_row
+
         users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
         out = self.baseline.predict(users, items)
-        by_item = len(np.unique(items)) < len(np.unique(users))
-        keys = items if by_item else users
-        order = np.argsort(keys, kind="stable")
-        for group in np.split(order, np.flatnonzero(np.diff(keys[order])) + 1) if len(order) else []:
-            if by_item:
-                out[group] += self._item_offsets(int(items[group[0]]), users[group])
-            else:
-                out[group] += self._offsets(int(users[group[0]]), items[group])
+        known = np.flatnonzero((users < self.residuals.shape[0]) & (items < self.similar.shape[0]))
+        by_row = sp.csr_matrix((self.similar.data, self.similar.indices, self.similar.indptr),
+                               shape=self.similar.shape)  # the CSR of S' = S (symmetric)
+        for start in range(0, len(known), self.pair_chunk):
+            rows = known[start:start + self.pair_chunk]
+            weights = top_k_per_row(self.rated[users[rows]].multiply(by_row[items[rows]]).tocsr(), self.neighbours)
+            numerator = np.asarray(weights.multiply(self.residuals[users[rows]]).sum(axis=1)).ravel()
+            out[rows] += self._weighted(weights, numerator)
         return out
 
     def score(self, users, candidates):
