@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .progress import Progress
 from .vectors import unit_rows
 
 
@@ -222,11 +223,14 @@ class ItemKNN(Baseline):
         known = np.flatnonzero((users < self.residuals.shape[0]) & (items < self.similar.shape[0]))
         by_row = sp.csr_matrix((self.similar.data, self.similar.indices, self.similar.indptr),
                                shape=self.similar.shape)  # the CSR of S' = S (symmetric)
-        for start in range(0, len(known), self.pair_chunk):
-            rows = known[start:start + self.pair_chunk]
-            weights = top_k_per_row(self.rated[users[rows]].multiply(by_row[items[rows]]).tocsr(), self.neighbours)
-            numerator = np.asarray(weights.multiply(self.residuals[users[rows]]).sum(axis=1)).ravel()
-            out[rows] += self._weighted(weights, numerator)
+        with Progress(len(known), f"{self.what}: predictions", "pairs") as progress:
+            for start in range(0, len(known), self.pair_chunk):
+                rows = known[start:start + self.pair_chunk]
+                weights = top_k_per_row(self.rated[users[rows]].multiply(by_row[items[rows]]).tocsr(),
+                                        self.neighbours)
+                numerator = np.asarray(weights.multiply(self.residuals[users[rows]]).sum(axis=1)).ravel()
+                out[rows] += self._weighted(weights, numerator)
+                progress.update(len(rows))
         return out
 
     def score(self, users, candidates):
