@@ -57,9 +57,10 @@ def ensure_data(folder: Path, products: int, ratings: int, seed: int = 0) -> tup
     return meta, rated, info
 
 
-def watched_run(command: list[str], log_path: Path) -> dict:
+def watched_run(command: list[str], log_path: Path, timeout: float | None = None) -> dict:
     """Run ``command``, copying its output (with the seconds since the start) to ``log_path``
-    and this terminal; returns the exit status, wall time and the longest silence."""
+    and this terminal; returns the exit status, wall time and the longest silence. After
+    ``timeout`` seconds the run is stopped (exit "timeout")."""
     started = time.perf_counter()
     last = [started]
     longest = [0.0, ""]
@@ -79,10 +80,26 @@ def watched_run(command: list[str], log_path: Path) -> dict:
 
         reader = threading.Thread(target=watch, daemon=True)
         reader.start()
-        rc = process.wait()
+        try:
+            rc = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            process.wait()
+            rc = "timeout"
         reader.join()
     return {"exit": rc, "wall_seconds": round(time.perf_counter() - started, 1),
             "longest_silence_seconds": round(longest[0], 1), "line_after_longest_silence": longest[1]}
+
+
+def logged_run(log_path: Path) -> dict:
+    """The figures of ``watched_run`` read back from its log (a run stopped from outside)."""
+    stamps = [(float(line[1:line.index(" s]")]), line[line.index(" s]") + 4:].strip())
+              for line in log_path.read_text().splitlines() if line.startswith("[")]
+    gaps = [(b[0] - a[0], b[1]) for a, b in zip([(0.0, "")] + stamps, stamps)]
+    longest = max(gaps, default=(0.0, ""))
+    return {"exit": "stopped", "wall_seconds": stamps[-1][0] if stamps else 0.0,
+            "longest_silence_seconds": round(longest[0], 1), "line_after_longest_silence": longest[1][:200],
+            "last_line": stamps[-1][1][:200] if stamps else ""}
 
 
 def stage_figures(out: Path) -> dict:
@@ -93,11 +110,13 @@ def stage_figures(out: Path) -> dict:
             continue
         report = json.loads(path.read_text())
         entry = {"seconds": report["seconds"], "peak_rss_mb": report["peak_rss_mb"]}
-        for key in ("ratings_out", "users", "items", "token_coverage", "product_coverage", "vocabulary",
+        for key in ("ratings_out", "users", "token_coverage", "product_coverage", "vocabulary",
                     "epochs_run", "best_epoch", "train_rows", "examples_per_second", "stopped",
                     "cold_items", "index"):
             if key in report:
                 entry[key] = report[key]
+        if isinstance(report.get("items"), int):
+            entry["items"] = report["items"]
         stages[name] = entry
     metrics = out / "evaluation" / "metrics.json"
     if metrics.exists():
@@ -109,16 +128,20 @@ def stage_figures(out: Path) -> dict:
 
 
 def run_size(products: int, ratings: int, args) -> dict:
-    meta, rated, generated = ensure_data(Path(args.data), products, ratings, args.seed)
+    meta, rated, generated = (None, None, {}) if args.from_log else ensure_data(Path(args.data), products,
+                                                                                 ratings, args.seed)
     out = Path(args.work) / f"run_{products}_{ratings}"
     command = [sys.executable, "-m", "hybrid", "run", "--meta", str(meta), "--ratings", str(rated),
                "--out", str(out), "--min-user-ratings", "11", "--min-item-ratings", "11", "--force"]
     if args.until:
         command += ["--until", args.until]
     command += args.extra
-    print(" ".join(command), flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    run = watched_run(command, out / "run.log")
+    if args.from_log:
+        run = logged_run(out / "run.log")
+    else:
+        print(" ".join(command), flush=True)
+        out.mkdir(parents=True, exist_ok=True)
+        run = watched_run(command, out / "run.log", args.timeout)
     entry = {"products": products, "ratings": ratings, "command": command[1:], "generated": generated,
              **run, "stages": stage_figures(out)}
     entry["peak_rss_mb"] = max((s["peak_rss_mb"] for s in entry["stages"].values() if "peak_rss_mb" in s),
@@ -134,7 +157,8 @@ def markdown(results: dict) -> str:
             notes = ", ".join(f"{k} {v}" for k, v in s.items() if k not in ("seconds", "peak_rss_mb", "results"))
             lines.append(f"| {e['ratings']:,} | {name} | {s.get('seconds', '-')} | {s.get('peak_rss_mb', '-')} | {notes} |")
         lines.append(f"| {e['ratings']:,} | **whole run** | {e['wall_seconds']} | {e['peak_rss_mb']} | exit {e['exit']}, "
-                     f"longest silence {e['longest_silence_seconds']} s |")
+                     f"longest silence {e['longest_silence_seconds']} s"
+                     + (f"; last line: {e['last_line']}" if e.get("last_line") else "") + " |")
     for e in results["sizes"]:
         evaluated = e["stages"].get("evaluate", {}).get("results")
         if evaluated:
@@ -153,6 +177,9 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "hybrid-bench-data"))
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "hybrid-electronics"))
     parser.add_argument("--until", choices=STAGES, help="stop after this stage")
+    parser.add_argument("--timeout", type=float, help="stop the run after this many seconds")
+    parser.add_argument("--from-log", action="store_true",
+                        help="no run: the figures of the last one in --work (one stopped from outside)")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("extra", nargs="*", help="more `hybrid run` arguments (after --)")
     args = parser.parse_args(argv)
