@@ -107,13 +107,14 @@ def evaluate_all(data: EncodedDataset, config: EvaluationConfig, encoder=None,
     for name in config.baselines:
         if name not in BASELINES:
             raise ArgumentError(f"unknown baseline {name!r}; choose from {sorted(BASELINES)}")
-        reason = BASELINES[name]().too_large(tu, ti, len(data.users), len(data.items))
+        baseline = BASELINES[name]()
+        reason = baseline.too_large(tu, ti, len(data.users), len(data.items))
         if reason:
             results[name] = {"kind": "baseline", "skipped": reason}
             log(f"  {name:14s} skipped: {reason}")
             continue
         started = time.perf_counter()
-        baseline = BASELINES[name]().fit(tu, ti, tr, len(data.users), len(data.items), data.item_vectors)
+        baseline.fit(tu, ti, tr, len(data.users), len(data.items), data.item_vectors)
         fit_seconds = time.perf_counter() - started
         metrics = {"kind": "baseline", "fit_seconds": round(fit_seconds, 2)}
         if baseline.predicts_ratings:

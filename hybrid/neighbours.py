@@ -65,17 +65,19 @@ def item_blocks(by_item: sp.csr_matrix, by_user: sp.csr_matrix, budget: int = 20
     cost = np.bincount(rows, per_user[by_item.indices], by_item.shape[0]).astype(np.int64)
     progress = Progress(len(cost), what, "items") if what else None
     start, total = 0, 0
-    for stop, c in enumerate(cost):
-        if stop > start and total + c > budget:
-            yield start, stop
-            if progress is not None:
-                progress.update(stop - start)
-            start, total = stop, 0
-        total += c
-    if start < len(cost):
-        yield start, len(cost)
-    if progress is not None:
-        progress.close()
+    try:
+        for stop, c in enumerate(cost):
+            if stop > start and total + c > budget:
+                yield start, stop
+                if progress is not None:
+                    progress.update(stop - start)
+                start, total = stop, 0
+            total += c
+        if start < len(cost):
+            yield start, len(cost)
+    finally:  # also when the caller stops early
+        if progress is not None:
+            progress.close()
 
 
 def cosine_neighbours(likes: sp.csr_matrix, k: int = 100, shrinkage: float = 10.0,

@@ -19,7 +19,7 @@ from .optimizers import make_optimizer  # noqa: E402
 
 class EpochProgress(keras.callbacks.Callback):
     """A line per epoch (losses, seconds, estimated time left) for ``log``, a line every
-    ``every`` seconds within a long epoch (steps done, examples/s, when the epoch ends), and a
+    ``every`` seconds (``hybrid.progress.LINE_EVERY``) within a long epoch (steps done, examples/s, when the epoch ends), and a
     time budget: with ``max_minutes`` > 0 training stops after the epoch past which the next
     one would overrun it (early stopping, when present, then restores the best weights as usual).
 
@@ -27,10 +27,13 @@ class EpochProgress(keras.callbacks.Callback):
     """
 
     def __init__(self, epochs: int, log=None, max_minutes: float = 0.0, what: str = "training",
-                 batch_size: int = 0, every: float = 30.0):
+                 batch_size: int = 0, every: float | None = None):
+        from . import progress
+
         super().__init__()
         self.epochs, self.log, self.budget = epochs, log, max_minutes * 60.0
-        self.what, self.batch_size, self.every = what, batch_size, every
+        self.what, self.batch_size = what, batch_size
+        self.every = progress.LINE_EVERY if every is None else every
         self.stopped = "epochs"
 
     def on_train_begin(self, logs=None):
