@@ -136,7 +136,7 @@ class ItemKNN(Baseline):
     what = "item-knn"  # in progress lines (the user-based one fits one on the transposed data)
     #: Co-rated pairs (sum over users of their ratings squared: the work of the similarity
     #: products) above which it is left out: the similarities take some 5 minutes per 10^9 on
-    #: 2 cores (3.5 min for 7.3e8 at 3.8M ratings of 800k products), and a blend fits them twice.
+    #: 2 cores (3.5 min for 7.3e8 at 3.8M ratings of 800k products).
     max_pairs = 1_000_000_000
 
     def __init__(self, neighbours: int = 40, shrinkage: float = 100.0, keep: int = 500,
@@ -146,6 +146,16 @@ class ItemKNN(Baseline):
     def fit(self, users, items, ratings, n_users, n_items, item_vectors=None):
         from .neighbours import pearson_baseline_neighbours
 
+        self.update(users, items, ratings, n_users, n_items)
+        # by column: the items whose stored neighbours include the ones a user rated
+        self.similar = pearson_baseline_neighbours(self.residuals, self.keep, self.shrinkage, self.min_support,
+                                                   what=f"{self.what}: similarities").tocsc()
+        return self
+
+    def update(self, users, items, ratings, n_users, n_items):
+        """Refit the baseline and the residuals on these ratings, keeping the similarities
+        already computed (the expensive part): a fitted model given more rows, as the rating
+        blend does at scale."""
         users, items, ratings = np.asarray(users), np.asarray(items), np.asarray(ratings, float)
         self.baseline = Biases().fit(users, items, ratings, n_users, n_items)
         residuals = ratings - self.baseline.predict(users, items)
@@ -153,9 +163,6 @@ class ItemKNN(Baseline):
         self.residuals.sort_indices()
         self.rated = sp.csr_matrix((np.ones(self.residuals.nnz, np.float32), self.residuals.indices,
                                     self.residuals.indptr), shape=self.residuals.shape)
-        # by column: the items whose stored neighbours include the ones a user rated
-        self.similar = pearson_baseline_neighbours(self.residuals, self.keep, self.shrinkage, self.min_support,
-                                                   what=f"{self.what}: similarities").tocsc()
         return self
 
     def too_large(self, users, items, n_users, n_items):
@@ -258,6 +265,10 @@ class UserKNN(Baseline):
 
     def fit(self, users, items, ratings, n_users, n_items, item_vectors=None):
         self._inner.fit(items, users, ratings, n_items, n_users)
+        return self
+
+    def update(self, users, items, ratings, n_users, n_items):
+        self._inner.update(items, users, ratings, n_items, n_users)
         return self
 
     def too_large(self, users, items, n_users, n_items):

@@ -54,6 +54,15 @@ OPTIMIZERS = ("auto", "adam", "lazy-adam")
 LAZY_ABOVE = 100_000
 
 
+def check_steps(value) -> int:
+    """``steps_per_execution``: Keras runs that many training steps in one call of its compiled
+    function (same batches, same updates; callbacks see every group's last step). On 2 cores at
+    3.4M ratings, 8 instead of 1 raised the hybrid model's throughput by about a tenth."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ArgumentError(f"steps_per_execution must be a positive whole number, got {value!r}")
+    return int(value)
+
+
 def check_optimizer(name: str, weight_decay: float = 0.0) -> str:
     if name not in OPTIMIZERS:
         raise ArgumentError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
@@ -75,9 +84,11 @@ class TrainConfig:
     seed: int = 42
     verbose: int = 0
     max_minutes: float = 0.0  # > 0: stop after the epoch that would overrun it, best weights kept
+    steps_per_execution: int = 8  # training steps per compiled call: the same updates, less per-step overhead
 
     def __post_init__(self):
         check_optimizer(self.optimizer, self.weight_decay)
+        check_steps(self.steps_per_execution)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,9 +117,11 @@ class RetrievalConfig:
     seed: int = 42
     verbose: int = 0
     max_minutes: float = 0.0  # > 0: stop after the epoch that would overrun it, best weights kept
+    steps_per_execution: int = 8  # as TrainConfig's
 
     def __post_init__(self):
         check_optimizer(self.optimizer)
+        check_steps(self.steps_per_execution)
 
 
 
@@ -123,6 +136,9 @@ class TwoStageConfig:
     weight_step: float = 0.1  # grid of blend weights, chosen on validation
     validation_share: float = 0.1  # of the training likes, for the blend weights
     validation_users: int = 2000  # users ranked to choose the weights (a seeded sample)
+    # above this many likes the models fitted to choose the blend weights are kept (their
+    # held-out likes join the histories, neighbours and indexes) instead of refitted on all
+    refit_max_likes: int = 1_000_000
     threshold: float = 4.0  # a rating at or above it is a like
     exact_below: int = 50_000  # exact vector search below this many vectors, HNSW above
     hnsw_m: int = 32
@@ -148,7 +164,7 @@ def check_settings(values: dict | None, config_class, what: str) -> dict:
         >>> check_settings({"epoch": 3}, TrainConfig, "--train-param")
         Traceback (most recent call last):
         ...
-        hybrid.errors.ArgumentError: --train-param: unknown key 'epoch'; valid keys: batch_size, epochs, learning_rate, max_minutes, negatives, optimizer, patience, validation_share, verbose, weight_decay
+        hybrid.errors.ArgumentError: --train-param: unknown key 'epoch'; valid keys: batch_size, epochs, learning_rate, max_minutes, negatives, optimizer, patience, steps_per_execution, validation_share, verbose, weight_decay
     """
     values = dict(values or {})
     defaults = {f.name: getattr(config_class(), f.name) for f in fields(config_class)

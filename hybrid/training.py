@@ -49,6 +49,7 @@ class EpochProgress(keras.callbacks.Callback):
             return
         self.last_line = now
         steps, done = self.params.get("steps"), batch + 1
+        done = min(done, steps) if steps else done  # with steps_per_execution, the last group may overshoot
         rate = done / (now - self.epoch_started)
         line = f"{self.what}: epoch {self.epoch + 1}/{self.epochs}, step {done:,}/{f'{steps:,}' if steps else '?'}"
         if self.batch_size:
@@ -164,7 +165,8 @@ def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: 
                                table_rows=max(n_users, n_items))
     model.compile(optimizer=optimizer,
                   loss="binary_crossentropy" if implicit else "mse",
-                  metrics=[] if implicit else [keras.metrics.RootMeanSquaredError(name="rmse")])
+                  metrics=[] if implicit else [keras.metrics.RootMeanSquaredError(name="rmse")],
+                  steps_per_execution=train_config.steps_per_execution)
     progress = EpochProgress(train_config.epochs, log, train_config.max_minutes, model_config.name, batch)
     callbacks = [progress]
     validation = None

@@ -172,12 +172,25 @@ class TwoStageRecommender:
         n_likes = int((rating >= self.config.threshold).sum())
         if self.config.validation_share > 0 and n_likes >= 200:
             fit_rows, held = random_split(len(rating), self.config.validation_share, self.config.seed + 1)
-            probe = self._blank()
+            fitted_once = n_likes > self.config.refit_max_likes
+            probe = self if fitted_once else self._blank()
             probe._fit_parts(user_index[fit_rows], item_index[fit_rows], rating[fit_rows])
             self.weights, self.validation = probe._choose_weights(
                 user_index[fit_rows], item_index[fit_rows], user_index[held], item_index[held], rating[held])
+            if fitted_once:  # the models stay as fitted; the held likes join the tables they read
+                self._log(f"recommender: {n_likes:,} likes, above refit_max_likes "
+                          f"({self.config.refit_max_likes:,}): the models fitted on "
+                          f"{1 - self.config.validation_share:.0%} of them are kept, not refitted on all")
+                self._derive_tables(user_index, item_index, rating)
+                self.info["refit"] = False
+                return self
         self._fit_parts(user_index, item_index, rating)
+        self.info["refit"] = self.config.validation_share > 0 and n_likes >= 200
         return self
+
+    def _log(self, line: str) -> None:
+        if self.log is not None:
+            self.log(line)
 
     def _blank(self) -> "TwoStageRecommender":
         """A recommender with these settings, users and catalogue, not fitted."""
@@ -189,8 +202,29 @@ class TwoStageRecommender:
         return probe
 
     def _fit_parts(self, user_index, item_index, rating) -> None:
+        """Fit the models (retrieval towers, re-ranking network) on these rows, then the tables."""
         from .training import fit_model
 
+        config, n_users, n_items = self.config, len(self.users), len(self.catalogue)
+        liked = rating >= config.threshold
+        self.tower, info = fit_retrieval(user_index, item_index, rating, self.catalogue.vectors, n_users, n_items,
+                                         self.retrieval_config, log=self.log)
+        self.tower_items = info.pop("trained_items")
+        self.info = {"retrieval": info}
+        self.network = None
+        self.network_items = np.bincount(item_index[liked], minlength=n_items) > 0
+        if config.network:
+            vectors = np.vstack([self.catalogue.vectors, np.zeros((1, self.catalogue.dim), np.float32)])
+            self.network, self.info["network"] = fit_model(
+                self.network_config, self.train_config, user_index[liked], item_index[liked],
+                np.ones(liked.sum(), np.float32), vectors, n_users, n_items, log=self.log)
+        self.n_network_items = n_items
+        self._derive_tables(user_index, item_index, rating)
+
+    def _derive_tables(self, user_index, item_index, rating) -> None:
+        """What the fitted models read from these rows: the rated and liked matrices, the users'
+        liked histories (their retrieval vectors), the item-item neighbours, the indexes and the
+        blend's score scales. Items the models did not learn keep their text-only vectors."""
         config, n_users, n_items = self.config, len(self.users), len(self.catalogue)
         liked = rating >= config.threshold
         shape = (n_users, n_items)
@@ -200,21 +234,11 @@ class TwoStageRecommender:
                                    shape=shape)
         self.likes.data[:] = 1.0
         self.catalogue.trained = np.bincount(item_index, minlength=n_items) > 0
-        tower, info = fit_retrieval(user_index, item_index, rating, self.catalogue.vectors, n_users, n_items,
-                                    self.retrieval_config, log=self.log)
-        self.scorer = RetrievalScorer.from_model(tower, info["trained_items"])
-        self.neighbours, method = item_neighbours(self.likes, config.neighbours, config.item_item,
-                                                  l2=None, seed=config.seed)
-        self.info = {"retrieval": {k: v for k, v in info.items() if k != "trained_items"},
-                     "item_item": method, "likes": int(liked.sum()), "ratings": int(len(rating))}
-        self.network = None
-        self.network_items = np.bincount(item_index[liked], minlength=n_items) > 0
-        if config.network:
-            vectors = np.vstack([self.catalogue.vectors, np.zeros((1, self.catalogue.dim), np.float32)])
-            self.network, self.info["network"] = fit_model(
-                self.network_config, self.train_config, user_index[liked], item_index[liked],
-                np.ones(liked.sum(), np.float32), vectors, n_users, n_items, log=self.log)
-        self.n_network_items = n_items
+        self.tower.set_likes(user_index[liked], item_index[liked])
+        self.scorer = RetrievalScorer.from_model(self.tower, self.tower_items)
+        self.neighbours, self.info["item_item"] = item_neighbours(self.likes, config.neighbours, config.item_item,
+                                                                  l2=None, seed=config.seed)
+        self.info["likes"], self.info["ratings"] = int(liked.sum()), int(len(rating))
         self._build_indexes()
         trained_users = np.unique(user_index[liked])
         rng = np.random.default_rng(config.seed)

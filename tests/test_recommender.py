@@ -296,3 +296,28 @@ def test_a_neighbourhood_model_too_large_for_the_data_is_left_out_of_the_blend_a
     config = EvaluationConfig(models=(), baselines=("item-knn", "user-knn"), eval_users=50)
     results = evaluate_all(data, config, encoder, train, test, log=lambda line: None)["results"]
     assert "above its limit" in results[larger]["skipped"] and "rmse" in results[smaller]
+
+
+def test_above_refit_max_ratings_the_blend_keeps_its_first_similarities_and_refits_the_rest(ml100k, split):
+    from hybrid.baselines import Biases, ItemKNN
+    from hybrid.blend import RatingBlend
+    from hybrid.training import validation_split
+
+    data, _, _ = ml100k
+    train, test = split
+    u, i, r = data.user_index[train], data.item_index[train], data.rating[train]
+    shape = (len(data.users), len(data.items))
+    fit_rows, val_rows = validation_split(len(train), 0.1, 0)
+    network = Biases().fit(u[fit_rows], i[fit_rows], r[fit_rows], *shape)  # stands in for the network
+    blend = RatingBlend(refit_max_ratings=len(train) - 1).fit(
+        network.predict(u[val_rows], i[val_rows]), u, i, r, fit_rows, val_rows, *shape)
+    assert blend.describe()["similarities_from"] == "the rows the network fitted"
+    item_knn = blend.parts[0]
+    first = ItemKNN().fit(u[fit_rows], i[fit_rows], r[fit_rows], *shape)
+    assert (item_knn.similar != first.similar).nnz == 0  # the similarities of the first fit
+    tu, ti, tr = data.user_index[test], data.item_index[test], data.rating[test]
+    np.testing.assert_allclose(item_knn.baseline.predict(tu, ti), Biases().fit(u, i, r, *shape).predict(tu, ti))
+    assert item_knn.rated.nnz == len(train)  # every training row is a neighbour to predict from
+    assert rmse(tr, blend.predict(network.predict(tu, ti), tu, ti)) < rmse(tr, network.predict(tu, ti)) - 0.02
+    below = RatingBlend().fit(network.predict(u[val_rows], i[val_rows]), u, i, r, fit_rows, val_rows, *shape)
+    assert below.describe()["similarities_from"] == "every training row"

@@ -164,3 +164,31 @@ def test_approximate_and_exact_indexes_agree(fitted):
     assert rec.item_index.kind == "exact" and hnsw.kind == "hnsw"
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approximate, exact)])
     assert recall >= 0.95
+
+
+def test_above_refit_max_likes_the_models_are_fitted_once_and_read_every_like(ml100k):
+    from hybrid.baselines import Popularity
+    from hybrid.two_stage import TwoStageRecommender
+
+    data, encoder, _ = ml100k
+    train, test = random_split(len(data.rating), 0.2, seed=0)
+    lines = []
+    rec = TwoStageRecommender(retrieval={"epochs": 4, "patience": 1}, train={"epochs": 2},
+                              config={"validation_users": 300, "refit_max_likes": 1000}, seed=0,
+                              log=lines.append).fit_dataset(data, train, encoder=encoder)
+    assert rec.info["refit"] is False and any("not refitted" in line for line in lines)
+    # one fit of each model (the retrieval towers' learning curve appears once), on 90% of the likes
+    assert sum("retrieval: epoch 1/" in line and "loss" in line for line in lines) == 1
+    u, i, r = data.user_index[train], data.item_index[train], data.rating[train]
+    liked = r >= 4.0
+    assert rec.info["likes"] == liked.sum() == rec.likes.nnz and rec.rated.nnz == len(train)
+    # the held-out likes joined what the fitted models read: histories, exclusions
+    user = int(np.argmax(np.bincount(u[liked], minlength=len(data.users)) == 20))  # a user with 20 likes
+    history = rec.scorer.model.histories.numpy()[user]
+    assert sorted(history[history >= 0].tolist()) == sorted(i[liked & (u == user)].tolist())
+    ids, _ = rec.recommend(rec.users.ids([user])[0], N=30)
+    assert not set(ids) & set(rec.catalogue.ids.ids(i[u == user]))
+    task = ranking_task(u, i, data.user_index[test], data.item_index[test], data.rating[test],
+                        np.arange(len(data.items)))
+    popular = Popularity().fit(u, i, r, len(data.users), len(data.items))
+    assert evaluate_ranking(rec.score, task, (10,))["ndcg@10"] > evaluate_ranking(popular.score, task, (10,))["ndcg@10"] + 0.1
