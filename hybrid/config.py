@@ -85,6 +85,7 @@ class TrainConfig:
     verbose: int = 0
     max_minutes: float = 0.0  # > 0: stop after the epoch that would overrun it, best weights kept
     steps_per_execution: int = 8  # training steps per compiled call: the same updates, less per-step overhead
+    epoch_rows: int = 1_000_000  # above it an epoch is this many rows, not a pass (hybrid.training.epoch_steps)
 
     def __post_init__(self):
         check_optimizer(self.optimizer, self.weight_decay)
@@ -118,6 +119,7 @@ class RetrievalConfig:
     verbose: int = 0
     max_minutes: float = 0.0  # > 0: stop after the epoch that would overrun it, best weights kept
     steps_per_execution: int = 8  # as TrainConfig's
+    epoch_rows: int = 1_000_000  # as TrainConfig's
 
     def __post_init__(self):
         check_optimizer(self.optimizer)
@@ -164,7 +166,7 @@ def check_settings(values: dict | None, config_class, what: str) -> dict:
         >>> check_settings({"epoch": 3}, TrainConfig, "--train-param")
         Traceback (most recent call last):
         ...
-        hybrid.errors.ArgumentError: --train-param: unknown key 'epoch'; valid keys: batch_size, epochs, learning_rate, max_minutes, negatives, optimizer, patience, steps_per_execution, validation_share, verbose, weight_decay
+        hybrid.errors.ArgumentError: --train-param: unknown key 'epoch'; valid keys: batch_size, epoch_rows, epochs, learning_rate, max_minutes, negatives, optimizer, patience, steps_per_execution, validation_share, verbose, weight_decay
     """
     values = dict(values or {})
     defaults = {f.name: getattr(config_class(), f.name) for f in fields(config_class)

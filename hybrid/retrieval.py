@@ -26,7 +26,7 @@ from .config import RetrievalConfig
 from .errors import ArgumentError
 from .models import ItemIdDropout  # noqa: F401  (sets the Keras backend first)
 from .optimizers import SparseEmbedding, make_optimizer
-from .training import EpochProgress, row_batches
+from .training import EpochProgress, epoch_steps, row_batches
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -148,13 +148,13 @@ def _unit(x):
     return x / ops.maximum(ops.sqrt(ops.sum(x * x, axis=-1, keepdims=True)), 1e-12)
 
 
-def _pairs(users, items, batch, seed, shuffle):
+def _pairs(users, items, batch, seed, shuffle, repeat=False):
     users, items = tf.constant(users, tf.int32), tf.constant(items, tf.int32)
 
     def pairs(rows):
         return {"user": tf.gather(users, rows), "item": tf.gather(items, rows)}, tf.range(tf.shape(rows)[0])
 
-    return (row_batches(int(users.shape[0]), batch, seed, shuffle)
+    return (row_batches(int(users.shape[0]), batch, seed, shuffle, repeat)
             .map(pairs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
 
 
@@ -184,14 +184,17 @@ def fit_retrieval(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, tex
         validation = _pairs(users[val_rows], items[val_rows], config.batch_size, config.seed, False)
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
                                                        restore_best_weights=True))
+    steps = epoch_steps(len(fit_rows), config.batch_size, config.epoch_rows, config.steps_per_execution)
     started = time.perf_counter()
-    fitted = model.fit(_pairs(users[fit_rows], items[fit_rows], config.batch_size, config.seed, True),
-                       validation_data=validation, epochs=config.epochs, callbacks=callbacks,
-                       shuffle=False, verbose=config.verbose)  # tf.data shuffles
+    fitted = model.fit(_pairs(users[fit_rows], items[fit_rows], config.batch_size, config.seed, True,
+                              repeat=steps is not None),
+                       validation_data=validation, epochs=config.epochs, steps_per_epoch=steps,
+                       callbacks=callbacks, shuffle=False, verbose=config.verbose)  # tf.data shuffles
     record = {k: [float(x) for x in v] for k, v in fitted.history.items()}
     best = int(np.argmin(record["val_loss"])) + 1 if "val_loss" in record else len(record["loss"])
     model.set_likes(users, items)  # at serving time a user's history is every like of the training rows
     return model, {"history": record, "best_epoch": best, "epochs_run": len(record["loss"]),
+                   "epoch_rows": int(len(fit_rows) if steps is None else steps * config.batch_size),
                    "seconds": round(time.perf_counter() - started, 2), "likes": int(len(users)),
                    "stopped": progress.stopped, "optimizer": type(model.optimizer).__name__,
                    "trained_items": np.bincount(items[fit_rows], minlength=n_items) > 0}

@@ -84,11 +84,25 @@ def validation_split(n: int, share: float, seed: int) -> tuple[np.ndarray, np.nd
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def row_batches(n: int, batch: int, seed: int, shuffle: bool) -> tf.data.Dataset:
+def row_batches(n: int, batch: int, seed: int, shuffle: bool, repeat: bool = False) -> tf.data.Dataset:
     """Batches of row positions ``0..n-1``: in order, or a fresh seeded permutation every time
     the dataset is iterated (every epoch). Shuffling whole index arrays instead of rows one by
     one (``Dataset.shuffle``) keeps the input pipeline a small share of one core at millions
-    of rows."""
+    of rows.
+
+    ``repeat``: an endless stream of full batches, a fresh permutation every pass over the rows
+    (the last ``n % batch`` rows of a pass, different ones each pass, wait for the next), for
+    epochs shorter than a pass (``epoch_steps``)."""
+    if repeat:
+        full = max(n - batch + 1, 1)
+        starts = tf.data.Dataset.range(0, full, batch)
+
+        def passes(pass_seed):
+            order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
+                                                             seed=tf.stack([pass_seed, tf.constant(seed, tf.int64)]))
+            return starts.map(lambda b: order[b:b + batch])
+
+        return tf.data.Dataset.random(seed=seed).flat_map(passes)
     starts = tf.data.Dataset.range(0, n, batch)
     if not shuffle:
         return starts.map(lambda b: tf.range(b, tf.minimum(b + batch, n)))
@@ -103,7 +117,24 @@ def row_batches(n: int, batch: int, seed: int, shuffle: bool) -> tf.data.Dataset
     return epoch_seeds.flat_map(permuted).apply(tf.data.experimental.assert_cardinality(n_batches))
 
 
-def _explicit_dataset(users, items, ratings, vectors, batch, seed, shuffle):
+def epoch_steps(n: int, batch: int, epoch_rows: int, steps_per_execution: int = 1) -> int | None:
+    """Steps of an epoch shorter than a pass over ``n`` training rows: None (an epoch is a pass)
+    up to ``epoch_rows`` rows, else about ``epoch_rows`` rows' worth, a whole number of
+    executions. At millions of ratings one pass over-fits already (the hybrid network's best
+    validation loss came after its first of 3.4M rows), so early stopping must look more often
+    than once a pass, and patience must not cost whole passes.
+
+    Example:
+        >>> epoch_steps(72_000, 1024, 1_000_000), epoch_steps(3_400_000, 1024, 1_000_000, 8)
+        (None, 984)
+    """
+    if epoch_rows <= 0 or n <= epoch_rows:
+        return None
+    executions = -(-epoch_rows // (batch * steps_per_execution))
+    return executions * steps_per_execution
+
+
+def _explicit_dataset(users, items, ratings, vectors, batch, seed, shuffle, repeat=False):
     users, items = tf.constant(users, tf.int32), tf.constant(items, tf.int32)
     ratings = tf.constant(ratings, tf.float32)
 
@@ -111,11 +142,11 @@ def _explicit_dataset(users, items, ratings, vectors, batch, seed, shuffle):
         i = tf.gather(items, rows)
         return {"user": tf.gather(users, rows), "item": i, "text": tf.gather(vectors, i)}, tf.gather(ratings, rows)
 
-    return (row_batches(int(ratings.shape[0]), batch, seed, shuffle)
+    return (row_batches(int(ratings.shape[0]), batch, seed, shuffle, repeat)
             .map(features, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
 
 
-def _implicit_dataset(users, items, vectors, n_items, negatives, batch, seed, shuffle):
+def _implicit_dataset(users, items, vectors, n_items, negatives, batch, seed, shuffle, repeat=False):
     n_rows = len(users)
     users, items = tf.constant(users, tf.int32), tf.constant(items, tf.int32)
 
@@ -128,7 +159,7 @@ def _implicit_dataset(users, items, vectors, n_items, negatives, batch, seed, sh
         labels = tf.concat([tf.ones_like(u, tf.float32), tf.zeros((n,), tf.float32)], 0)
         return {"user": all_users, "item": all_items, "text": tf.gather(vectors, all_items)}, labels
 
-    return (row_batches(n_rows, batch, seed, shuffle)
+    return (row_batches(n_rows, batch, seed, shuffle, repeat)
             .map(with_negatives, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
 
 
@@ -154,12 +185,12 @@ def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: 
         set_history(model, *history_table(user_index[fit_rows], item_index[fit_rows], n_users, n_items,
                                           model_config.history, train_config.seed))
 
-    def dataset(rows, shuffle):
+    def dataset(rows, shuffle, repeat=False):
         if implicit:
             return _implicit_dataset(user_index[rows], item_index[rows], vectors, n_items,
-                                     train_config.negatives, batch, train_config.seed, shuffle)
+                                     train_config.negatives, batch, train_config.seed, shuffle, repeat)
         return _explicit_dataset(user_index[rows], item_index[rows], rating[rows], vectors, batch,
-                                 train_config.seed, shuffle)
+                                 train_config.seed, shuffle, repeat)
 
     optimizer = make_optimizer(train_config.optimizer, train_config.learning_rate, train_config.weight_decay,
                                table_rows=max(n_users, n_items))
@@ -174,17 +205,19 @@ def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: 
         validation = dataset(val_rows, False)
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=train_config.patience, restore_best_weights=True))
+    steps = epoch_steps(len(fit_rows), batch, train_config.epoch_rows, train_config.steps_per_execution)
     started = time.perf_counter()
-    history = model.fit(dataset(fit_rows, True), validation_data=validation,
-                        epochs=train_config.epochs, callbacks=callbacks, shuffle=False,  # tf.data shuffles
-                        verbose=train_config.verbose)
+    history = model.fit(dataset(fit_rows, True, repeat=steps is not None), validation_data=validation,
+                        epochs=train_config.epochs, steps_per_epoch=steps, callbacks=callbacks,
+                        shuffle=False, verbose=train_config.verbose)  # tf.data shuffles
     seconds = time.perf_counter() - started
     record = {k: [float(x) for x in v] for k, v in history.history.items()}
     best = int(np.argmin(record["val_loss"])) + 1 if "val_loss" in record else len(record["loss"])
     epochs_run = len(record["loss"])
-    return model, {"history": record, "best_epoch": best, "epochs_run": epochs_run,
+    epoch_rows = len(fit_rows) if steps is None else steps * batch
+    return model, {"history": record, "best_epoch": best, "epochs_run": epochs_run, "epoch_rows": int(epoch_rows),
                    "seconds": round(seconds, 2), "train_rows": int(len(fit_rows)),
                    # training examples per second, validation passes and the first epoch's tracing included
-                   "examples_per_second": round(epochs_run * len(fit_rows) / max(seconds, 1e-9)),
+                   "examples_per_second": round(epochs_run * epoch_rows / max(seconds, 1e-9)),
                    "validation_rows": int(len(val_rows)), "stopped": progress.stopped,
                    "optimizer": type(optimizer).__name__}

@@ -253,6 +253,32 @@ def test_row_batches_cover_every_row_once_in_a_new_seeded_order_each_epoch():
     np.testing.assert_array_equal(in_order, np.arange(1000))
 
 
+def test_repeated_row_batches_are_full_and_each_pass_a_new_permutation():
+    from hybrid.training import row_batches
+
+    batches = [b.numpy() for b in row_batches(1000, 64, seed=3, shuffle=True, repeat=True).take(45)]
+    assert all(len(b) == 64 for b in batches)  # every batch full: one traced shape
+    passes = [np.concatenate(batches[k * 15:(k + 1) * 15]) for k in range(3)]  # 15 full batches a pass
+    for rows in passes:
+        assert len(np.unique(rows)) == 960 and rows.max() < 1000  # 40 rows wait for a later pass
+    assert not np.array_equal(passes[0], passes[1])
+    left_out = [np.setdiff1d(np.arange(1000), rows) for rows in passes]
+    assert not np.array_equal(left_out[0], left_out[1])  # not the same rows every pass
+
+
+def test_above_epoch_rows_an_epoch_is_part_of_a_pass_and_early_stopping_looks_within_it(ml100k, split):
+    data, encoder, _ = ml100k
+    train, test = split
+    lines = []
+    rec = HybridRecommender("mf-bias", train_config={"epochs": 12, "epoch_rows": 20_000, "batch_size": 1000,
+                                                     "learning_rate": 3e-3, "steps_per_execution": 4},
+                            model_config={"blend": False}, log=lines.append).fit_dataset(data, train, encoder)
+    info = rec.training
+    assert info["epoch_rows"] == 20_000 and info["train_rows"] > 60_000  # 20 steps (5 executions of 4)
+    assert "epoch 1/12" in " ".join(lines) and len(info["history"]["val_loss"]) == info["epochs_run"]
+    assert rmse(data.rating[test], rec.score_index(data.user_index[test], data.item_index[test])) < 0.97
+
+
 def test_a_long_epoch_reports_steps_throughput_and_its_end_as_it_goes(ml100k, split):
     from hybrid.config import ModelConfig
     from hybrid.models import build_model
