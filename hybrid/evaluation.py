@@ -209,14 +209,18 @@ def evaluate_ranking(score: Callable[[np.ndarray, np.ndarray], np.ndarray], task
     if batch_users is None:
         batch_users = max(1, min(256, RANKING_BLOCK // max(1, len(task.candidates))))
     k_max = max(ks)
-    position = {item: p for p, item in enumerate(task.candidates.tolist())}
+    # an item's column among the candidates (-1: not a candidate): one array, not a dict of
+    # the whole catalogue
+    position = np.full(int(task.candidates.max(initial=-1)) + 1, -1, np.int64)
+    position[task.candidates] = np.arange(len(task.candidates))
     tops = []
     for start in range(0, len(task.users), batch_users):
         users = task.users[start:start + batch_users]
         scores = np.array(score(users, task.candidates), dtype=np.float64)
         for row, seen in enumerate(task.seen[start:start + batch_users]):
-            cols = [position[i] for i in seen.tolist() if i in position]
-            scores[row, cols] = -np.inf
+            seen = np.asarray(seen, np.int64)
+            cols = position[seen[seen < len(position)]]
+            scores[row, cols[cols >= 0]] = -np.inf
         k = min(k_max, scores.shape[1])
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         order = np.take_along_axis(scores, part, 1).argsort(axis=1)[:, ::-1]

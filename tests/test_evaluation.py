@@ -196,3 +196,33 @@ def test_a_sample_of_users_is_ranked_over_the_whole_catalogue_reproducibly():
     evaluate_ranking(score, sample, (10,))
     # memory is bounded by the block, not by users x catalogue
     assert all(rows * cols <= max(RANKING_BLOCK, cols) for rows, cols in seen_shapes)
+
+
+def test_ranking_memory_does_not_grow_with_the_catalogue_for_a_fixed_number_of_users(monkeypatch):
+    import tracemalloc
+
+    import hybrid.evaluation as evaluation
+
+    monkeypatch.setattr(evaluation, "RANKING_BLOCK", 1 << 19)  # scores held at once
+    rng = np.random.default_rng(0)
+    n_users, peaks, results = 60, {}, {}
+    for n_items in (50_000, 400_000):
+        train_users = np.repeat(np.arange(n_users), 5)
+        train_items = rng.integers(0, n_items, len(train_users))
+        task = evaluation.ranking_task(train_users, train_items, np.arange(n_users), rng.integers(0, n_items, n_users),
+                                       np.full(n_users, 5.0), np.arange(n_items))
+        user_vectors = rng.normal(size=(n_users, 16)).astype(np.float32)
+        item_vectors_t = np.ascontiguousarray(rng.normal(size=(n_items, 16)).astype(np.float32).T)
+
+        def score(users, candidates, item_vectors_t=item_vectors_t, user_vectors=user_vectors):
+            return user_vectors[users] @ item_vectors_t  # every candidate, as the serving path scores them
+
+        tracemalloc.start()
+        results[n_items] = evaluation.evaluate_ranking(score, task, (10,))
+        peaks[n_items] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert results[n_items]["users"] == n_users
+    # eight times the catalogue, the same users: the peak stays near one block of scores
+    # (it would be eight times larger if every user were scored at once)
+    assert peaks[400_000] < 2 * peaks[50_000], peaks
+    assert peaks[400_000] < 4 * 8 * (1 << 19) + 8 * 400_000 * 2, peaks
