@@ -3,8 +3,8 @@
 ``VectorIndex`` holds vectors in index order (row i = item index i) and answers
 maximum-inner-product queries: exact (faiss ``IndexFlatIP``) below ``exact_below`` vectors, HNSW
 above it (``IndexHNSWFlat`` with the inner-product metric; ``hnsw_m``, ``ef_construction`` and
-``ef_search`` exposed). Vectors can be appended (new items), and the index is saved and loaded
-with its settings. Nothing else in the package talks to faiss.
+``ef_search`` exposed; ``what``: progress lines, under that name, while a graph is built).
+Vectors can be appended (new items), and the index is saved and loaded with its settings. Nothing else in the package talks to faiss.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ class VectorIndex:
     """
 
     def __init__(self, vectors: np.ndarray, exact_below: int = 50_000, hnsw_m: int = 32,
-                 ef_construction: int = 200, ef_search: int = 256, threads: int | None = None):
+                 ef_construction: int = 100, ef_search: int = 256, threads: int | None = None,
+                 what: str = ""):
         vectors = _matrix(vectors)
         self.dim = vectors.shape[1]
         self.settings = {"exact_below": exact_below, "hnsw_m": hnsw_m,
@@ -53,7 +54,19 @@ class VectorIndex:
             self._index = faiss.IndexHNSWFlat(self.dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
             self._index.hnsw.efConstruction = ef_construction
             self._index.hnsw.efSearch = ef_search
-        self._index.add(vectors)
+        if self.kind == "exact" or not what:
+            self._index.add(vectors)
+            return
+        from .progress import Progress
+
+        # an HNSW graph is built a few thousand vectors a second: in parts, with progress lines
+        with Progress(len(vectors), what, "vectors") as progress:
+            for start in range(0, len(vectors), self.ADD_PART):
+                self._index.add(vectors[start:start + self.ADD_PART])
+                progress.update(len(vectors[start:start + self.ADD_PART]))
+
+    #: vectors added to an HNSW graph between two progress updates
+    ADD_PART = 20_000
 
     def __len__(self) -> int:
         return int(self._index.ntotal)

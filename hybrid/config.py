@@ -144,7 +144,7 @@ class TwoStageConfig:
     threshold: float = 4.0  # a rating at or above it is a like
     exact_below: int = 50_000  # exact vector search below this many vectors, HNSW above
     hnsw_m: int = 32
-    ef_construction: int = 200
+    ef_construction: int = 100  # 200: recall@10 0.963 vs 0.951 (200k random unit vectors), twice the build time
     ef_search: int = 256
     seed: int = 42
 

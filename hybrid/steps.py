@@ -208,8 +208,8 @@ def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors
     import json
 
     from .dataset import load_dataset
-    from .experiment import (DEFAULT_BASELINES, EvaluationConfig, default_models, evaluate_all,
-                             markdown_table, plot_results)
+    from .experiment import (DEFAULT_BASELINES, NEIGHBOURHOOD_BASELINES, EvaluationConfig, default_baselines,
+                             default_models, evaluate_all, markdown_table, plot_results)
 
     data = load_dataset(_dataset_dir(dataset_ratings))
     if models is None:
@@ -217,10 +217,15 @@ def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors
         if len(models) == 1:
             _progress(f"evaluate: {len(data.rating):,} ratings, so only the trained model ({model}) "
                       "is fitted; --models names others")
+    if baselines is None:
+        baselines = default_baselines(len(data.rating))
+        if len(baselines) < len(DEFAULT_BASELINES):
+            _progress(f"evaluate: {len(data.rating):,} ratings, so the neighbourhood baselines "
+                      f"({', '.join(NEIGHBOURHOOD_BASELINES)}) are left out; --baselines names them")
     models = tuple(models)
     config = EvaluationConfig(protocol=protocol, split=split, test_share=test_share, seed=seed,
                               ks=(k,), threshold=threshold, models=models,
-                              baselines=tuple(DEFAULT_BASELINES if baselines is None else baselines),
+                              baselines=tuple(baselines),
                               model_overrides={name: dict(model_config or {}) for name in models},
                               train_overrides=dict(train_config or {}), eval_users=eval_users)
     train_rows = test_rows = None

@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -49,6 +50,7 @@ from .ids import IdMap
 from .neighbours import item_neighbours, row_values
 from .persistence import (load_arrays, load_sparse, read_manifest, save_arrays, save_sparse,
                           write_manifest)
+from .progress import Progress
 from .recommender import encode_query, frame_ids, frame_titles, item_text_vectors, item_token_strings
 from .retrieval import RetrievalScorer, fit_retrieval, load_two_tower, save_two_tower
 from .text import TextConfig
@@ -174,7 +176,7 @@ class TwoStageRecommender:
             fit_rows, held = random_split(len(rating), self.config.validation_share, self.config.seed + 1)
             fitted_once = n_likes > self.config.refit_max_likes
             probe = self if fitted_once else self._blank()
-            probe._fit_parts(user_index[fit_rows], item_index[fit_rows], rating[fit_rows])
+            probe._fit_parts(user_index[fit_rows], item_index[fit_rows], rating[fit_rows], final=False)
             self.weights, self.validation = probe._choose_weights(
                 user_index[fit_rows], item_index[fit_rows], user_index[held], item_index[held], rating[held])
             if fitted_once:  # the models stay as fitted; the held likes join the tables they read
@@ -201,8 +203,9 @@ class TwoStageRecommender:
         probe.encoder = self.encoder
         return probe
 
-    def _fit_parts(self, user_index, item_index, rating) -> None:
-        """Fit the models (retrieval towers, re-ranking network) on these rows, then the tables."""
+    def _fit_parts(self, user_index, item_index, rating, final: bool = True) -> None:
+        """Fit the models (retrieval towers, re-ranking network) on these rows, then the tables
+        (``final``: the serving indexes too; else exact search, for choosing the blend weights)."""
         from .training import fit_model
 
         config, n_users, n_items = self.config, len(self.users), len(self.catalogue)
@@ -219,9 +222,9 @@ class TwoStageRecommender:
                 self.network_config, self.train_config, user_index[liked], item_index[liked],
                 np.ones(liked.sum(), np.float32), vectors, n_users, n_items, log=self.log)
         self.n_network_items = n_items
-        self._derive_tables(user_index, item_index, rating)
+        self._derive_tables(user_index, item_index, rating, final)
 
-    def _derive_tables(self, user_index, item_index, rating) -> None:
+    def _derive_tables(self, user_index, item_index, rating, final: bool = True) -> None:
         """What the fitted models read from these rows: the rated and liked matrices, the users'
         liked histories (their retrieval vectors), the item-item neighbours, the indexes and the
         blend's score scales. Items the models did not learn keep their text-only vectors."""
@@ -234,20 +237,38 @@ class TwoStageRecommender:
                                    shape=shape)
         self.likes.data[:] = 1.0
         self.catalogue.trained = np.bincount(item_index, minlength=n_items) > 0
+        started = time.perf_counter()
         self.tower.set_likes(user_index[liked], item_index[liked])
         self.scorer = RetrievalScorer.from_model(self.tower, self.tower_items)
+        self._log(f"recommender: retrieval vectors of {n_users:,} users and {n_items:,} products, "
+                  f"{time.perf_counter() - started:.0f} s")
+        started = time.perf_counter()
         self.neighbours, self.info["item_item"] = item_neighbours(self.likes, config.neighbours, config.item_item,
                                                                   l2=None, seed=config.seed)
+        self._log(f"recommender: item-item neighbours ({self.info['item_item']}) from {int(liked.sum()):,} likes, "
+                  f"{time.perf_counter() - started:.0f} s")
         self.info["likes"], self.info["ratings"] = int(liked.sum()), int(len(rating))
-        self._build_indexes()
+        started = time.perf_counter()
+        self._build_indexes(final)
         trained_users = np.unique(user_index[liked])
         rng = np.random.default_rng(config.seed)
         self._fit_scales(rng.choice(trained_users, min(500, len(trained_users)), replace=False))
+        self._log(f"recommender: {self.item_index.kind} index{' and content index' if final else ''}, "
+                  f"score scales, {time.perf_counter() - started:.0f} s")
 
-    def _build_indexes(self) -> None:
+    def _build_indexes(self, final: bool = True) -> None:
+        """The item index over the retrieval vectors and the content index over the text vectors;
+        not ``final`` (models fitted only to choose the blend weights): an exact item index,
+        which answers a batch of users at once as fast and costs nothing to build (an HNSW graph
+        over 800k products takes minutes), and no content index."""
         settings = {k: getattr(self.config, k) for k in ("exact_below", "hnsw_m", "ef_construction", "ef_search")}
-        self.item_index = VectorIndex(self.scorer.item_matrix, **settings)
-        self.content_index = VectorIndex(unit_rows(self.catalogue.vectors).astype(np.float32), **settings)
+        if not final:
+            self.item_index = VectorIndex(self.scorer.item_matrix, **{**settings, "exact_below": len(self.catalogue) + 1})
+            self.content_index = None
+        else:
+            self.item_index = VectorIndex(self.scorer.item_matrix, **settings, what="recommender: item index")
+            self.content_index = VectorIndex(unit_rows(self.catalogue.vectors).astype(np.float32), **settings,
+                                             what="recommender: content index")
         self._user_index = None
         self._network_call = None
         self._counts = None
@@ -264,13 +285,15 @@ class TwoStageRecommender:
         grids = {case: _weight_grid(parts, self.config.weight_step) for case, parts in cases.items()}
         tops = {case: [[] for _ in grid] for case, grid in grids.items()}
         batch = 256
-        for start in range(0, len(task.users), batch):
-            users = task.users[start:start + batch]
-            rows, valid, features = self._known_user_features(users)
-            for case, grid in grids.items():
-                for g, weights in enumerate(grid):
-                    self.weights[case] = weights
-                    tops[case][g].append(_top(self._blend(features, case), rows, valid, 10)[0])
+        with Progress(len(task.users), "recommender: blend weights on validation users", "users") as progress:
+            for start in range(0, len(task.users), batch):
+                users = task.users[start:start + batch]
+                rows, valid, features = self._known_user_features(users)
+                for case, grid in grids.items():
+                    for g, weights in enumerate(grid):
+                        self.weights[case] = weights
+                        tops[case][g].append(_top(self._blend(features, case), rows, valid, 10)[0])
+                progress.update(len(users))
         chosen, figures = {}, {}
         for case, grid in grids.items():
             ndcg = [ranking_metrics_from_lists(np.vstack(t), task.relevant, 10)["ndcg"] for t in tops[case]]
