@@ -4,6 +4,7 @@ that shape, every stage timed, its memory and its silences measured.
     python -m benchmarks.electronics_scale                       # 800k products, 20M ratings
     python -m benchmarks.electronics_scale --ratings 20000000 40000000   # and at 2x the ratings
     python -m benchmarks.electronics_scale --until train         # the stages up to training
+    python -m benchmarks.electronics_scale --ratings 40000000 --merge   # add a size to the table
 
 Data (generated once, seeded, cached under --data): 800,000 products of noisy Amazon-2018
 metadata whose words are drawn from all 325,943 alphabetic GloVe words with a Zipf law (real
@@ -181,6 +182,8 @@ def main(argv=None) -> int:
     parser.add_argument("--from-log", action="store_true",
                         help="no run: the figures of the last one in --work (one stopped from outside)")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the sizes of the results already in --out that this run does not measure")
     parser.add_argument("extra", nargs="*", help="more `hybrid run` arguments (after --)")
     args = parser.parse_args(argv)
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -192,6 +195,11 @@ def main(argv=None) -> int:
         print(json.dumps({k: v for k, v in entry.items() if k not in ("command", "generated")}, indent=1), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    earlier = out / "electronics_scale.json"
+    if args.merge and earlier.exists():
+        measured = {e["ratings"] for e in results["sizes"]}
+        kept = [e for e in json.loads(earlier.read_text())["sizes"] if e["ratings"] not in measured]
+        results["sizes"] = sorted(kept + results["sizes"], key=lambda e: e["ratings"])
     (out / "electronics_scale.json").write_text(json.dumps(results, indent=2))
     (out / "electronics_scale.md").write_text(markdown(results))
     print(markdown(results))

@@ -84,7 +84,8 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
                             "else as many as fit: 250 at 800k products)")
     model.add_argument("--models", help="comma-separated models to evaluate (default all up to 1M ratings, "
                                         "the trained --model above)")
-    model.add_argument("--baselines", help="comma-separated baselines to evaluate (default all)")
+    model.add_argument("--baselines", help="comma-separated baselines to evaluate (default all up to 1M "
+                                           "ratings, all but item-knn, user-knn and ease above)")
 
 
 def _key_values(pairs: list[str]) -> dict:

@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import ArgumentError, HybridError
+from .progress import Progress
 
 SPLITS = ("random", "stratified", "chronological", "cold-items")
 
@@ -214,17 +215,19 @@ def evaluate_ranking(score: Callable[[np.ndarray, np.ndarray], np.ndarray], task
     position = np.full(int(task.candidates.max(initial=-1)) + 1, -1, np.int64)
     position[task.candidates] = np.arange(len(task.candidates))
     tops = []
-    for start in range(0, len(task.users), batch_users):
-        users = task.users[start:start + batch_users]
-        scores = np.array(score(users, task.candidates), dtype=np.float64)
-        for row, seen in enumerate(task.seen[start:start + batch_users]):
-            seen = np.asarray(seen, np.int64)
-            cols = position[seen[seen < len(position)]]
-            scores[row, cols[cols >= 0]] = -np.inf
-        k = min(k_max, scores.shape[1])
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        order = np.take_along_axis(scores, part, 1).argsort(axis=1)[:, ::-1]
-        tops.append(task.candidates[np.take_along_axis(part, order, 1)])
+    with Progress(len(task.users), "ranking", "users") as progress:
+        for start in range(0, len(task.users), batch_users):
+            users = task.users[start:start + batch_users]
+            scores = np.array(score(users, task.candidates), dtype=np.float64)
+            for row, seen in enumerate(task.seen[start:start + batch_users]):
+                seen = np.asarray(seen, np.int64)
+                cols = position[seen[seen < len(position)]]
+                scores[row, cols[cols >= 0]] = -np.inf
+            k = min(k_max, scores.shape[1])
+            part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            order = np.take_along_axis(scores, part, 1).argsort(axis=1)[:, ::-1]
+            tops.append(task.candidates[np.take_along_axis(part, order, 1)])
+            progress.update(len(users))
     top = np.vstack(tops)
     result: dict = {"users": int(len(task.users))}
     for k in ks:

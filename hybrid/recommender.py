@@ -528,6 +528,7 @@ class HybridRecommender:
         import pyarrow.parquet as pq
 
         from . import models  # noqa: F401  (registers the custom layers)
+        from .training import for_inference
         directory = Path(directory)
         meta_path = directory / "recommender.json"
         if not meta_path.is_file():
@@ -540,7 +541,7 @@ class HybridRecommender:
         rec = cls(config.name, config, TrainConfig(**meta["train_config"]),
                   TextConfig(tuple(meta["text_config"]["fields"]), meta["text_config"]["title"],
                              meta["text_config"]["brand"]), meta["pretrained"], config.seed)
-        rec.model = keras.models.load_model(directory / "model.keras")
+        rec.model = for_inference(keras.models.load_model(directory / "model.keras"))
         rec.users = IdMap.load(directory / "users.parquet", "user")
         rec.items = IdMap.load(directory / "items.parquet", "item")
         table = pq.read_table(directory / "items.parquet")

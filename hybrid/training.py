@@ -77,6 +77,15 @@ class EpochProgress(keras.callbacks.Callback):
             self.stopped = "early stopping"
 
 
+def for_inference(model: keras.Model) -> keras.Model:
+    """The model with one step per predict call. Keras predicts with the compiled
+    ``steps_per_execution`` too, and with more than one step a call whose last group of batches
+    is shorter retraces the predict function: at every call of a ranking loop (seconds each)."""
+    model.steps_per_execution = 1
+    model.predict_function = None
+    return model
+
+
 def validation_split(n: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (train, validation) of the *training* data; the test set is never seen."""
     order = np.random.default_rng(seed).permutation(n)
@@ -215,7 +224,7 @@ def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: 
     best = int(np.argmin(record["val_loss"])) + 1 if "val_loss" in record else len(record["loss"])
     epochs_run = len(record["loss"])
     epoch_rows = len(fit_rows) if steps is None else steps * batch
-    return model, {"history": record, "best_epoch": best, "epochs_run": epochs_run, "epoch_rows": int(epoch_rows),
+    return for_inference(model), {"history": record, "best_epoch": best, "epochs_run": epochs_run, "epoch_rows": int(epoch_rows),
                    "seconds": round(seconds, 2), "train_rows": int(len(fit_rows)),
                    # training examples per second, validation passes and the first epoch's tracing included
                    "examples_per_second": round(epochs_run * epoch_rows / max(seconds, 1e-9)),

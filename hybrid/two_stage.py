@@ -691,6 +691,7 @@ class TwoStageRecommender:
         import keras
 
         from . import models  # noqa: F401  (registers the custom layers)
+        from .training import for_inference
 
         directory = Path(directory)
         meta = read_manifest(directory, "two-stage", FORMAT_VERSION)
@@ -708,7 +709,7 @@ class TwoStageRecommender:
         rec.network_items = vectors["network_items"]
         rec.item_index = VectorIndex.load(directory / "item_index")
         rec.content_index = VectorIndex.load(directory / "content_index")
-        rec.network = keras.models.load_model(directory / "network.keras") if meta["has_network"] else None
+        rec.network = for_inference(keras.models.load_model(directory / "network.keras")) if meta["has_network"] else None
         rec.n_network_items = meta["n_model_items"]
         encoder = directory / "text_encoder.joblib"
         rec.encoder = TextEncoder.load(encoder) if encoder.is_file() else None

@@ -347,3 +347,13 @@ def test_above_refit_max_ratings_the_blend_keeps_its_first_similarities_and_refi
     assert rmse(tr, blend.predict(network.predict(tu, ti), tu, ti)) < rmse(tr, network.predict(tu, ti)) - 0.02
     below = RatingBlend().fit(network.predict(u[val_rows], i[val_rows]), u, i, r, fit_rows, val_rows, *shape)
     assert below.describe()["similarities_from"] == "every training row"
+
+
+def test_ranking_calls_do_not_retrace_the_network_each_time(fitted, ml100k):
+    data, _, _ = ml100k
+    assert fitted.train_config.steps_per_execution > 1  # trained several steps per call
+    for n_users in (1, 3, 2, 5):
+        fitted.score_matrix(np.arange(n_users), np.arange(len(data.items)))
+    # predicted one batch per call: the function is traced for the full and the last batch shape
+    assert fitted.model.steps_per_execution == 1
+    assert fitted.model.predict_function.experimental_get_tracing_count() <= 2
