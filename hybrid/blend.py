@@ -68,6 +68,15 @@ class RatingBlend:
     def predict(self, network: np.ndarray, users, items) -> np.ndarray:
         return self._features(network, np.asarray(users), np.asarray(items)) @ self.weights
 
+    def score(self, network: np.ndarray, users, items) -> np.ndarray:
+        """The blend of a users x items block (``network``: the network's scores of that block),
+        each neighbourhood model scoring the block at once (``Baseline.score``; the same numbers
+        as ``predict`` on its pairs, several times faster for a user over many items)."""
+        out = self.weights[0] + self.weights[1] * np.asarray(network, np.float64)
+        for weight, part in zip(self.weights[2:], self.parts):
+            out = out + weight * part.score(users, items)
+        return out
+
     def describe(self) -> dict:
         names = ["intercept", "network"] + [part.name for part in self.parts]
         described = {"weights": dict(zip(names, np.round(self.weights, 4).tolist())), **self.validation}

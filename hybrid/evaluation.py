@@ -148,12 +148,12 @@ def ranking_task(train_users, train_items, test_users, test_items, test_ratings,
         if r >= threshold and i in candidate_set:
             relevant.setdefault(u, set()).add(i)
     users = np.array(sorted(relevant), dtype=np.int64)
+    train_users = np.asarray(train_users, np.int64)  # one dtype: searching never converts the array
     order = np.argsort(train_users, kind="stable")
     sorted_users = train_users[order]
-    seen = []
-    for u in users:
-        lo, hi = np.searchsorted(sorted_users, [u, u + 1])
-        seen.append(train_items[order[lo:hi]])
+    starts = np.searchsorted(sorted_users, users)
+    ends = np.searchsorted(sorted_users, users, side="right")
+    seen = [train_items[order[lo:hi]] for lo, hi in zip(starts.tolist(), ends.tolist())]
     return RankingTask(users, [relevant[u] for u in users], seen, np.asarray(candidates))
 
 

@@ -144,7 +144,8 @@ def evaluate_all(data: EncodedDataset, config: EvaluationConfig, encoder=None,
         log(f"  {name:14s} {_line(metrics)}")
     for name in config.models:
         rec = HybridRecommender(name, model_config=dict(config.model_overrides.get(name, {})),
-                                train_config=dict(config.train_overrides), seed=config.seed + 42)
+                                train_config=dict(config.train_overrides), seed=config.seed + 42,
+                                log=lambda line: log(f"  {line}"))  # its epochs: minutes each at scale
         started = time.perf_counter()
         rec.fit_dataset(data, train_rows, encoder)
         fit_seconds = time.perf_counter() - started

@@ -294,17 +294,24 @@ class HybridRecommender:
     pair_chunk = 1 << 20
 
     def score_matrix(self, user_index: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        """users x candidates score matrix (for ranking), computed in chunks of pairs."""
-        user_index, candidates = np.asarray(user_index), np.asarray(candidates)
+        """users x candidates score matrix (for ranking): the network's in chunks of pairs, then
+        the blend over the items with training ratings as one block per chunk of users (the
+        same numbers as ``score_index`` on the pairs)."""
+        self._check_fitted()
+        user_index, candidates = np.asarray(user_index, np.int64), np.asarray(candidates, np.int64)
         out = np.empty((len(user_index), len(candidates)), np.float64)
         rows = max(1, self.pair_chunk // max(1, len(candidates)))  # users per chunk
         columns = min(len(candidates), self.pair_chunk) or 1
+        warm = np.flatnonzero(self._model_items(candidates) < self.n_model_items) if self.blend is not None else None
         for u in range(0, len(user_index), rows):
             users = user_index[u:u + rows]
             for c in range(0, len(candidates), columns):
                 block = candidates[c:c + columns]
-                scores = self.score_index(np.repeat(users, len(block)), np.tile(block, len(users)))
+                scores = self._network(np.repeat(users, len(block)), np.tile(block, len(users)))
                 out[u:u + rows, c:c + columns] = scores.reshape(len(users), len(block))
+            if warm is not None and len(warm):
+                blended = self.blend.score(out[u:u + rows][:, warm], users, candidates[warm])
+                out[u:u + rows, warm] = np.clip(blended, self.model_config.min_rating, self.model_config.max_rating)
         return out
 
     #: the scorer protocol every model and baseline follows (``hybrid.evaluation``)

@@ -357,3 +357,27 @@ def test_ranking_calls_do_not_retrace_the_network_each_time(fitted, ml100k):
     # predicted one batch per call: the function is traced for the full and the last batch shape
     assert fitted.model.steps_per_execution == 1
     assert fitted.model.predict_function.experimental_get_tracing_count() <= 2
+
+
+def test_evaluation_prints_each_keras_models_epochs(ml100k, split):
+    from hybrid.experiment import EvaluationConfig, evaluate_all
+
+    data, encoder, _ = ml100k
+    train, test = split
+    lines = []
+    config = EvaluationConfig(models=("mf",), baselines=(), eval_users=30,
+                              model_overrides={"mf": {"blend": False}}, train_overrides={"epochs": 2})
+    results = evaluate_all(data, config, encoder, train, test, log=lines.append)["results"]
+    assert any(line.startswith("  mf: epoch 1/2, loss ") for line in lines)  # while it trains, not after
+    assert lines.index(next(line for line in lines if "epoch 2/2" in line)) < lines.index(
+        next(line for line in lines if line.lstrip().startswith("mf ")))
+    assert sum("mf: epoch" in line and "val_loss" in line for line in lines) == results["mf"]["epochs_run"] == 2
+
+
+def test_the_blended_score_matrix_is_the_blend_of_each_pair(fitted, ml100k):
+    data, _, _ = ml100k
+    users, candidates = np.array([0, 5, 17, 300]), np.arange(0, len(data.items), 3)
+    block = fitted.score_matrix(users, candidates)
+    pairs = fitted.score_index(np.repeat(users, len(candidates)), np.tile(candidates, len(users)))
+    np.testing.assert_allclose(block, pairs.reshape(block.shape), rtol=1e-5, atol=1e-5)
+    assert fitted.blend is not None and np.ptp(block) > 1.0
