@@ -240,7 +240,7 @@ def _amazon_args(tmp_path, amazon_dir):
     (["--rating-range", "5", "1"], "LOW must be below HIGH"),
     (["--model", "nosuchmodel"], "unknown model 'nosuchmodel'"),
     (["--model-param", "factor=8"], "--model-param: unknown key 'factor'; valid keys: blend, dropout, extra, factors"),
-    (["--train-param", "epoch=2"], "--train-param: unknown key 'epoch'; valid keys: batch_size, epochs"),
+    (["--train-param", "epoch=2"], "--train-param: unknown key 'epoch'; valid keys: batch_size, epoch_rows, epochs"),
     (["--baselines", "biases,nosuch"], "unknown baseline 'nosuch'"),
     (["--models", "hybrid,nosuch"], "unknown model 'nosuch'"),
     (["--ratings-columns", "usr=reviewerID"], "unknown field 'usr'"),

@@ -195,7 +195,7 @@ def test_leaving_out_cold_items_also_applies_to_a_candidate_list(fitted):
 def test_argument_errors_are_value_errors_and_not_fitted_is_its_own_error():
     with pytest.raises(ValueError):
         HybridRecommender("hybrid", train_config={"epoch": 3})
-    with pytest.raises(ArgumentError, match="unknown key 'epoch'; valid keys: batch_size, epochs"):
+    with pytest.raises(ArgumentError, match="unknown key 'epoch'; valid keys: batch_size, epoch_rows, epochs"):
         HybridRecommender("hybrid", train_config={"epoch": 3})
     with pytest.raises(NotFittedError, match="not fitted"):
         HybridRecommender().recommend("196")
