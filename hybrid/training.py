@@ -102,25 +102,18 @@ def row_batches(n: int, batch: int, seed: int, shuffle: bool, repeat: bool = Fal
     ``repeat``: an endless stream of full batches, a fresh permutation every pass over the rows
     (the last ``n % batch`` rows of a pass, different ones each pass, wait for the next), for
     epochs shorter than a pass (``epoch_steps``)."""
-    if repeat:
-        full = max(n - batch + 1, 1)
-        starts = tf.data.Dataset.range(0, full, batch)
+    if not shuffle and not repeat:
+        return tf.data.Dataset.range(0, n, batch).map(lambda b: tf.range(b, tf.minimum(b + batch, n)))
+    # with repeat only full batches: their starts stop where a whole batch still fits
+    starts = tf.data.Dataset.range(0, max(n - batch + 1, 1) if repeat else n, batch)
 
-        def passes(pass_seed):
-            order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
-                                                             seed=tf.stack([pass_seed, tf.constant(seed, tf.int64)]))
-            return starts.map(lambda b: order[b:b + batch])
-
-        return tf.data.Dataset.random(seed=seed).flat_map(passes)
-    starts = tf.data.Dataset.range(0, n, batch)
-    if not shuffle:
-        return starts.map(lambda b: tf.range(b, tf.minimum(b + batch, n)))
-
-    def permuted(epoch_seed):
+    def permuted(pass_seed):
         order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
-                                                         seed=tf.stack([epoch_seed, tf.constant(seed, tf.int64)]))
+                                                         seed=tf.stack([pass_seed, tf.constant(seed, tf.int64)]))
         return starts.map(lambda b: order[b:b + batch])
 
+    if repeat:
+        return tf.data.Dataset.random(seed=seed).flat_map(permuted)
     epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
     n_batches = -(-n // batch)  # stated, so that Keras knows an epoch's steps from the first one
     return epoch_seeds.flat_map(permuted).apply(tf.data.experimental.assert_cardinality(n_batches))
