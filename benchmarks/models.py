@@ -3,7 +3,8 @@ scientist would pick instead (Surprise SVD / SVD++ / KNNBaseline, implicit ALS),
 splits, 3 seeds per protocol.
 
     pip install -e '.[bench]'            # scikit-surprise, implicit
-    python -m benchmarks.models [--seeds 0 1 2] [--out benchmarks/results]
+    python -m benchmarks.models [--seeds 0 1 2] [--out benchmarks/results] [--spark]
+    python -m benchmarks.models --protocols rating cv5 --spark --only als,als-implicit --merge
 
 Protocols (see hybrid.experiment): ``rating`` (random 80/20; RMSE/MAE, and ranking metrics over
 all unseen items, NDCG@10 etc.), ``cold-items`` (20% of rated items held out with all their
@@ -131,22 +132,40 @@ def markdown(protocol: str, summary: dict, columns: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SPARK_BASELINES = {"rating": ("als", "als-implicit"), "cv5": ("als",)}
+COLUMNS = ["rmse", "mae", "ndcg@10", "precision@10", "recall@10", "map@10", "hit_rate@10",
+           "coverage@10", "mean_popularity@10", "fit_seconds"]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--protocols", nargs="+", default=["rating", "cold-items"])
     parser.add_argument("--no-external", action="store_true", help="skip Surprise and implicit")
+    parser.add_argument("--spark", action="store_true",
+                        help="add Spark MLlib ALS (als, als-implicit; pip install -e '.[spark]'), "
+                             "on local[2] unless --spark-master says otherwise")
+    parser.add_argument("--spark-master", default="local[2]")
+    parser.add_argument("--only", help="comma-separated baselines: run just these (no models, "
+                                       "ablations or external libraries)")
+    parser.add_argument("--merge", action="store_true",
+                        help="add this run's rows to the results already in --out (same seeds)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
+    if args.spark:
+        from hybrid import spark
+
+        spark.configure(args.spark_master)
     work = Path(tempfile.mkdtemp(prefix="hybrid-bench-"))
     Runner(build(PipelineConfig(out=str(work))), work).run(until="dataset")
     data = load_dataset(work / "dataset")
     encoder = TextEncoder.load(work / "vectors" / "text_encoder.joblib")
+    out = Path(args.out)
     everything: dict = {"dataset": "MovieLens-100k", "seeds": args.seeds, "protocols": {}}
-    report = ["# Model benchmark: MovieLens-100k", "",
-              f"Seeds {args.seeds} (cv5: 5 folds of a permutation seeded {args.seeds[0]}); mean ± std. Ranking: NDCG@10 etc. over all items a user did not "
-              "rate in training (rating protocol) or over the held-out cold items (cold-items "
-              "protocol); relevant = test rating >= 4.", ""]
+    if args.merge and (out / "models.json").exists():
+        everything = json.loads((out / "models.json").read_text())
+        if everything["seeds"] != args.seeds:
+            raise SystemExit(f"--merge: the results in {out} are of seeds {everything['seeds']}, not {args.seeds}")
     for protocol in args.protocols:
         runs = []
         if protocol == "cv5":
@@ -162,24 +181,37 @@ def main(argv=None) -> int:
                 config.models = tuple(m for m in MODEL_NAMES if m != "implicit")
                 config.baselines = ("global-mean", "biases", "item-knn", "user-knn")
                 config.eval_users = 200
+            if args.spark:
+                config.baselines = tuple(config.baselines) + SPARK_BASELINES.get(protocol, ())
+            if args.only:
+                config.models, config.baselines = (), tuple(b for b in args.only.split(",") if b)
             outcome = evaluate_all(data, config, encoder, train, test, candidates)
             results = outcome["results"]
             for metrics in results.values():
                 metrics.pop("history", None)
-            if protocol in ("rating", "cv5"):
-                results.update(ablations(data, train, test, encoder, seed))
-            if not args.no_external:
+            if not args.only:
                 if protocol in ("rating", "cv5"):
-                    results.update(external_rating_models(data, train, test, seed))
-                if protocol != "cv5":
-                    results.update(external_ranking_models(data, train, test, candidates, seed))
+                    results.update(ablations(data, train, test, encoder, seed))
+                if not args.no_external:
+                    if protocol in ("rating", "cv5"):
+                        results.update(external_rating_models(data, train, test, seed))
+                    if protocol != "cv5":
+                        results.update(external_ranking_models(data, train, test, candidates, seed))
             runs.append(results)
-        summary = summarise(runs)
-        everything["protocols"][protocol] = {"runs": runs, "summary": summary}
-        columns = (["rmse", "mae", "ndcg@10", "precision@10", "recall@10", "map@10", "hit_rate@10",
-                    "coverage@10", "mean_popularity@10", "fit_seconds"])
-        report.append(markdown(protocol, summary, columns))
-    out = Path(args.out)
+        earlier = everything["protocols"].get(protocol) if args.merge else None
+        if earlier:
+            for old, new in zip(earlier["runs"], runs):
+                old.update(new)
+            runs = earlier["runs"]
+        everything["protocols"][protocol] = {"runs": runs, "summary": summarise(runs)}
+    report = ["# Model benchmark: MovieLens-100k", "",
+              f"Seeds {everything['seeds']} (cv5: 5 folds of a permutation seeded {everything['seeds'][0]}); "
+              "mean ± std. Ranking: NDCG@10 etc. over all items a user did not "
+              "rate in training (rating protocol) or over the held-out cold items (cold-items "
+              "protocol); relevant = test rating >= 4. Spark MLlib ALS (als, als-implicit) ran "
+              "on Spark local[2].", ""]
+    for protocol, results in everything["protocols"].items():
+        report.append(markdown(protocol, results["summary"], COLUMNS))
     out.mkdir(parents=True, exist_ok=True)
     (out / "models.json").write_text(json.dumps(everything, indent=2))
     (out / "models.md").write_text("\n".join(report))

@@ -11,6 +11,7 @@
     ContentOnly      cosine between a user's liked-item profile and the item vectors (ranking)
     EASE             closed-form item-item model on liked items, L2 chosen on a validation share
                      of the training data (ranking; dense item x item: up to ~40k items)
+    SparkALS         Spark MLlib ALS, explicit (als) and implicit (als-implicit): ``hybrid.als``
     TfidfProfile     cosine between a user's TF-IDF profile and every item's TF-IDF row (ranking;
                      needs the items' text: ``tfidf_rows``; not in BASELINES for that reason)
 """
@@ -449,3 +450,20 @@ class RandomRanking(Baseline):
 
 
 BASELINES["random"] = RandomRanking
+
+
+def _spark_als(**settings) -> Baseline:
+    from .als import SparkALS
+
+    return SparkALS(**settings)
+
+
+def _spark_implicit_als(**settings) -> Baseline:
+    from .als import SparkImplicitALS
+
+    return SparkImplicitALS(**settings)
+
+
+# Spark MLlib ALS (hybrid.als): fitted by Spark, so imported only when asked for
+BASELINES["als"] = _spark_als
+BASELINES["als-implicit"] = _spark_implicit_als

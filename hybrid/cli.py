@@ -55,6 +55,17 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
     text.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=None,
                       help="Word2Vec on one thread, identical vectors run to run (default: on "
                            "corpora under 5M tokens; --no-deterministic uses every core)")
+    engine = parser.add_argument_group("engine of the data stages (ingest, text, vectors, dataset)")
+    engine.add_argument("--engine", default="local", choices=["local", "spark"],
+                        help="local: this machine's processes (default); spark: Spark jobs "
+                             "(pip install -e '.[spark]'; Java 17), same output files")
+    engine.add_argument("--spark-master", metavar="URL",
+                        help="Spark master: local[*] (default), spark://HOST:7077, yarn, k8s://...")
+    engine.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="Spark setting, e.g. spark.executor.memory=8g (repeatable)")
+    engine.add_argument("--spark-conf-file", metavar="FILE",
+                        help="Spark settings in spark-defaults.conf form ('key value' per line); "
+                             "--spark-conf wins over it")
     filt = parser.add_argument_group("filtering")
     filt.add_argument("--min-user-ratings", type=int, default=1)
     filt.add_argument("--min-item-ratings", type=int, default=1)
@@ -110,6 +121,13 @@ def _train_settings(args) -> dict:
     return settings
 
 
+def _spark_conf(args) -> dict:
+    from .spark import parse_spark_conf, read_spark_conf_file
+
+    conf = read_spark_conf_file(args.spark_conf_file) if args.spark_conf_file else {}
+    return {**conf, **parse_spark_conf(args.spark_conf)}
+
+
 def _config(args):
     from pipelines.recommender import PipelineConfig
 
@@ -126,7 +144,8 @@ def _config(args):
         kcore=args.kcore, model=args.model, model_config=_key_values(args.model_param),
         train_config=_train_settings(args), recommender_config=_key_values(args.recommender_param), protocol=args.protocol, split=args.split,
         test_share=args.test_share, eval_seed=args.eval_seed, k=args.k, test_file=args.test_file,
-        eval_users=args.eval_users,
+        eval_users=args.eval_users, engine=args.engine, spark_master=args.spark_master,
+        spark_conf=_spark_conf(args),
         eval_models=None if args.models is None else [m for m in args.models.split(",") if m],
         eval_baselines=None if args.baselines is None else [b for b in args.baselines.split(",") if b])
 

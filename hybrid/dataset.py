@@ -1,7 +1,8 @@
 """Merge, filter, encode: canonical ratings + item text + item vectors -> the encoded dataset
 the models train on.
 
-The catalogue is every item with usable text, sorted by id (a stable mapping). Ratings of items
+The catalogue is every item with usable text, sorted by id (a stable mapping); the encoded
+ratings keep the order of the ratings table. Ratings of items
 without usable text are dropped (counted); minimum counts per user and per item apply, once or
 iterated to a fixpoint (k-core). Catalogue items left without ratings are the cold-start
 candidates and keep their index and vector.
@@ -117,15 +118,13 @@ def encode(ratings: pa.Table, item_text: pa.Table, item_vectors: pa.Table, title
     users = IdMap(used_ids.take(pa.array(order)).to_pylist(), "user")
     items = IdMap(catalogue.to_pylist(), "item")
 
+    user_index = new_code[user_codes[keep]].astype(np.int32)
+    item_index = item_codes[keep].astype(np.int32)
     rows = np.flatnonzero(with_text)[keep]
     timestamps = ratings.column("timestamp").fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)[rows]
     rating = ratings.column("rating").to_numpy().astype(np.float32)[rows]
-    user_index = new_code[user_codes[keep]].astype(np.int32)
-    item_index = item_codes[keep].astype(np.int32)
 
-    vectors, known = align_vectors(item_vectors, catalogue)
-    title_pos = pc.index_in(catalogue, value_set=titles.column("item_id").combine_chunks())
-    item_titles = titles.column("title").take(title_pos).to_numpy(zero_copy_only=False)
+    vectors, known, item_titles = catalogue_columns(catalogue, item_vectors, titles)
     item_ratings = np.bincount(item_index, minlength=len(items))
     report.update(ratings_out=int(keep.sum()), users=len(users), items=len(items),
                   rated_items=int((item_ratings > 0).sum()),
@@ -155,6 +154,14 @@ def _nothing_left(report: dict, ratings: int, items: int, min_user: int, min_ite
             f"--min-item-ratings {min_item}): lower them")
 
 
+def catalogue_columns(catalogue: pa.Array, item_vectors: pa.Table,
+                      titles: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The catalogue's vectors, known-vector flags and titles, in catalogue (index) order."""
+    vectors, known = align_vectors(item_vectors, catalogue)
+    title_pos = pc.index_in(catalogue, value_set=titles.column("item_id").combine_chunks())
+    return vectors, known, titles.column("title").take(title_pos).to_numpy(zero_copy_only=False)
+
+
 def align_vectors(item_vectors: pa.Table, catalogue: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``item_vectors`` reordered to the catalogue's index order."""
     dim = item_vectors.schema.field("vector").type.list_size
@@ -173,16 +180,29 @@ def align_vectors(item_vectors: pa.Table, catalogue: pa.Array) -> tuple[np.ndarr
 DATASET_FILES = ("ratings.parquet", "users.parquet", "items.parquet", "item_vectors.npy")
 
 
+ENCODED_RATINGS_SCHEMA = pa.schema([("user_index", pa.int32()), ("item_index", pa.int32()),
+                                    ("rating", pa.float32()), ("timestamp", pa.int64())])
+
+
 def save_dataset(dataset: EncodedDataset, ratings_path, users_path, items_path, vectors_path) -> None:
     pq.write_table(pa.table({"user_index": dataset.user_index, "item_index": dataset.item_index,
-                             "rating": dataset.rating, "timestamp": dataset.timestamp}),
-                   ratings_path, compression="zstd")
-    dataset.users.save(users_path, n_ratings=np.bincount(dataset.user_index,
-                                                         minlength=len(dataset.users)))
-    dataset.items.save(items_path, title=pa.array(dataset.item_titles.tolist(), pa.string()),
-                       n_ratings=dataset.item_ratings, known_vector=dataset.item_known)
+                             "rating": dataset.rating, "timestamp": dataset.timestamp},
+                            schema=ENCODED_RATINGS_SCHEMA), ratings_path, compression="zstd")
+    save_catalogue(dataset.users, np.bincount(dataset.user_index, minlength=len(dataset.users)),
+                   dataset.items, dataset.item_ratings, dataset.item_titles, dataset.item_known,
+                   dataset.item_vectors, users_path, items_path, vectors_path)
+
+
+def save_catalogue(users: IdMap, user_ratings: np.ndarray, items: IdMap, item_ratings: np.ndarray,
+                   item_titles: np.ndarray, item_known: np.ndarray, item_vectors: np.ndarray,
+                   users_path, items_path, vectors_path) -> None:
+    """The dataset's files other than its ratings: the user and item id maps with their counts,
+    and the item vectors in index order."""
+    users.save(users_path, n_ratings=user_ratings)
+    items.save(items_path, title=pa.array(item_titles.tolist(), pa.string()),
+               n_ratings=item_ratings, known_vector=item_known)
     with open(vectors_path, "wb") as handle:
-        np.save(handle, dataset.item_vectors)
+        np.save(handle, item_vectors)
 
 
 def load_dataset(directory: str | os.PathLike) -> EncodedDataset:

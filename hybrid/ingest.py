@@ -292,22 +292,29 @@ def merge_item_records(records: Iterable[dict]) -> dict:
 
 
 def deduplicate_items(table: pa.Table) -> tuple[pa.Table, int]:
-    """One row per item id; returns the table and how many duplicate lines were merged."""
+    """One row per item id, in the order of each item's first line; returns the table and how
+    many duplicate lines were merged."""
     ids = table.column("item_id").to_pandas()
     duplicated = ids.duplicated(keep=False).to_numpy()
     if not duplicated.any():
         return table, 0
+    positions = np.arange(len(ids))
     unique = table.filter(pa.array(~duplicated))
     groups: dict[str, list[dict]] = {}
-    for record in table.filter(pa.array(duplicated)).to_pylist():
+    first: dict[str, int] = {}
+    for position, record in zip(positions[duplicated], table.filter(pa.array(duplicated)).to_pylist()):
         groups.setdefault(record["item_id"], []).append(record)
+        first.setdefault(record["item_id"], int(position))
     merged = pa.Table.from_pylist([merge_item_records(g) for g in groups.values()],
                                   schema=ITEMS_SCHEMA)
-    return pa.concat_tables([unique, merged]), int(duplicated.sum()) - len(groups)
+    order = np.argsort(np.concatenate([positions[~duplicated], np.fromiter(first.values(), np.int64)]),
+                       kind="stable")
+    return pa.concat_tables([unique, merged]).take(pa.array(order)), int(duplicated.sum()) - len(groups)
 
 
 def deduplicate_ratings(table: pa.Table) -> tuple[pa.Table, int]:
-    """One row per (user, item): the latest timestamp wins, ties go to the later line."""
+    """One row per (user, item): the latest timestamp wins, ties go to the later line; the rows
+    kept stay in line order."""
     frame = table.to_pandas()
     order = frame["timestamp"].fillna(-1).to_numpy()
     frame = frame.iloc[pd.Series(order).argsort(kind="stable").to_numpy()]
@@ -315,7 +322,7 @@ def deduplicate_ratings(table: pa.Table) -> tuple[pa.Table, int]:
     dropped = len(frame) - len(kept)
     if dropped == 0:
         return table, 0
-    return pa.Table.from_pandas(kept, schema=RATINGS_SCHEMA, preserve_index=False), dropped
+    return pa.Table.from_pandas(kept.sort_index(), schema=RATINGS_SCHEMA, preserve_index=False), dropped
 
 
 def partition_count(paths: Iterable[str | os.PathLike], partition_mb: float) -> int:
@@ -342,6 +349,9 @@ def _resolve(paths: list[str], formats: list[str] | None, kind: str,
 
 def _ingest_kind(sources, schema, key, dedupe, out_path, quarantine, partition_mb,
                  rating_range, report, what, workers, column_names=None):
+    """Parse ``sources`` into hash partitions of ``key``, de-duplicate each, and write them in
+    order: partition ``crc32(key) % n``, then the line of each kept record (the first line of a
+    merged item) in file order. The Spark engine writes the same rows in the same order."""
     started = time.perf_counter()
     n = partition_count([p for p, _ in sources], partition_mb)
     per_file = {}
@@ -362,8 +372,12 @@ def _ingest_kind(sources, schema, key, dedupe, out_path, quarantine, partition_m
                 table, dropped = dedupe(table)
                 duplicates += dropped
                 writer.write_table(table)
+    report[what] = kind_report(per_file, n, writer.rows, duplicates, time.perf_counter() - started)
+
+
+def kind_report(per_file: dict, partitions: int, rows: int, duplicates: int, seconds: float) -> dict:
+    """The ingest report of one kind (items or ratings), whichever engine read the files."""
     records = sum(f.get("records", 0) for f in per_file.values())
-    seconds = time.perf_counter() - started
     warnings = []
     for path, stats in per_file.items():
         odd = stats.get("implausible_timestamps", 0)
@@ -374,11 +388,12 @@ def _ingest_kind(sources, schema, key, dedupe, out_path, quarantine, partition_m
                 f"unix seconds; {stats['format']} expects "
                 f"{'milliseconds' if stats['format'] == 'amazon2023-reviews' else 'seconds'}"
                 " - check the file's format (--ratings-format) before a chronological split")
-    report[what] = {"files": per_file, "partitions": n, "rows": writer.rows,
-                    "duplicates_resolved": duplicates, "seconds": round(seconds, 3),
-                    "records_per_second": round(records / seconds) if seconds else None}
+    report = {"files": per_file, "partitions": partitions, "rows": rows,
+              "duplicates_resolved": duplicates, "seconds": round(seconds, 3),
+              "records_per_second": round(records / seconds) if seconds else None}
     if warnings:
-        report[what]["warnings"] = warnings
+        report["warnings"] = warnings
+    return report
 
 
 def ingest(

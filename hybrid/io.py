@@ -235,6 +235,52 @@ def iter_line_chunks(
         bar.close()
 
 
+def iter_range_blocks(path: str | os.PathLike, start: int, end: int,
+                      chunk_lines: int = 20_000) -> Iterator[tuple[int, list[bytes]]]:
+    """Blocks of the lines of a plain (uncompressed) file that *begin* in bytes
+    ``[start, end)``, as ``(line number within the range, counted from 1, raw lines)``.
+
+    Consecutive ranges split a file the way Hadoop splits text: a line belongs to the range its
+    first byte is in, so every line is read exactly once. The lines are those
+    ``iter_line_chunks`` gives (byte-order mark dropped, a last line without a newline kept).
+    """
+    with open(path, "rb") as handle:
+        if start > 0:
+            handle.seek(start - 1)
+            handle.readline()  # the line running into the range belongs to the one before
+        elif handle.read(len(UTF8_BOM)) != UTF8_BOM:
+            handle.seek(0)
+        position = handle.tell()
+        number, block = 1, []
+        while position < end:
+            line = handle.readline()
+            if not line:
+                break
+            position += len(line)
+            if line.endswith(b"\n"):
+                line = line[:-1]
+            elif not line.strip():
+                break
+            block.append(line)
+            if len(block) >= chunk_lines:
+                yield number, block
+                number += len(block)
+                block = []
+        if block:
+            yield number, block
+
+
+def merge_parquet_parts(parts: list[str | os.PathLike], path: str | os.PathLike,
+                        schema: pa.Schema) -> int:
+    """Concatenate Parquet part files (a Spark job's output), in the order given, into one file
+    of ``schema``, row group by row group; returns the number of rows."""
+    with ParquetBatchWriter(path, schema) as writer:
+        for part in parts:
+            for batch in pq.ParquetFile(part).iter_batches(batch_size=65_536, columns=schema.names):
+                writer.write_table(pa.Table.from_batches([batch]))
+    return writer.rows
+
+
 def iter_lines(path: str | os.PathLike, quarantine: Quarantine,
                encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` for every non-empty line of a plain or gzip file.

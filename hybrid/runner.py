@@ -196,21 +196,32 @@ def _code_hash(func: Callable) -> str:
 
 
 class PeakMemory:
-    """Samples this process's resident memory in a thread; ``peak_mb`` after the block."""
+    """Samples resident memory in a thread: ``peak_mb`` of this process, ``tree_peak_mb`` of it
+    and every process it started (ingest's workers, Spark's JVM and Python workers), summed."""
 
     def __init__(self, interval: float = 0.05):
         self.interval = interval
-        self.peak = 0
+        self.peak = self.tree_peak = 0
         self._stop = threading.Event()
         self._process = psutil.Process()
 
+    def _measure(self) -> None:
+        own = self._process.memory_info().rss
+        tree = own
+        for child in self._process.children(recursive=True):
+            try:
+                tree += child.memory_info().rss
+            except psutil.Error:  # ended between the listing and the reading
+                pass
+        self.peak, self.tree_peak = max(self.peak, own), max(self.tree_peak, tree)
+
     def _sample(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._process.memory_info().rss)
+            self._measure()
             self._stop.wait(self.interval)
 
     def __enter__(self):
-        self.peak = self._process.memory_info().rss
+        self._measure()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -218,11 +229,15 @@ class PeakMemory:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self._process.memory_info().rss)
+        self._measure()
 
     @property
     def peak_mb(self) -> float:
         return round(self.peak / 2**20, 1)
+
+    @property
+    def tree_peak_mb(self) -> float:
+        return round(self.tree_peak / 2**20, 1)
 
 
 class Runner:
@@ -441,10 +456,13 @@ class Runner:
         }
         self._save_state()
         report = {"stage": stage.name, "seconds": round(seconds, 3),
-                  "peak_rss_mb": memory.peak_mb, "params": stage.params, **report}
+                  "peak_rss_mb": memory.peak_mb, "peak_tree_rss_mb": memory.tree_peak_mb,
+                  "params": stage.params, **report}
         self.reports_dir.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(self.reports_dir / f"{stage.name}.json", report)
-        self.log(f"[done] {stage.name}: {seconds:.1f} s, peak RSS {memory.peak_mb} MB, "
+        children = (f" ({memory.tree_peak_mb} MB with its child processes)"
+                    if memory.tree_peak_mb > memory.peak_mb + 1 else "")
+        self.log(f"[done] {stage.name}: {seconds:.1f} s, peak RSS {memory.peak_mb} MB{children}, "
                  f"{_summary(report)}")
         return report
 
@@ -460,7 +478,7 @@ def _replace(new: str, target: str, scratch: Path) -> None:
 def _summary(report: dict) -> str:
     parts = []
     for key, value in report.items():
-        if key in ("stage", "seconds", "peak_rss_mb", "params"):
+        if key in ("stage", "seconds", "peak_rss_mb", "peak_tree_rss_mb", "params"):
             continue
         if isinstance(value, dict) and isinstance(value.get("rows", value.get("total")), int):
             parts.append(f"{key}={value.get('rows', value.get('total'))}")

@@ -49,50 +49,76 @@ def _corpus(item_text_path) -> Iterator[list[str]]:
                 yield text.split()
 
 
+def fit_text_encoder(item_text_path, method: str = "word2vec", pretrained: str | None = "glove-6b-50d",
+                     dim: int | None = None, epochs: int = 5, min_count: int = 2, window: int = 5,
+                     seed: int = 42, workers: int | None = None,
+                     deterministic: bool | None = None) -> tuple[TextEncoder, np.ndarray | None]:
+    """The vectors stage's encoder, fitted on the corpus of ``item_text_path`` (streamed), and
+    which of its words came from the pretrained vectors (None for TF-IDF)."""
+    if method not in VECTOR_METHODS:
+        raise StageError(f"unknown vector method {method!r}; choose one of {VECTOR_METHODS}")
+    corpus = lambda: _corpus(item_text_path)  # noqa: E731 - a restartable corpus
+    if method == "tfidf":
+        return fit_tfidf_encoder(corpus, dim=dim or 100, seed=seed), None
+    encoder = fit_word2vec_encoder(corpus, pretrained=pretrained, dim=dim, epochs=epochs,
+                                   min_count=min_count, window=window, seed=seed,
+                                   workers=workers, tfidf_weighted=method == "word2vec-tfidf",
+                                   deterministic=deterministic)
+    return encoder, encoder.info.pop("in_pretrained")
+
+
+def encode_vectors(encoder: TextEncoder, in_pretrained: np.ndarray | None,
+                   batch: pa.RecordBatch | pa.Table) -> pa.Table:
+    """One batch of ``item_id, text`` rows -> its rows of the item_vectors table, plus a column
+    ``pretrained``: the product has a word of the pretrained vectors (False without them)."""
+    texts = batch.column("text").to_pylist()
+    vectors, known = encoder.transform(texts)
+    pretrained = np.zeros(len(texts), dtype=bool)
+    if in_pretrained is not None:
+        pretrained = (encoder.counts(texts) @ in_pretrained.astype(np.float32)) > 0
+    flat = pa.array(vectors.reshape(-1), pa.float32())
+    return pa.table({"item_id": batch.column("item_id"),
+                     "vector": pa.FixedSizeListArray.from_arrays(flat, encoder.dim),
+                     "known": pa.array(known, pa.bool_()),
+                     "pretrained": pa.array(np.asarray(pretrained).ravel(), pa.bool_())})
+
+
+def vector_counts(table: pa.Table) -> Counter:
+    """Products, those with a vector from known words, those with a pretrained word."""
+    return Counter(products=table.num_rows,
+                   with_known=int(pc.sum(table.column("known")).as_py() or 0),
+                   with_pretrained=int(pc.sum(table.column("pretrained")).as_py() or 0))
+
+
+def vectors_report(encoder: TextEncoder, in_pretrained: np.ndarray | None, counts: Counter) -> dict:
+    report = dict(encoder.info)
+    products, with_known = counts["products"], counts["with_known"]
+    report.update(products=products, dim=encoder.dim, products_with_vector=with_known,
+                  products_without_known_words=products - with_known,
+                  fallback="zero vector, known=False")
+    if in_pretrained is not None and products:
+        report["product_coverage"] = round(counts["with_pretrained"] / products, 4)
+    return report
+
+
 def vectors_step(item_text_path, item_vectors_path, encoder_path, method: str = "word2vec",
                  pretrained: str | None = "glove-6b-50d", dim: int | None = None,
                  epochs: int = 5, min_count: int = 2, window: int = 5, seed: int = 42,
                  workers: int | None = None, deterministic: bool | None = None) -> dict:
     """item_text.parquet -> item_vectors.parquet + the fitted text encoder (joblib).
     ``deterministic``: see ``fit_word2vec_encoder`` (None: reproducible on small corpora)."""
-    if method not in VECTOR_METHODS:
-        raise StageError(f"unknown vector method {method!r}; choose one of {VECTOR_METHODS}")
-    corpus = lambda: _corpus(item_text_path)  # noqa: E731 - a restartable corpus
-    if method == "tfidf":
-        encoder = fit_tfidf_encoder(corpus, dim=dim or 100, seed=seed)
-        in_pretrained = None
-    else:
-        encoder = fit_word2vec_encoder(corpus, pretrained=pretrained, dim=dim, epochs=epochs,
-                                       min_count=min_count, window=window, seed=seed,
-                                       workers=workers, tfidf_weighted=method == "word2vec-tfidf",
-                                       deterministic=deterministic)
-        in_pretrained = encoder.info.pop("in_pretrained")
-    products = with_known = with_pretrained = 0
+    encoder, in_pretrained = fit_text_encoder(item_text_path, method, pretrained, dim, epochs,
+                                              min_count, window, seed, workers, deterministic)
+    counts: Counter = Counter()
     with ParquetBatchWriter(item_vectors_path, item_vectors_schema(encoder.dim)) as writer, \
             Progress(pq.ParquetFile(item_text_path).metadata.num_rows, "vectors: product vectors", "products") as progress:
         for batch in iter_parquet_batches(item_text_path, columns=["item_id", "text"]):
-            texts = batch.column("text").to_pylist()
-            vectors, known = encoder.transform(texts)
-            if in_pretrained is not None:
-                counts = encoder.counts(texts)
-                with_pretrained += int(((counts @ in_pretrained.astype(np.float32)) > 0).sum())
-            products += len(texts)
-            progress.update(len(texts))
-            with_known += int(known.sum())
-            flat = pa.array(vectors.reshape(-1), pa.float32())
-            writer.write_table(pa.table({
-                "item_id": batch.column("item_id"),
-                "vector": pa.FixedSizeListArray.from_arrays(flat, encoder.dim),
-                "known": pa.array(known, pa.bool_()),
-            }))
+            table = encode_vectors(encoder, in_pretrained, batch)
+            counts.update(vector_counts(table))
+            progress.update(table.num_rows)
+            writer.write_table(table)
     encoder.save(encoder_path)
-    report = dict(encoder.info)
-    report.update(products=products, dim=encoder.dim, products_with_vector=with_known,
-                  products_without_known_words=products - with_known,
-                  fallback="zero vector, known=False")
-    if in_pretrained is not None and products:
-        report["product_coverage"] = round(with_pretrained / products, 4)
-    return report
+    return vectors_report(encoder, in_pretrained, counts)
 
 
 def dataset_step(ratings_path, item_text_path, item_vectors_path, items_path,
@@ -195,7 +221,7 @@ def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors
                   threshold: float = 4.0, models: list[str] | None = None,
                   baselines: list[str] | None = None, test_file: str | None = None,
                   model_config: dict | None = None, train_config: dict | None = None,
-                  eval_users: int | None = None, model: str = "hybrid") -> dict:
+                  eval_users: int | None = None, model: str = "hybrid", spark_als: bool = False) -> dict:
     """Every model and baseline on one split: metrics JSON, a markdown table, two plots.
     (The dataset files are declared one by one for the runner and read from their folder.)
 
@@ -204,7 +230,9 @@ def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors
     and ``train_config`` apply to every Keras model evaluated; ``eval_users`` ranks a seeded
     sample of that many test users, each over the whole catalogue (default:
     ``hybrid.evaluation.default_eval_users``). ``models`` None: every Keras model, or only
-    ``model`` (the one the pipeline trains) above ``ALL_MODELS_MAX_RATINGS`` ratings."""
+    ``model`` (the one the pipeline trains) above ``ALL_MODELS_MAX_RATINGS`` ratings.
+    ``spark_als`` (the Spark engine's runs) adds Spark MLlib ALS to the default baselines of the
+    rating protocols (not to cold items, which have no factors)."""
     import json
 
     from .dataset import load_dataset
@@ -222,6 +250,8 @@ def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors
         if len(baselines) < len(DEFAULT_BASELINES):
             _progress(f"evaluate: {len(data.rating):,} ratings, so the neighbourhood baselines "
                       f"({', '.join(NEIGHBOURHOOD_BASELINES)}) are left out; --baselines names them")
+        if spark_als and protocol != "cold-items":
+            baselines = tuple(baselines) + ("als", "als-implicit")
     models = tuple(models)
     config = EvaluationConfig(protocol=protocol, split=split, test_share=test_share, seed=seed,
                               ks=(k,), threshold=threshold, models=models,

@@ -68,10 +68,28 @@ class PipelineConfig:
     eval_baselines: list[str] | None = None
     eval_users: int | None = None  # rank a seeded sample of test users (None: hybrid.evaluation.default_eval_users)
     test_file: str | None = None  # predefined test pairs (e.g. MovieLens u1.test)
+    engine: str = "local"  # "spark": ingest, text, vectors and dataset run as Spark jobs
+    spark_master: str | None = None  # any Spark master URL (default local[*])
+    spark_conf: dict = field(default_factory=dict)  # Spark settings, e.g. spark.executor.memory
 
     @property
     def default_dataset(self) -> bool:
         return not self.ratings and not self.meta
+
+
+ENGINES = ("local", "spark")
+
+
+def _engine_steps(config: PipelineConfig) -> dict:
+    """The functions of the data stages for the configured engine (the Spark ones write the
+    same files; see ``hybrid.spark``)."""
+    if config.engine != "spark":
+        return {"ingest": ingest, "text": clean_text_step, "vectors": vectors_step, "dataset": dataset_step}
+    from hybrid import spark
+
+    spark.configure(config.spark_master, config.spark_conf)
+    return {"ingest": spark.ingest_spark, "text": spark.clean_text_spark,
+            "vectors": spark.vectors_spark, "dataset": spark.dataset_spark}
 
 
 def validate(config: PipelineConfig) -> None:
@@ -107,6 +125,14 @@ def validate(config: PipelineConfig) -> None:
             raise ArgumentError(f"{name} must be at least 1, got {value}")
     if config.eval_users is not None and config.eval_users < 1:
         raise ArgumentError(f"--eval-users must be at least 1, got {config.eval_users}")
+    if config.engine not in ENGINES:
+        raise ArgumentError(f"unknown engine {config.engine!r}; choose from {', '.join(ENGINES)}")
+    if config.engine == "spark":
+        from hybrid.spark import check_available
+
+        check_available()
+    elif config.spark_master or config.spark_conf:
+        raise ArgumentError("--spark-master and --spark-conf need --engine spark")
     if not 0 < config.test_share < 1:
         raise ArgumentError(f"--test-share must be between 0 and 1, got {config.test_share}")
 
@@ -121,6 +147,7 @@ def build(config: PipelineConfig) -> list[Stage]:
         ['fetch', 'ingest', 'text', 'vectors', 'dataset', 'train', 'recommender', 'evaluate']
     """
     validate(config)
+    steps = _engine_steps(config)
     out = Path(config.out)
     stages: list[Stage] = []
     if config.default_dataset:
@@ -148,7 +175,7 @@ def build(config: PipelineConfig) -> list[Stage]:
     item_text = text_dir / "item_text.parquet"
     item_vectors = vec_dir / "item_vectors.parquet"
     stages.append(Stage(
-        "ingest", ingest,
+        "ingest", steps["ingest"],
         inputs={"meta_paths": meta, "ratings_paths": ratings},
         outputs={"items_out": str(items_path), "ratings_out": str(ratings_path),
                  "quarantine_out": str(ingest_dir / "quarantine.jsonl")},
@@ -157,13 +184,13 @@ def build(config: PipelineConfig) -> list[Stage]:
                 "partition_mb": config.partition_mb, "ratings_columns": config.ratings_columns},
         description="raw files -> canonical items and ratings tables"))
     stages.append(Stage(
-        "text", clean_text_step,
+        "text", steps["text"],
         inputs={"items_path": str(items_path)},
         outputs={"item_text_path": str(item_text)},
         params={"fields": list(fields), "title": title, "brand": config.brand},
         description="cleaned product text"))
     stages.append(Stage(
-        "vectors", vectors_step,
+        "vectors", steps["vectors"],
         inputs={"item_text_path": str(item_text)},
         outputs={"item_vectors_path": str(item_vectors),
                  "encoder_path": str(vec_dir / "text_encoder.joblib")},
@@ -172,7 +199,7 @@ def build(config: PipelineConfig) -> list[Stage]:
                 "seed": config.seed, "deterministic": config.deterministic},
         description="product vectors"))
     stages.append(Stage(
-        "dataset", dataset_step,
+        "dataset", steps["dataset"],
         inputs={"ratings_path": str(ratings_path), "item_text_path": str(item_text),
                 "item_vectors_path": str(item_vectors), "items_path": str(items_path)},
         outputs={"out_ratings": str(data_dir / "ratings.parquet"),
@@ -215,6 +242,7 @@ def build(config: PipelineConfig) -> list[Stage]:
                 "test_share": config.test_share, "seed": config.eval_seed, "k": config.k,
                 "models": config.eval_models, "baselines": config.eval_baselines,
                 "model_config": config.model_config, "train_config": config.train_config,
-                "eval_users": config.eval_users, "model": config.model},
+                "eval_users": config.eval_users, "model": config.model,
+                **({"spark_als": True} if config.engine == "spark" else {})},
         description="every model and baseline on one split"))
     return stages

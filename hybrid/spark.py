@@ -1,0 +1,621 @@
+"""The Spark engine: the data stages (ingest, text, dataset) as Spark jobs.
+
+``hybrid run --engine spark`` runs these in place of the single-machine functions of
+``hybrid.ingest`` and ``hybrid.steps``. They write the same canonical Parquet tables, row for row
+in the same order, and the same encoded dataset, so every later stage is shared. The logic is
+the project's own: records are parsed by ``hybrid.ingest.parse_lines`` and the formats of
+``hybrid.formats``, duplicate items merged by ``merge_item_records``, text cleaned by
+``hybrid.text.clean_corpus`` - Spark distributes the work, it does not redo it in SQL.
+
+What runs where:
+  - the driver (this process) plans the work: it reads the first lines of every input file
+    (format checks, the header of delimited files, fail-fast on a foreign file), and writes the
+    final single-file outputs from the job's part files, streaming, row group by row group;
+  - the executors parse byte ranges of plain files (64 MB by default; a gzip file is one task,
+    as gzip cannot be split), de-duplicate, clean text, filter, count and encode.
+
+Input files, the output folder and the temporary folder inside it must be reachable by the
+driver and every executor at the same path (one machine, or a shared file system on a cluster).
+
+Example:
+    >>> configure(master="local[2]", conf={"spark.driver.memory": "4g"})  # doctest: +SKIP
+    >>> report = ingest_spark(["meta.json.gz"], ["ratings.csv"], "items.parquet",
+    ...                       "ratings.parquet", "quarantine.jsonl")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .dataset import ENCODED_RATINGS_SCHEMA, _nothing_left, catalogue_columns, save_catalogue
+from .errors import ArgumentError, StageError
+from .formats import Format, check_rating_range, get_format, parse_column_names
+from .ids import IdMap
+from .ingest import (FAIL_FAST_LINES, _blocks, _FailFast, _resolve, kind_report,
+                     merge_item_records, parse_lines, partition_count)
+from .io import Quarantine, is_gzip, iter_range_blocks, merge_parquet_parts
+from .schema import ITEM_TEXT_SCHEMA, ITEMS_SCHEMA, RATINGS_SCHEMA
+from .text import TextConfig, clean_corpus, stop_words
+
+DEFAULT_MASTER = "local[*]"
+#: Settings this engine starts Spark with unless the user sets them (``--spark-conf``).
+SPARK_DEFAULTS = {
+    "spark.driver.memory": "4g",  # local mode: the executors live in the driver's JVM
+    "spark.sql.shuffle.partitions": "32",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.ui.showConsoleProgress": "true",
+}
+#: Bytes of a plain input file per parsing task.
+SPLIT_MB = 64.0
+_settings: dict = {"master": DEFAULT_MASTER, "conf": {}}
+
+
+# ---------------------------------------------------------------- the session
+def parse_spark_conf(items: list[str] | None) -> dict[str, str]:
+    """``KEY=VALUE`` strings (``--spark-conf``) as a dict; a malformed one is an ArgumentError."""
+    conf: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ArgumentError(f"--spark-conf takes KEY=VALUE, got {item!r}")
+        conf[key.strip()] = value.strip()
+    return conf
+
+
+def read_spark_conf_file(path: str | os.PathLike) -> dict[str, str]:
+    """Settings from a file in the format of Spark's ``spark-defaults.conf`` (``key value`` or
+    ``key=value`` per line, ``#`` comments)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    except OSError as exc:
+        raise ArgumentError(f"--spark-conf-file {path}: {exc.strerror or exc}") from None
+    conf: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=") if "=" in line.split(None, 1)[0] else line.partition(" ")
+        if not sep or not key.strip() or not value.strip():
+            raise ArgumentError(f"--spark-conf-file {path}: line {number} is not 'key value': {line!r}")
+        conf[key.strip()] = value.strip()
+    return conf
+
+
+def configure(master: str | None = None, conf: dict[str, str] | None = None) -> None:
+    """Where the Spark jobs of this process run (``--spark-master``) and with which settings."""
+    _settings["master"] = master or DEFAULT_MASTER
+    _settings["conf"] = dict(conf or {})
+
+
+def check_available() -> None:
+    """A clear error when the Spark extra or Java is missing (before any stage runs)."""
+    try:
+        import pyspark  # noqa: F401 - only whether it is there
+    except ImportError:
+        raise StageError("the Spark engine needs pyspark: pip install -e '.[spark]'") from None
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and Path(java_home, "bin", "java").exists()) and not shutil.which("java"):
+        raise StageError("the Spark engine needs Java 17 or later: install a JDK "
+                         "(e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME")
+
+
+def session():
+    """The SparkSession of the configured master (started once per process)."""
+    check_available()
+    from pyspark.sql import SparkSession
+
+    # executors of a local master run this interpreter (on a cluster, set PYSPARK_PYTHON)
+    if _settings["master"].startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(_settings["master"]).appName("hybrid")
+    for key, value in {**SPARK_DEFAULTS, **_settings["conf"]}.items():
+        builder = builder.config(key, value)
+    # pyspark 4.x warns at every pandas/Arrow call that pandas 3 is untested; these jobs pass
+    # Arrow batches, and the engine's tests compare every output with the local engine's
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
+                            category=FutureWarning)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def ensure_checkpoint_dir(spark) -> None:
+    """A checkpoint directory for iterative jobs (ALS): a temporary folder, removed at exit,
+    when a local master has none; a cluster needs one on shared storage
+    (``--spark-conf spark.checkpoint.dir=hdfs://...``), which Spark then uses."""
+    context = spark.sparkContext
+    if context.getCheckpointDir() is None and _settings["master"].startswith("local"):
+        import atexit
+
+        folder = tempfile.mkdtemp(prefix="hybrid-spark-checkpoints-")
+        atexit.register(shutil.rmtree, folder, True)
+        context.setCheckpointDir(folder)
+
+
+def _spark_errors(stage):
+    """A failed Spark job ends the stage with a StageError naming the cause (its first lines),
+    not a JVM stack trace; errors of the project's own (a file in the wrong format) pass as
+    they are."""
+    import functools
+
+    @functools.wraps(stage)
+    def run(*args, **kwargs):
+        from py4j.protocol import Py4JError
+        from pyspark.errors import PySparkException
+
+        try:
+            return stage(*args, **kwargs)
+        except (PySparkException, Py4JError) as exc:
+            message = str(exc).split("JVM stacktrace:")[0]
+            lines = [line.strip() for line in message.splitlines() if line.strip()]
+            # a Python worker's failure: its traceback ends with the exception itself
+            cause = lines[-1] if any(line.startswith("Traceback") for line in lines) else " ".join(lines[:2])
+            raise StageError(f"the Spark job of {stage.__name__} failed: {cause[:800]} "
+                             "(the Spark log above has the details)") from None
+
+    return run
+
+
+def _spark_schema(schema: pa.Schema):
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(pa.schema([f.with_nullable(True) for f in schema]))
+
+
+def _part_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("part-*.parquet"))
+
+
+def _write_single(frame, tmp: Path, name: str, out_path, schema: pa.Schema) -> int:
+    """Write a Spark DataFrame (already in output order) as the single Parquet file ``out_path``."""
+    parts = tmp / name
+    frame.write.mode("overwrite").parquet(str(parts))
+    return merge_parquet_parts(_part_files(parts), out_path, schema)
+
+
+# ---------------------------------------------------------------- ingest
+_UNIT_FIELDS = [("file", pa.int32()), ("unit", pa.int32()), ("path", pa.string()),
+                ("start", pa.int64()), ("end", pa.int64()), ("format", pa.string()),
+                ("ctx", pa.string())]
+_META_FIELDS = [("_file", pa.int32()), ("_unit", pa.int32()), ("_pos", pa.int64()),
+                ("_kind", pa.int8()), ("_line", pa.int64()), ("_reason", pa.string()),
+                ("_raw", pa.string()), ("_lines", pa.int64()), ("_seen", pa.int64()),
+                ("_implausible", pa.int64()), ("_rejected", pa.int64())]
+RECORD, REJECT, STATS = 0, 1, 2
+
+
+def _start_of_file(path: str, fmt: Format, ctx: dict) -> int:
+    """On the driver: fail fast on a file that is not in its format (as the single-machine
+    engine does), read the header of delimited files into ``ctx``; returns the byte offset after
+    the header line (0 without one) and sets ``ctx['header_line']``."""
+    fail_fast = _FailFast(path, fmt)
+    for first, lines in _blocks(path, fmt, Quarantine(None), ctx, 100):
+        chunk = parse_lines(fmt, ctx, first, lines)
+        fail_fast.check(chunk, len(chunk.records))
+        if fail_fast.good or fail_fast.rejected_at_start >= FAIL_FAST_LINES:
+            break
+    ctx["header_line"] = 0
+    if fmt.header is None or is_gzip(path):
+        return 0
+    with open(path, "rb") as handle:  # the header is the first non-blank line
+        offset = 3 if handle.read(3) == b"\xef\xbb\xbf" else 0
+        handle.seek(offset)
+        for number, line in enumerate(handle, 1):
+            offset += len(line)
+            if line.strip():
+                ctx["header_line"] = number
+                return offset
+    return offset
+
+
+def _plan_units(file: int, path: str, fmt: Format, ctx: dict, split_bytes: int) -> list[dict]:
+    start = _start_of_file(path, fmt, ctx)
+    common = {"file": file, "path": path, "format": fmt.name, "ctx": json.dumps(ctx)}
+    if is_gzip(path):  # not splittable: one task reads it all, as Spark's own readers do
+        return [{**common, "unit": 0, "start": 0, "end": -1}]
+    size = os.path.getsize(path)
+    bounds = list(range(start, size, split_bytes)) + [size]
+    return [{**common, "unit": i, "start": lo, "end": hi}
+            for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))] or [
+        {**common, "unit": 0, "start": start, "end": start}]
+
+
+class _Rejects(Quarantine):
+    """A task's quarantine: rejected lines kept to be sent back with the records."""
+
+    def __init__(self):
+        super().__init__(None)
+        self.entries: list[tuple[int, str, bytes]] = []
+
+    def reject(self, file, line, reason, raw=b"") -> None:
+        super().reject(file, line, reason, raw)
+        self.entries.append((line, reason, raw))
+
+
+def _parse_units(schema: pa.Schema, batches):
+    """Executor side (``mapInArrow``): parse each planned unit of a file into records, rejects
+    (line numbers within the unit) and one row of counts."""
+    out_schema = pa.schema(list(schema) + [pa.field(n, t) for n, t in _META_FIELDS])
+
+    def table(columns: dict, rows: int) -> pa.RecordBatch:
+        arrays = [columns.get(f.name, pa.nulls(rows, f.type)) for f in out_schema]
+        return pa.RecordBatch.from_arrays([pa.array(a, f.type) if not isinstance(a, pa.Array) else a
+                                           for a, f in zip(arrays, out_schema)], schema=out_schema)
+
+    for units in batches:
+        for unit in units.to_pylist():
+            fmt = get_format(unit["format"])
+            ctx = json.loads(unit["ctx"])
+            ctx["rating_range"] = tuple(ctx["rating_range"])
+            rejects = _Rejects()
+            if unit["end"] < 0:
+                blocks = _blocks(unit["path"], fmt, rejects, ctx, 5_000)
+            else:
+                blocks = iter_range_blocks(unit["path"], unit["start"], unit["end"], 5_000)
+            position = lines = seen = implausible = bad = 0
+            for first, block in blocks:
+                chunk = parse_lines(fmt, ctx, first, block)
+                lines = first + len(block) - 1
+                seen += chunk.lines
+                implausible += chunk.implausible_timestamps
+                bad += len(chunk.rejects)
+                rejects.entries.extend(chunk.rejects)
+                n = len(chunk.records)
+                if n:
+                    records = pa.Table.from_pylist(chunk.records, schema=schema)
+                    columns = {name: records.column(name).combine_chunks() for name in schema.names}
+                    columns.update(_file=[unit["file"]] * n, _unit=[unit["unit"]] * n,
+                                   _pos=np.arange(position, position + n), _kind=[RECORD] * n)
+                    position += n
+                    yield table(columns, n)
+            n = len(rejects.entries)
+            if n:
+                yield table({"_file": [unit["file"]] * n, "_unit": [unit["unit"]] * n,
+                             "_kind": [REJECT] * n, "_line": [e[0] for e in rejects.entries],
+                             "_reason": [e[1] for e in rejects.entries],
+                             "_raw": [e[2].decode("utf-8", "backslashreplace")
+                                      if isinstance(e[2], bytes) else e[2]
+                                      for e in rejects.entries]}, n)
+            yield table({"_file": [unit["file"]], "_unit": [unit["unit"]], "_kind": [STATS],
+                         "_pos": [position], "_lines": [lines], "_seen": [seen],
+                         "_implausible": [implausible], "_rejected": [bad]}, 1)
+
+
+_LINE_ORDER = ["_file", "_unit", "_pos"]
+
+
+def _merge_duplicates(table: pa.Table) -> pa.Table:
+    """Executor side (``applyInArrow``): one item's duplicate records merged in file order,
+    placed where its first record was."""
+    order = table.sort_by([(name, "ascending") for name in _LINE_ORDER])
+    merged = merge_item_records(order.select(ITEMS_SCHEMA.names).to_pylist())
+    first = order.slice(0, 1).select(_LINE_ORDER).to_pylist()[0]
+    return pa.Table.from_pylist([{**merged, **first}], schema=_with_line_order(ITEMS_SCHEMA))
+
+
+def _with_line_order(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([f.with_nullable(True) for f in schema] + [
+        pa.field(n, t) for n, t in _META_FIELDS if n in _LINE_ORDER])
+
+
+def _ingest_kind_spark(spark, sources, schema: pa.Schema, key: str, out_path, quarantine: Quarantine,
+                       partition_mb: float, rating_range, column_names, tmp: Path,
+                       split_bytes: int) -> dict:
+    from pyspark.sql import Window, functions as F
+
+    started = time.perf_counter()
+    units: list[dict] = []
+    for file, (path, fmt) in enumerate(sources):
+        ctx = {"rating_range": list(rating_range or fmt.rating_range),
+               "column_names": column_names or {}}
+        units += _plan_units(file, path, fmt, ctx, split_bytes)
+    unit_schema = pa.schema(_UNIT_FIELDS)
+    unit_frame = spark.createDataFrame(
+        spark.sparkContext.parallelize([tuple(u[n] for n, _ in _UNIT_FIELDS) for u in units],
+                                       max(1, len(units))), _spark_schema(unit_schema))
+    parsed_schema = pa.schema(list(schema) + [pa.field(n, t) for n, t in _META_FIELDS])
+    parsed_dir = tmp / f"{key}-parsed"
+    schema_arg = schema
+    unit_frame.mapInArrow(lambda batches: _parse_units(schema_arg, batches),
+                          _spark_schema(parsed_schema)).write.mode("overwrite").parquet(str(parsed_dir))
+    parsed = spark.read.parquet(str(parsed_dir))
+
+    # counts per unit -> per file, and the line number where each unit starts
+    stats = {(r["_file"], r["_unit"]): r for r in parsed.filter(F.col("_kind") == STATS).select(
+        "_file", "_unit", "_pos", "_lines", "_seen", "_implausible", "_rejected").collect()}
+    base: dict[tuple[int, int], int] = {}
+    per_file: dict[str, dict] = {}
+    for file, (path, fmt) in enumerate(sources):
+        file_units = sorted(u["unit"] for u in units if u["file"] == file)
+        line = json.loads(next(u["ctx"] for u in units if u["file"] == file)).get("header_line", 0)
+        counts: Counter = Counter()
+        for unit in file_units:
+            row = stats[(file, unit)]
+            base[(file, unit)] = line
+            line += row["_lines"]
+            counts.update(lines=row["_seen"], records=row["_pos"], rejected=row["_rejected"])
+            if row["_implausible"]:
+                counts.update(implausible_timestamps=row["_implausible"])
+        per_file[path] = {"format": fmt.name, **counts}
+    rejected = parsed.filter(F.col("_kind") == REJECT).select("_file", "_unit", "_line", "_reason", "_raw")
+    for row in rejected.orderBy("_file", "_unit", "_line").toLocalIterator():
+        path = sources[row["_file"]][0]
+        quarantine.reject(path, base[(row["_file"], row["_unit"])] + row["_line"], row["_reason"],
+                          row["_raw"] or "")
+
+    records = parsed.filter(F.col("_kind") == RECORD)
+    names = schema.names
+    if key == "item_id":  # the first non-empty value of each field, in file order
+        counted = records.withColumn("_n", F.count(F.lit(1)).over(Window.partitionBy("item_id")))
+        merged = (counted.filter(F.col("_n") > 1).select(*names, *_LINE_ORDER)
+                  .groupBy("item_id").applyInArrow(_merge_duplicates, _spark_schema(_with_line_order(schema))))
+        kept = counted.filter(F.col("_n") == 1).select(*names, *_LINE_ORDER).unionByName(merged)
+    else:  # the latest timestamp, ties to the later line
+        latest = Window.partitionBy("user_id", "item_id").orderBy(
+            F.coalesce("timestamp", F.lit(-1)).desc(), F.col("_file").desc(), F.col("_unit").desc(),
+            F.col("_pos").desc())
+        kept = records.withColumn("_r", F.row_number().over(latest)).filter(F.col("_r") == 1)
+    n = partition_count([p for p, _ in sources], partition_mb)
+    ordered = (kept.withColumn("_part", F.crc32(F.col(key).cast("binary")) % n)
+               .orderBy("_part", *_LINE_ORDER).select(*names))
+    rows = _write_single(ordered, tmp, key, out_path, schema)
+    shutil.rmtree(parsed_dir, ignore_errors=True)
+    records_in = sum(f.get("records", 0) for f in per_file.values())
+    report = kind_report(per_file, n, rows, records_in - rows, time.perf_counter() - started)
+    report["engine"] = "spark"
+    report["tasks"] = len(units)
+    return report
+
+
+@_spark_errors
+def ingest_spark(meta_paths: list[str], ratings_paths: list[str], items_out, ratings_out,
+                 quarantine_out, meta_formats: list[str] | None = None,
+                 ratings_formats: list[str] | None = None,
+                 rating_range: tuple[float, float] | None = None, partition_mb: float = 128.0,
+                 ratings_columns: dict | str | None = None, split_mb: float = SPLIT_MB) -> dict:
+    """``hybrid.ingest.ingest`` as a Spark job: the same tables (same rows, same order), the
+    same quarantine entries (file, line, reason, raw line) and the same report figures."""
+    column_names = parse_column_names(ratings_columns)
+    check_rating_range(rating_range)
+    meta_sources = _resolve(list(meta_paths), meta_formats, "items")
+    rating_sources = _resolve(list(ratings_paths), ratings_formats, "ratings",
+                              "delimited-ratings" if column_names else None)
+    spark = session()
+    quarantine = Quarantine(quarantine_out)
+    split_bytes = max(1 << 16, int(split_mb * 2**20))
+    report: dict = {}
+    try:
+        with tempfile.TemporaryDirectory(dir=Path(items_out).parent, prefix=".spark-") as tmp:
+            report["items"] = _ingest_kind_spark(spark, meta_sources, ITEMS_SCHEMA, "item_id", items_out,
+                                                 quarantine, partition_mb, rating_range, None,
+                                                 Path(tmp), split_bytes)
+            report["ratings"] = _ingest_kind_spark(spark, rating_sources, RATINGS_SCHEMA, "user_id",
+                                                   ratings_out, quarantine, partition_mb, rating_range,
+                                                   column_names, Path(tmp), split_bytes)
+    finally:
+        quarantine.close()
+    report["quarantine"] = {"total": quarantine.total, "by_reason": dict(quarantine.counts)}
+    return report
+
+
+# ---------------------------------------------------------------- text
+def _row_group_units(spark, path, groups_per_task: int = 1):
+    """A DataFrame of (unit, path, first row group, row groups): one task reads a few row groups
+    of a Parquet file with pyarrow, so its rows keep their order (``unit``, position)."""
+    groups = pq.ParquetFile(path).metadata.num_row_groups
+    units = [(i, str(path), lo, min(groups_per_task, groups - lo))
+             for i, lo in enumerate(range(0, groups, groups_per_task))]
+    schema = pa.schema([("unit", pa.int32()), ("path", pa.string()), ("first", pa.int32()),
+                        ("count", pa.int32())])
+    return spark.createDataFrame(spark.sparkContext.parallelize(units, max(1, len(units))),
+                                 _spark_schema(schema))
+
+
+def _read_unit_groups(unit: dict, columns: list[str] | None = None):
+    parquet = pq.ParquetFile(unit["path"])
+    position = 0
+    for group in range(unit["first"], unit["first"] + unit["count"]):
+        table = parquet.read_row_group(group, columns=columns)
+        yield position, table
+        position += table.num_rows
+
+
+_ORDER_FIELDS = [pa.field("_unit", pa.int32()), pa.field("_pos", pa.int64())]
+
+
+def _read_in_order(spark, path, schema: pa.Schema):
+    """A Parquet file of ``schema`` as a DataFrame whose rows carry their place in the file
+    (``_unit``, ``_pos``), so that a job can write its results in the file's order."""
+    out = pa.schema([f.with_nullable(True) for f in schema] + _ORDER_FIELDS)
+
+    def read(batches):
+        for units in batches:
+            for unit in units.to_pylist():
+                for position, table in _read_unit_groups(unit, schema.names):
+                    n = table.num_rows
+                    yield from table.cast(pa.schema(list(out)[:len(schema)])).append_column(
+                        _ORDER_FIELDS[0], pa.array([unit["unit"]] * n, pa.int32())).append_column(
+                        _ORDER_FIELDS[1], pa.array(np.arange(position, position + n), pa.int64())).to_batches()
+
+    return _row_group_units(spark, path).mapInArrow(read, _spark_schema(out))
+
+
+def _clean_units(config: TextConfig, batches):
+    """Executor side: the text stage's cleaning of the items in each unit's row groups."""
+    out = pa.schema(list(ITEM_TEXT_SCHEMA) + _ORDER_FIELDS)
+    for units in batches:
+        for unit in units.to_pylist():
+            for position, table in _read_unit_groups(unit):
+                cleaned = list(clean_corpus(table.to_pylist(), config))
+                n = len(cleaned)
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array([c[0] for c in cleaned], pa.string()),
+                     pa.array([c[1] for c in cleaned], pa.string()),
+                     pa.array([c[2] for c in cleaned], pa.string()),
+                     pa.array([unit["unit"]] * n, pa.int32()),
+                     pa.array(np.arange(position, position + n), pa.int64())], schema=out)
+
+
+@_spark_errors
+def clean_text_spark(items_path, item_text_path, fields=("feature", "description", "category"),
+                     title: bool = False, brand: bool = False) -> dict:
+    """``hybrid.steps.clean_text_step`` as a Spark job (same rows, same order, same report)."""
+    import pyarrow.compute as pc
+
+    config = TextConfig(tuple(fields), title, brand)
+    spark = session()
+    out = pa.schema(list(ITEM_TEXT_SCHEMA) + _ORDER_FIELDS)
+    frame = _row_group_units(spark, items_path).mapInArrow(
+        lambda batches: _clean_units(config, batches), _spark_schema(out))
+    with tempfile.TemporaryDirectory(dir=Path(item_text_path).parent, prefix=".spark-") as tmp:
+        rows = _write_single(frame.orderBy("_unit", "_pos"), Path(tmp), "text", item_text_path,
+                             ITEM_TEXT_SCHEMA)
+    sources: Counter = Counter()
+    for batch in pq.ParquetFile(item_text_path).iter_batches(columns=["source"]):
+        for entry in pc.value_counts(batch.column(0)).to_pylist():
+            sources[entry["values"]] += entry["counts"]
+    return {"items": rows, "empty_text": sources.get("none", 0),
+            "title_only": sources.get("title", 0), "text_source": dict(sources),
+            "stop_words": stop_words()[1], "fields": list(fields), "title": title, "brand": brand,
+            "engine": "spark"}
+
+
+# ---------------------------------------------------------------- dataset
+def _codes(spark, ids: list[str], name: str, code: str):
+    """A DataFrame mapping ``ids`` (in index order) to their int32 index."""
+    table = pa.table({name: pa.array(ids, pa.string()),
+                      code: pa.array(np.arange(len(ids), dtype=np.int32))})
+    return spark.createDataFrame(table)
+
+
+def _counts(frame, column: str, size: int) -> np.ndarray:
+    counts = np.zeros(size, dtype=np.int64)
+    for row in frame.groupBy(column).count().toLocalIterator():
+        counts[row[0]] = row[1]
+    return counts
+
+
+@_spark_errors
+def dataset_spark(ratings_path, item_text_path, item_vectors_path, items_path,
+                  out_ratings, out_users, out_items, out_vectors,
+                  min_user_ratings: int = 1, min_item_ratings: int = 1, iterate: bool = False) -> dict:
+    """``hybrid.steps.dataset_step`` as a Spark job: the join with the item text, the minimum
+    counts (once, or to a k-core) and the encoding run on the executors; the driver holds only
+    the id lists and writes the files. Same files, same rows, same order (that of the ratings
+    table)."""
+    from pyspark.sql import functions as F
+
+    spark = session()
+    text = spark.read.parquet(str(item_text_path)).select(
+        "item_id", (F.col("text") != "").alias("has_text"))
+    ratings = _read_in_order(spark, ratings_path, RATINGS_SCHEMA)
+    catalogue = [r[0] for r in text.filter("has_text").select("item_id").orderBy("item_id").toLocalIterator()]
+    n_text_rows = text.count()
+    joined = ratings.join(text, "item_id", "left").cache()
+    dropped = {row[0]: row[1] for row in joined.groupBy("has_text").count().collect()}
+    ratings_in = sum(dropped.values())
+    report: dict = {"ratings_in": ratings_in, "items_with_text": len(catalogue),
+                    "items_without_text": n_text_rows - len(catalogue),
+                    "ratings_dropped_no_metadata": dropped.get(None, 0),
+                    "ratings_dropped_no_text": dropped.get(False, 0)}
+    kept = joined.filter("has_text").select("user_id", "item_id", "rating", "timestamp", "_unit", "_pos")
+    before = dropped.get(True, 0)
+    if before and (min_user_ratings > 1 or min_item_ratings > 1):
+        while True:
+            users_ok = kept.groupBy("user_id").count().filter(F.col("count") >= min_user_ratings)
+            items_ok = kept.groupBy("item_id").count().filter(F.col("count") >= min_item_ratings)
+            new = (kept.join(users_ok.select("user_id"), "user_id", "left_semi")
+                   .join(items_ok.select("item_id"), "item_id", "left_semi")).localCheckpoint()
+            after = new.count()
+            changed, kept, before = after != before, new, after
+            if not iterate or not changed:
+                break
+    report["ratings_dropped_min_counts"] = dropped.get(True, 0) - before
+    if before == 0:
+        joined.unpersist()
+        raise StageError(_nothing_left(report, ratings_in, n_text_rows, min_user_ratings,
+                                       min_item_ratings))
+    user_ids = [r[0] for r in kept.select("user_id").distinct().orderBy("user_id").toLocalIterator()]
+    users, items = IdMap(user_ids, "user"), IdMap(catalogue, "item")
+    encoded = (kept.join(F.broadcast(_codes(spark, user_ids, "user_id", "user_index")), "user_id")
+               .join(_codes(spark, catalogue, "item_id", "item_index"), "item_id")
+               .orderBy("_unit", "_pos")  # the ratings table's order, as the local engine keeps it
+               .select("user_index", "item_index", F.col("rating").cast("float"),
+                       F.coalesce("timestamp", F.lit(-1)).cast("long").alias("timestamp")))
+    with tempfile.TemporaryDirectory(dir=Path(out_ratings).parent, prefix=".spark-") as tmp:
+        _write_single(encoded, Path(tmp), "ratings", out_ratings, ENCODED_RATINGS_SCHEMA)
+    joined.unpersist()
+    written = spark.read.parquet(str(out_ratings))
+    item_ratings = _counts(written, "item_index", len(items))
+    vectors, known, titles = catalogue_columns(
+        pa.array(catalogue, pa.string()), pq.read_table(item_vectors_path),
+        pq.read_table(items_path, columns=["item_id", "title"]))
+    save_catalogue(users, _counts(written, "user_index", len(users)), items, item_ratings, titles,
+                   known, vectors, out_users, out_items, out_vectors)
+    report.update(ratings_out=before, users=len(users), items=len(items),
+                  rated_items=int((item_ratings > 0).sum()), cold_items=int((item_ratings == 0).sum()),
+                  items_without_known_words=int((~known).sum()),
+                  min_user_ratings=min_user_ratings, min_item_ratings=min_item_ratings,
+                  iterate=iterate, engine="spark")
+    return report
+
+
+# ---------------------------------------------------------------- vectors
+def _encode_units(encoder, in_pretrained, batches):
+    """Executor side: the product vectors of each unit's row groups of the item text."""
+    from .steps import encode_vectors
+
+    for units in batches:
+        for unit in units.to_pylist():
+            for position, table in _read_unit_groups(unit, ["item_id", "text"]):
+                vectors = encode_vectors(encoder, in_pretrained, table)
+                n = vectors.num_rows
+                # Spark has no fixed-size lists: a list here, fixed again when merged
+                vectors = vectors.set_column(1, "vector", vectors.column("vector").cast(pa.list_(pa.float32())))
+                yield from vectors.append_column("_unit", pa.array([unit["unit"]] * n, pa.int32())) \
+                    .append_column("_pos", pa.array(np.arange(position, position + n), pa.int64())).to_batches()
+
+
+@_spark_errors
+def vectors_spark(item_text_path, item_vectors_path, encoder_path, method: str = "word2vec",
+                  pretrained: str | None = "glove-6b-50d", dim: int | None = None, epochs: int = 5,
+                  min_count: int = 2, window: int = 5, seed: int = 42, workers: int | None = None,
+                  deterministic: bool | None = None) -> dict:
+    """``hybrid.steps.vectors_step`` with the encoding on the executors: the encoder is fitted
+    on the driver, streaming the whole corpus as the single-machine stage does (memory grows with
+    the vocabulary, not the corpus), then shipped to the executors (Spark broadcasts it)."""
+    from pyspark.sql import functions as F
+
+    from .schema import item_vectors_schema
+    from .steps import fit_text_encoder, vectors_report
+
+    encoder, in_pretrained = fit_text_encoder(item_text_path, method, pretrained, dim, epochs,
+                                              min_count, window, seed, workers, deterministic)
+    spark = session()
+    schema = item_vectors_schema(encoder.dim)
+    out = pa.schema([schema.field("item_id"), pa.field("vector", pa.list_(pa.float32())),
+                     schema.field("known"), pa.field("pretrained", pa.bool_())] + _ORDER_FIELDS)
+    frame = _row_group_units(spark, item_text_path).mapInArrow(
+        lambda batches: _encode_units(encoder, in_pretrained, batches), _spark_schema(out))
+    with tempfile.TemporaryDirectory(dir=Path(item_vectors_path).parent, prefix=".spark-") as tmp:
+        parts = Path(tmp) / "vectors"
+        frame.orderBy("_unit", "_pos").write.parquet(str(parts))
+        totals = spark.read.parquet(str(parts)).agg(
+            F.count(F.lit(1)), F.sum(F.col("known").cast("long")),
+            F.sum(F.col("pretrained").cast("long"))).first()
+        merge_parquet_parts(_part_files(parts), item_vectors_path, schema)
+    encoder.save(encoder_path)
+    counts = Counter(products=totals[0], with_known=totals[1] or 0, with_pretrained=totals[2] or 0)
+    return {**vectors_report(encoder, in_pretrained, counts), "engine": "spark"}
