@@ -28,9 +28,12 @@ from .spark import ensure_checkpoint_dir
 
 
 def _ratings_frame(spark, users, items, values):
-    return spark.createDataFrame(pa.table({"user": pa.array(users, pa.int32()),
-                                           "item": pa.array(items, pa.int32()),
-                                           "rating": pa.array(values, pa.float32())}))
+    """The training triples as a DataFrame, spread over the cluster's cores and cached (else
+    every ALS step would ship the driver's whole table again inside its tasks)."""
+    frame = spark.createDataFrame(pa.table({"user": pa.array(users, pa.int32()),
+                                            "item": pa.array(items, pa.int32()),
+                                            "rating": pa.array(values, pa.float32())}))
+    return frame.repartition(max(2, spark.sparkContext.defaultParallelism)).cache()
 
 
 def _factors(frame, size: int, rank: int) -> tuple[np.ndarray, np.ndarray]:
