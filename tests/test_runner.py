@@ -268,3 +268,19 @@ def test_editing_code_makes_exactly_the_stages_that_run_it_stale(tmp_path):
           "    return [t for t in _WORDS.findall(text) if t not in stop and t]")
     # tokenize cleans product text (and what follows it goes stale with it); ingest never calls it
     assert stale() == {"text", "vectors", "dataset", "train"}
+
+
+def _stage_with_a_child(out):
+    """A stage whose work happens in a child process holding ~300 MB (as Spark's JVM or
+    ingest's workers do)."""
+    code = "import time; block = bytearray(300 * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep(1.0)"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    Path(out).write_text("done")
+    return {}
+
+
+def test_stage_reports_count_the_memory_of_child_processes(tmp_path):
+    runner = Runner([Stage("child", _stage_with_a_child, outputs={"out": str(tmp_path / "out.txt")})], tmp_path,
+                    log=lambda m: None)
+    report = runner.run()["child"]
+    assert report["peak_tree_rss_mb"] >= report["peak_rss_mb"] + 250, report
