@@ -100,9 +100,10 @@ def encode(ratings: pa.Table, item_text: pa.Table, item_vectors: pa.Table, title
         no_text = int(pc.sum(pc.is_in(ratings.column("item_id"), value_set=textless)).as_py() or 0)
     report["ratings_dropped_no_metadata"] = int((~with_text).sum()) - no_text
     report["ratings_dropped_no_text"] = no_text
-    item_codes = item_codes.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)[with_text]
+    # int32 codes, filtered before any widening: at 40M ratings every int64 copy is 320 MB
+    item_codes = item_codes.fill_null(0).to_numpy(zero_copy_only=False)[with_text]
     user_dict = pc.dictionary_encode(ratings.column("user_id")).combine_chunks()
-    user_codes = user_dict.indices.to_numpy(zero_copy_only=False).astype(np.int64)[with_text]
+    user_codes = user_dict.indices.to_numpy(zero_copy_only=False)[with_text]
     keep = min_count_mask(user_codes, item_codes, min_user_ratings, min_item_ratings, iterate)
     report["ratings_dropped_min_counts"] = int((~keep).sum())
     if not keep.any():
@@ -121,8 +122,10 @@ def encode(ratings: pa.Table, item_text: pa.Table, item_vectors: pa.Table, title
     user_index = new_code[user_codes[keep]].astype(np.int32)
     item_index = item_codes[keep].astype(np.int32)
     rows = np.flatnonzero(with_text)[keep]
-    timestamps = ratings.column("timestamp").fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)[rows]
-    rating = ratings.column("rating").to_numpy().astype(np.float32)[rows]
+    kept_rows = pa.array(rows)  # the kept rows' values only, not a converted copy of each column
+    timestamps = ratings.column("timestamp").take(kept_rows).fill_null(-1).to_numpy(
+        zero_copy_only=False).astype(np.int64, copy=False)
+    rating = ratings.column("rating").take(kept_rows).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
 
     vectors, known, item_titles = catalogue_columns(catalogue, item_vectors, titles)
     item_ratings = np.bincount(item_index, minlength=len(items))

@@ -292,3 +292,17 @@ def test_a_failed_spark_job_is_a_stage_error_not_a_jvm_trace(tmp_path, spark_eng
     pq.write_table(pa.table({"item_id": [1, 2], "title": ["a lamp", "a desk"]}), items)
     with pytest.raises(StageError, match="Spark job of clean_text_spark failed"):
         spark_engine.clean_text_spark(items, tmp_path / "item_text.parquet")
+
+
+def test_a_file_in_the_wrong_format_stops_before_any_spark_job(tmp_path, spark_engine):
+    """As on one machine: the first 20 lines all rejected -> an InputFormatError naming the
+    file and the format expected (checked on the driver, before the job)."""
+    from hybrid.errors import InputFormatError
+
+    meta = write_lines(tmp_path / "meta.json", [json.dumps({"asin": f"A{i}", "title": "t"}) for i in range(30)])
+    wrong = write_lines(tmp_path / "ratings.csv", [f"<html>page {i}</html>" for i in range(40)])
+    (tmp_path / "out").mkdir()
+    with pytest.raises(InputFormatError, match=r"ratings\.csv.*first 20 lines"):
+        spark_engine.ingest_spark([str(meta)], [str(wrong)], tmp_path / "out" / "items.parquet",
+                                  tmp_path / "out" / "ratings.parquet", tmp_path / "out" / "q.jsonl",
+                                  ratings_formats=["amazon2018-ratings"])
