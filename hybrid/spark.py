@@ -233,7 +233,8 @@ def _plan_units(file: int, path: str, fmt: Format, ctx: dict, split_bytes: int) 
 
 
 class _Rejects(Quarantine):
-    """A task's quarantine: rejected lines kept to be sent back with the records."""
+    """A task's quarantine for what the line reader itself rejects (a damaged gzip stream),
+    kept to be sent back with the records."""
 
     def __init__(self):
         super().__init__(None)
@@ -264,6 +265,14 @@ def _parse_units(schema: pa.Schema, batches):
                 blocks = _blocks(unit["path"], fmt, rejects, ctx, 5_000)
             else:
                 blocks = iter_range_blocks(unit["path"], unit["start"], unit["end"], 5_000)
+            def rejected(entries: list) -> pa.RecordBatch:
+                n = len(entries)
+                return table({"_file": [unit["file"]] * n, "_unit": [unit["unit"]] * n,
+                              "_kind": [REJECT] * n, "_line": [e[0] for e in entries],
+                              "_reason": [e[1] for e in entries],
+                              "_raw": [e[2].decode("utf-8", "backslashreplace") if isinstance(e[2], bytes)
+                                       else e[2] for e in entries]}, n)
+
             position = lines = seen = implausible = bad = 0
             for first, block in blocks:
                 chunk = parse_lines(fmt, ctx, first, block)
@@ -271,7 +280,8 @@ def _parse_units(schema: pa.Schema, batches):
                 seen += chunk.lines
                 implausible += chunk.implausible_timestamps
                 bad += len(chunk.rejects)
-                rejects.entries.extend(chunk.rejects)
+                if chunk.rejects:  # sent block by block: a file of bad lines never piles up here
+                    yield rejected(chunk.rejects)
                 n = len(chunk.records)
                 if n:
                     records = pa.Table.from_pylist(chunk.records, schema=schema)
@@ -280,14 +290,8 @@ def _parse_units(schema: pa.Schema, batches):
                                    _pos=np.arange(position, position + n), _kind=[RECORD] * n)
                     position += n
                     yield table(columns, n)
-            n = len(rejects.entries)
-            if n:
-                yield table({"_file": [unit["file"]] * n, "_unit": [unit["unit"]] * n,
-                             "_kind": [REJECT] * n, "_line": [e[0] for e in rejects.entries],
-                             "_reason": [e[1] for e in rejects.entries],
-                             "_raw": [e[2].decode("utf-8", "backslashreplace")
-                                      if isinstance(e[2], bytes) else e[2]
-                                      for e in rejects.entries]}, n)
+            if rejects.entries:  # the reader's own: a truncated or damaged gzip stream
+                yield rejected(rejects.entries)
             yield table({"_file": [unit["file"]], "_unit": [unit["unit"]], "_kind": [STATS],
                          "_pos": [position], "_lines": [lines], "_seen": [seen],
                          "_implausible": [implausible], "_rejected": [bad]}, 1)
