@@ -94,7 +94,11 @@ def read_spark_conf_file(path: str | os.PathLike) -> dict[str, str]:
 
 
 def configure(master: str | None = None, conf: dict[str, str] | None = None) -> None:
-    """Where the Spark jobs of this process run (``--spark-master``) and with which settings."""
+    """Where the Spark jobs of this process run (``--spark-master``) and with which settings.
+
+    They apply when the process starts its SparkSession (the first Spark stage); Spark keeps
+    that session for the life of the process, so a later call with another master or settings
+    does not move a session already running."""
     _settings["master"] = master or DEFAULT_MASTER
     _settings["conf"] = dict(conf or {})
 
