@@ -38,7 +38,7 @@ def _ratings_frame(spark, users, items, values):
 
 def _factors(frame, size: int, rank: int) -> tuple[np.ndarray, np.ndarray]:
     """A model's ``userFactors``/``itemFactors`` as a dense (size, rank) array and a known mask."""
-    table = frame.toArrow() if hasattr(frame, "toArrow") else pa.Table.from_pandas(frame.toPandas())
+    table = frame.toArrow()
     factors = np.zeros((size, rank), np.float32)
     known = np.zeros(size, bool)
     ids = table.column("id").to_numpy()

@@ -45,7 +45,7 @@ from .formats import Format, check_rating_range, get_format, parse_column_names
 from .ids import IdMap
 from .ingest import (FAIL_FAST_LINES, _blocks, _FailFast, _resolve, kind_report,
                      merge_item_records, parse_lines, partition_count)
-from .io import Quarantine, is_gzip, iter_range_blocks, merge_parquet_parts
+from .io import UTF8_BOM, Quarantine, is_gzip, iter_parquet_batches, iter_range_blocks, merge_parquet_parts
 from .schema import ITEM_TEXT_SCHEMA, ITEMS_SCHEMA, RATINGS_SCHEMA
 from .text import TextConfig, clean_corpus, stop_words
 
@@ -214,7 +214,7 @@ def _start_of_file(path: str, fmt: Format, ctx: dict) -> int:
     if fmt.header is None or is_gzip(path):
         return 0
     with open(path, "rb") as handle:  # the header is the first non-blank line
-        offset = 3 if handle.read(3) == b"\xef\xbb\xbf" else 0
+        offset = len(UTF8_BOM) if handle.read(len(UTF8_BOM)) == UTF8_BOM else 0
         handle.seek(offset)
         for number, line in enumerate(handle, 1):
             offset += len(line)
@@ -325,18 +325,19 @@ def _ingest_kind_spark(spark, sources, schema: pa.Schema, key: str, out_path, qu
 
     started = time.perf_counter()
     units: list[dict] = []
+    header_lines: dict[int, int] = {}
     for file, (path, fmt) in enumerate(sources):
         ctx = {"rating_range": list(rating_range or fmt.rating_range),
                "column_names": column_names or {}}
         units += _plan_units(file, path, fmt, ctx, split_bytes)
+        header_lines[file] = ctx["header_line"]
     unit_schema = pa.schema(_UNIT_FIELDS)
     unit_frame = spark.createDataFrame(
         spark.sparkContext.parallelize([tuple(u[n] for n, _ in _UNIT_FIELDS) for u in units],
                                        max(1, len(units))), _spark_schema(unit_schema))
     parsed_schema = pa.schema(list(schema) + [pa.field(n, t) for n, t in _META_FIELDS])
     parsed_dir = tmp / f"{key}-parsed"
-    schema_arg = schema
-    unit_frame.mapInArrow(lambda batches: _parse_units(schema_arg, batches),
+    unit_frame.mapInArrow(lambda batches: _parse_units(schema, batches),
                           _spark_schema(parsed_schema)).write.mode("overwrite").parquet(str(parsed_dir))
     parsed = spark.read.parquet(str(parsed_dir))
 
@@ -347,7 +348,7 @@ def _ingest_kind_spark(spark, sources, schema: pa.Schema, key: str, out_path, qu
     per_file: dict[str, dict] = {}
     for file, (path, fmt) in enumerate(sources):
         file_units = sorted(u["unit"] for u in units if u["file"] == file)
-        line = json.loads(next(u["ctx"] for u in units if u["file"] == file)).get("header_line", 0)
+        line = header_lines[file]
         counts: Counter = Counter()
         for unit in file_units:
             row = stats[(file, unit)]
@@ -443,37 +444,32 @@ def _read_unit_groups(unit: dict, columns: list[str] | None = None):
 _ORDER_FIELDS = [pa.field("_unit", pa.int32()), pa.field("_pos", pa.int64())]
 
 
-def _read_in_order(spark, path, schema: pa.Schema):
-    """A Parquet file of ``schema`` as a DataFrame whose rows carry their place in the file
+def _map_row_groups(spark, path, transform, schema: pa.Schema, columns: list[str] | None = None):
+    """A DataFrame of ``transform(table)`` (rows of ``schema``) over each row group of a Parquet
+    file, read with pyarrow on the executors; every row carries its place in the file
     (``_unit``, ``_pos``), so that a job can write its results in the file's order."""
-    out = pa.schema([f.with_nullable(True) for f in schema] + _ORDER_FIELDS)
+    rows = pa.schema([f.with_nullable(True) for f in schema])
+    out = pa.schema(list(rows) + _ORDER_FIELDS)
 
-    def read(batches):
+    def run(batches):
         for units in batches:
             for unit in units.to_pylist():
-                for position, table in _read_unit_groups(unit, schema.names):
-                    n = table.num_rows
-                    yield from table.cast(pa.schema(list(out)[:len(schema)])).append_column(
-                        _ORDER_FIELDS[0], pa.array([unit["unit"]] * n, pa.int32())).append_column(
-                        _ORDER_FIELDS[1], pa.array(np.arange(position, position + n), pa.int64())).to_batches()
+                for position, table in _read_unit_groups(unit, columns):
+                    result = transform(table).select(rows.names).cast(rows)
+                    n = result.num_rows
+                    yield from pa.Table.from_arrays(
+                        result.columns + [pa.array(np.full(n, unit["unit"], np.int32)),
+                                          pa.array(np.arange(position, position + n), pa.int64())],
+                        schema=out).to_batches()
 
-    return _row_group_units(spark, path).mapInArrow(read, _spark_schema(out))
+    return _row_group_units(spark, path).mapInArrow(run, _spark_schema(out))
 
 
-def _clean_units(config: TextConfig, batches):
-    """Executor side: the text stage's cleaning of the items in each unit's row groups."""
-    out = pa.schema(list(ITEM_TEXT_SCHEMA) + _ORDER_FIELDS)
-    for units in batches:
-        for unit in units.to_pylist():
-            for position, table in _read_unit_groups(unit):
-                cleaned = list(clean_corpus(table.to_pylist(), config))
-                n = len(cleaned)
-                yield pa.RecordBatch.from_arrays(
-                    [pa.array([c[0] for c in cleaned], pa.string()),
-                     pa.array([c[1] for c in cleaned], pa.string()),
-                     pa.array([c[2] for c in cleaned], pa.string()),
-                     pa.array([unit["unit"]] * n, pa.int32()),
-                     pa.array(np.arange(position, position + n), pa.int64())], schema=out)
+def _cleaned(config: TextConfig, items: pa.Table) -> pa.Table:
+    """Executor side: the text stage's rows for a table of items."""
+    cleaned = list(clean_corpus(items.to_pylist(), config))
+    return pa.Table.from_pylist([dict(zip(ITEM_TEXT_SCHEMA.names, row)) for row in cleaned],
+                                schema=ITEM_TEXT_SCHEMA)
 
 
 @_spark_errors
@@ -484,9 +480,7 @@ def clean_text_spark(items_path, item_text_path, fields=("feature", "description
 
     config = TextConfig(tuple(fields), title, brand)
     spark = session()
-    out = pa.schema(list(ITEM_TEXT_SCHEMA) + _ORDER_FIELDS)
-    frame = _row_group_units(spark, items_path).mapInArrow(
-        lambda batches: _clean_units(config, batches), _spark_schema(out))
+    frame = _map_row_groups(spark, items_path, lambda items: _cleaned(config, items), ITEM_TEXT_SCHEMA)
     with tempfile.TemporaryDirectory(dir=Path(item_text_path).parent, prefix=".spark-") as tmp:
         rows = _write_single(frame.orderBy("_unit", "_pos"), Path(tmp), "text", item_text_path,
                              ITEM_TEXT_SCHEMA)
@@ -508,11 +502,13 @@ def _codes(spark, ids: list[str], name: str, code: str):
     return spark.createDataFrame(table)
 
 
-def _counts(frame, column: str, size: int) -> np.ndarray:
-    counts = np.zeros(size, dtype=np.int64)
-    for row in frame.groupBy(column).count().toLocalIterator():
-        counts[row[0]] = row[1]
-    return counts
+def _rating_counts(path, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ratings per user and per item of an encoded ratings file, in one streaming pass."""
+    users, items = np.zeros(n_users, np.int64), np.zeros(n_items, np.int64)
+    for batch in iter_parquet_batches(path, columns=["user_index", "item_index"]):
+        users += np.bincount(batch.column(0).to_numpy(), minlength=n_users)
+        items += np.bincount(batch.column(1).to_numpy(), minlength=n_items)
+    return users, items
 
 
 @_spark_errors
@@ -528,7 +524,7 @@ def dataset_spark(ratings_path, item_text_path, item_vectors_path, items_path,
     spark = session()
     text = spark.read.parquet(str(item_text_path)).select(
         "item_id", (F.col("text") != "").alias("has_text"))
-    ratings = _read_in_order(spark, ratings_path, RATINGS_SCHEMA)
+    ratings = _map_row_groups(spark, ratings_path, lambda table: table, RATINGS_SCHEMA, RATINGS_SCHEMA.names)
     catalogue = [r[0] for r in text.filter("has_text").select("item_id").orderBy("item_id").toLocalIterator()]
     n_text_rows = text.count()
     joined = ratings.join(text, "item_id", "left").cache()
@@ -565,12 +561,11 @@ def dataset_spark(ratings_path, item_text_path, item_vectors_path, items_path,
     with tempfile.TemporaryDirectory(dir=Path(out_ratings).parent, prefix=".spark-") as tmp:
         _write_single(encoded, Path(tmp), "ratings", out_ratings, ENCODED_RATINGS_SCHEMA)
     joined.unpersist()
-    written = spark.read.parquet(str(out_ratings))
-    item_ratings = _counts(written, "item_index", len(items))
+    user_ratings, item_ratings = _rating_counts(out_ratings, len(users), len(items))
     vectors, known, titles = catalogue_columns(
         pa.array(catalogue, pa.string()), pq.read_table(item_vectors_path),
         pq.read_table(items_path, columns=["item_id", "title"]))
-    save_catalogue(users, _counts(written, "user_index", len(users)), items, item_ratings, titles,
+    save_catalogue(users, user_ratings, items, item_ratings, titles,
                    known, vectors, out_users, out_items, out_vectors)
     report.update(ratings_out=before, users=len(users), items=len(items),
                   rated_items=int((item_ratings > 0).sum()), cold_items=int((item_ratings == 0).sum()),
@@ -581,21 +576,6 @@ def dataset_spark(ratings_path, item_text_path, item_vectors_path, items_path,
 
 
 # ---------------------------------------------------------------- vectors
-def _encode_units(encoder, in_pretrained, batches):
-    """Executor side: the product vectors of each unit's row groups of the item text."""
-    from .steps import encode_vectors
-
-    for units in batches:
-        for unit in units.to_pylist():
-            for position, table in _read_unit_groups(unit, ["item_id", "text"]):
-                vectors = encode_vectors(encoder, in_pretrained, table)
-                n = vectors.num_rows
-                # Spark has no fixed-size lists: a list here, fixed again when merged
-                vectors = vectors.set_column(1, "vector", vectors.column("vector").cast(pa.list_(pa.float32())))
-                yield from vectors.append_column("_unit", pa.array([unit["unit"]] * n, pa.int32())) \
-                    .append_column("_pos", pa.array(np.arange(position, position + n), pa.int64())).to_batches()
-
-
 @_spark_errors
 def vectors_spark(item_text_path, item_vectors_path, encoder_path, method: str = "word2vec",
                   pretrained: str | None = "glove-6b-50d", dim: int | None = None, epochs: int = 5,
@@ -607,16 +587,17 @@ def vectors_spark(item_text_path, item_vectors_path, encoder_path, method: str =
     from pyspark.sql import functions as F
 
     from .schema import item_vectors_schema
-    from .steps import fit_text_encoder, vectors_report
+    from .steps import encode_vectors, fit_text_encoder, vectors_report
 
     encoder, in_pretrained = fit_text_encoder(item_text_path, method, pretrained, dim, epochs,
                                               min_count, window, seed, workers, deterministic)
     spark = session()
     schema = item_vectors_schema(encoder.dim)
-    out = pa.schema([schema.field("item_id"), pa.field("vector", pa.list_(pa.float32())),
-                     schema.field("known"), pa.field("pretrained", pa.bool_())] + _ORDER_FIELDS)
-    frame = _row_group_units(spark, item_text_path).mapInArrow(
-        lambda batches: _encode_units(encoder, in_pretrained, batches), _spark_schema(out))
+    # Spark has no fixed-size lists: a list on the executors, fixed again when merged
+    rows = pa.schema([schema.field("item_id"), pa.field("vector", pa.list_(pa.float32())),
+                      schema.field("known"), pa.field("pretrained", pa.bool_())])
+    frame = _map_row_groups(spark, item_text_path, lambda texts: encode_vectors(encoder, in_pretrained, texts),
+                            rows, ["item_id", "text"])
     with tempfile.TemporaryDirectory(dir=Path(item_vectors_path).parent, prefix=".spark-") as tmp:
         parts = Path(tmp) / "vectors"
         frame.orderBy("_unit", "_pos").write.parquet(str(parts))
