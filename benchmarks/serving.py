@@ -6,7 +6,8 @@ For each size (products:ratings): synthetic Amazon-format metadata and ratings (
 --data; ``benchmarks.synthetic``) go through the real pipeline up to the encoded dataset
 (ingest, text cleaning, GloVe-initialised Word2Vec vectors); a ``TwoStageRecommender`` is trained
 on it in one process (real weights, ``--epochs`` epochs per model, no blend-weight search: the
-weights stay at their defaults, so every request runs all three re-ranking parts) and saved;
+weights stay at their defaults, so every request runs all four re-ranking parts: retrieval,
+item-item, network and the TF-IDF content score of the products' cleaned texts) and saved;
 then a fresh process loads it and measures, after a warm-up, each call on its own:
 
     recommend            1 known user, N=10, candidates retrieved and re-ranked by the network
@@ -36,16 +37,20 @@ RESULTS = Path(__file__).parent / "results"
 
 FIT = """
 import json, resource, sys, time
+import pyarrow.parquet as pq
 from hybrid.dataset import load_dataset
 from hybrid.two_stage import TwoStageRecommender
 from hybrid.vectors import TextEncoder
 work, epochs, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 data = load_dataset(work + '/dataset')
 encoder = TextEncoder.load(work + '/vectors/text_encoder.joblib')
+table = pq.read_table(work + '/text/item_text.parquet', columns=['item_id', 'text']).to_pydict()
+by_id = dict(zip(table['item_id'], table['text']))
+texts = [by_id.get(i, '') for i in data.items.values]
 started = time.perf_counter()
 rec = TwoStageRecommender(retrieval={'epochs': epochs, 'batch_size': batch}, train={'epochs': epochs, 'batch_size': batch},
                           config={'validation_share': 0.0}, log=lambda line: print(line, file=sys.stderr))
-rec.fit_dataset(data, encoder=encoder)
+rec.fit_dataset(data, encoder=encoder, texts=texts)
 fit = time.perf_counter() - started
 rec.save(work + '/model')
 print(json.dumps({'fit_seconds': round(fit, 1), 'users': len(data.users), 'products': len(data.items),

@@ -55,12 +55,12 @@ def prepare(name: str, work: Path):
     text = pq.read_table(work / "text" / "item_text.parquet", columns=["item_id", "text"]).to_pydict()
     by_id = dict(zip(text["item_id"], text["text"]))
     texts = [by_id.get(i, "") for i in data.items.values]
-    return data, TextEncoder.load(work / "vectors" / "text_encoder.joblib"), tfidf_rows(texts)
+    return data, TextEncoder.load(work / "vectors" / "text_encoder.joblib"), texts, tfidf_rows(texts)
 
 
-def two_stage(data, rows, encoder, seed, overrides):
+def two_stage(data, rows, encoder, texts, seed, overrides):
     started = time.perf_counter()
-    rec = TwoStageRecommender(seed=seed, **overrides).fit_dataset(data, rows, encoder=encoder)
+    rec = TwoStageRecommender(seed=seed, **overrides).fit_dataset(data, rows, encoder=encoder, texts=texts)
     return rec, round(time.perf_counter() - started, 1)
 
 
@@ -73,10 +73,10 @@ def baselines(data, rows, tfidf, names):
             for name in names}
 
 
-def warm(data, encoder, tfidf, seed, overrides):
+def warm(data, encoder, texts, tfidf, seed, overrides):
     u, i, r = data.user_index, data.item_index, data.rating
     train, test = random_split(len(r), 0.2, seed)
-    rec, seconds = two_stage(data, train, encoder, seed, overrides)
+    rec, seconds = two_stage(data, train, encoder, texts, seed, overrides)
     task = ranking_task(u[train], i[train], u[test], i[test], r[test], np.arange(len(data.items)))
     out = {name: evaluate_ranking(model.score, task, (10,))
            for name, model in baselines(data, train, tfidf, ("popularity", "ease", "tfidf-profile", "content-only")).items()}
@@ -86,10 +86,10 @@ def warm(data, encoder, tfidf, seed, overrides):
     return out
 
 
-def cold_items(data, encoder, tfidf, seed, overrides):
+def cold_items(data, encoder, texts, tfidf, seed, overrides):
     u, i, r = data.user_index, data.item_index, data.rating
     train, test, cold = cold_item_split(i, 0.2, seed)
-    rec, seconds = two_stage(data, train, encoder, seed, overrides)
+    rec, seconds = two_stage(data, train, encoder, texts, seed, overrides)
     task = ranking_task(u[train], i[train], u[test], i[test], r[test], cold)
     out = {name: evaluate_ranking(model.score, task, (10,))
            for name, model in baselines(data, train, tfidf, ("random", "tfidf-profile", "content-only")).items()}
@@ -98,13 +98,13 @@ def cold_items(data, encoder, tfidf, seed, overrides):
     return out
 
 
-def new_users(data, encoder, tfidf, seed, overrides):
+def new_users(data, encoder, texts, tfidf, seed, overrides):
     u, i, r = data.user_index, data.item_index, data.rating
     rng = np.random.default_rng(seed)
     held = rng.choice(len(data.users), int(round(0.2 * len(data.users))), replace=False)
     is_held = np.isin(u, held)
     train = np.flatnonzero(~is_held)
-    rec, seconds = two_stage(data, train, encoder, seed, overrides)
+    rec, seconds = two_stage(data, train, encoder, texts, seed, overrides)
     fitted = baselines(data, train, tfidf, ("popularity", "ease", "tfidf-profile", "content-only"))
     given, relevant = [], []
     for user in np.sort(held):
@@ -172,11 +172,11 @@ def main(argv=None) -> int:
              f"Seeds {args.seeds}; mean ± std. Relevant = rating >= 4. Settings chosen on validation "
              "splits of the training rows. See `benchmarks/two_stage.py` for the protocols.", ""]
     for dataset in args.datasets:
-        data, encoder, tfidf = prepare(dataset, Path(tempfile.mkdtemp(prefix=f"hybrid-{dataset}-")))
+        data, encoder, texts, tfidf = prepare(dataset, Path(tempfile.mkdtemp(prefix=f"hybrid-{dataset}-")))
         for protocol in args.protocols:
             runs = []
             for seed in args.seeds:
-                runs.append(PROTOCOLS[protocol](data, encoder, tfidf, seed, overrides))
+                runs.append(PROTOCOLS[protocol](data, encoder, texts, tfidf, seed, overrides))
                 print(dataset, protocol, seed, {k: round(v["ndcg@10"], 4) for k, v in runs[-1].items()}, flush=True)
             everything["results"][f"{dataset}/{protocol}"] = runs
             lines += summary_lines(dataset, protocol, runs)

@@ -303,7 +303,6 @@ class ContentOnly(Baseline):
         return self.profiles[np.asarray(users)] @ self.unit[np.asarray(candidates)].T
 
 
-
 def tfidf_rows(texts) -> sp.csr_matrix:
     """L2-normalised TF-IDF rows (sublinear term frequency) of cleaned token strings, one per
     item, for ``TfidfProfile``.
@@ -312,12 +311,9 @@ def tfidf_rows(texts) -> sp.csr_matrix:
         >>> tfidf_rows(["red guitar strap", "guitar", ""]).shape[0]
         3
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    from .terms import TermWeights
 
-    texts = [t or "" for t in texts]
-    if not any(texts):
-        return sp.csr_matrix((len(texts), 1), dtype=np.float32)
-    return TfidfVectorizer(token_pattern=r"\S+", sublinear_tf=True, dtype=np.float32).fit_transform(texts).tocsr()
+    return TermWeights.fit(texts, max_terms=0, min_df=1).rows
 
 
 class TfidfProfile(Baseline):
@@ -345,9 +341,9 @@ class TfidfProfile(Baseline):
 
     def profile(self, likes: sp.csr_matrix) -> sp.csr_matrix:
         """Unit-length TF-IDF profiles of rows of liked items (also for users never seen)."""
-        profiles = sp.csr_matrix(likes @ self.rows)
-        norms = np.sqrt(np.asarray(profiles.multiply(profiles).sum(axis=1)).ravel())
-        return sp.csr_matrix(sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ profiles)
+        from .terms import unit_sparse_rows
+
+        return unit_sparse_rows(likes @ self.rows)
 
     def score(self, users, candidates):
         return np.asarray((self.profiles[np.asarray(users)] @ self.rows[np.asarray(candidates)].T).toarray())

@@ -138,6 +138,11 @@ class TwoStageConfig:
     weight_step: float = 0.1  # grid of blend weights, chosen on validation
     validation_share: float = 0.1  # of the training likes, for the blend weights
     validation_users: int = 2000  # users ranked to choose the weights (a seeded sample)
+    content_terms: int = 64  # TF-IDF terms kept per product for the content part (0: no content part)
+    # rated products held out as if new (with all their ratings) to choose how cold products are
+    # blended: this share of them, at most cold_validation_items
+    cold_validation_share: float = 0.2
+    cold_validation_items: int = 1000
     # above this many likes the models fitted to choose the blend weights are kept (their
     # held-out likes join the histories, neighbours and indexes) instead of refitted on all
     refit_max_likes: int = 1_000_000
@@ -147,6 +152,14 @@ class TwoStageConfig:
     ef_construction: int = 100  # 200: recall@10 0.963 vs 0.951 (200k random unit vectors), twice the build time
     ef_search: int = 256
     seed: int = 42
+
+    def __post_init__(self):
+        for name in ("validation_share", "cold_validation_share"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ArgumentError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        for name in ("content_terms", "cold_validation_items"):
+            if getattr(self, name) < 0:
+                raise ArgumentError(f"{name} must be 0 or more, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

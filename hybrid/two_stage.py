@@ -8,13 +8,21 @@ Stage 1, candidates, from two sources:
 - sparse item-item neighbours (``hybrid.neighbours``): the products that people who liked the
   user's items also liked (EASE weights on small catalogues, cosine co-occurrence on large ones).
 
-Stage 2, re-ranking: every candidate gets three scores - the retrieval score, the item-item score
-and the hybrid Keras network's (user and product embeddings concatenated with the text vector,
-trained on likes with sampled negatives) - each standardised over the user's candidates and
-blended with weights chosen by NDCG@10 on a validation share of the *training* likes (then every
-part is refitted on all of them). A score that cannot exist for a request (the network for a
-user it never saw, item-item for a text-only user) is left out and the weights chosen for that
-case, also on validation, are used.
+Stage 2, re-ranking: every candidate gets up to four scores - the retrieval score, the
+item-item score, the hybrid Keras network's (user and product embeddings concatenated with the
+text vector, trained on likes with sampled negatives) and the content score (cosine of the
+user's TF-IDF term profile and the product's terms, ``hybrid.terms``: the specific words an
+average of word vectors blurs) - each standardised over the user's candidates and blended with
+weights chosen by NDCG@10 on a validation share of the *training* likes (then every part is
+refitted on all of them). A score that cannot exist for a request (the network for a user it
+never saw, item-item for a text-only user) is left out and the weights chosen for that case,
+also on validation, are used.
+
+Products without training likes (cold, or added later) have their own blend, chosen on
+training products held out of the validation fit with all their ratings (as if new: ranked
+among themselves), plus an offset that places them among warm products, chosen on validation
+too. On a real catalogue the content score carries most of it: the cold products are ranked at
+least as well as by their text alone.
 
 The vocabulary is implicit's and LightFM's: ``recommend(user_ids, N, filter_already_liked_items,
 filter_items, items, include_cold)`` returns ``(ids, scores)`` arrays; ``frame`` turns them
@@ -53,11 +61,11 @@ from .persistence import (load_arrays, load_sparse, read_manifest, save_arrays, 
 from .progress import Progress
 from .recommender import encode_query, frame_ids, frame_titles, item_text_vectors, item_token_strings
 from .retrieval import RetrievalScorer, fit_retrieval, load_two_tower, save_two_tower
+from .terms import TermWeights
 from .text import TextConfig
 from .vectors import TextEncoder, unit_rows
 
 FORMAT_VERSION = 1
-PARTS = ("retrieval", "item_item", "network")
 
 
 def _config(value, cls, what: str, seed: int, **fixed):
@@ -130,8 +138,9 @@ class TwoStageRecommender:
         self.text_config, self.pretrained, self.log = text, pretrained, log
         self.encoder: TextEncoder | None = None
         self.catalogue: Catalogue | None = None
-        self.weights = {"full": {p: 1 / 3 for p in PARTS}, "no_network": {p: 1 / 2 for p in PARTS[:2]},
-                        "retrieval_only": {"retrieval": 1.0}}
+        self.terms: TermWeights | None = None
+        self.weights: dict = {}
+        self.cold_offset = 0.0
         self.scales: dict = {}
         self.validation: dict = {}
         self.info: dict = {}
@@ -152,17 +161,34 @@ class TwoStageRecommender:
         vectors, self.encoder = item_text_vectors(items, item_vectors, encoder, items_map, self.text_config,
                                                   self.pretrained, self.config.seed)
         catalogue = Catalogue(items_map, vectors, frame_titles(items, items_map), texts=_display_texts(items, items_map))
+        if items is not None:
+            tokens = [""] * len(items_map)
+            for row, text in zip(items_map.index(items["item_id"].astype(str)), item_token_strings(items, self.text_config)):
+                tokens[row] = text
+            self._fit_terms(tokens)
         return self._fit(users.index(ratings["user_id"].astype(str)), items_map.index(ratings["item_id"].astype(str)),
                          ratings["rating"].to_numpy(np.float32), users, catalogue)
 
     def fit_dataset(self, data: EncodedDataset, rows: np.ndarray | None = None,
                     encoder: TextEncoder | None = None, texts=None) -> "TwoStageRecommender":
         """Train on the pipeline's encoded dataset (``rows``: the training rows, default all;
-        ``texts``: the products' display texts in catalogue order, optional)."""
+        ``texts``: the products' cleaned texts in catalogue order, as the text stage writes them:
+        shown for each product and read for the content part's TF-IDF terms; without them the
+        recommender has no content part)."""
         rows = np.arange(len(data.rating)) if rows is None else np.asarray(rows)
         self.encoder = encoder
         catalogue = Catalogue(data.items, data.item_vectors, data.item_titles, texts=texts)
+        if texts is not None:
+            self._fit_terms(catalogue.texts.to_pylist())
         return self._fit(data.user_index[rows], data.item_index[rows], data.rating[rows], data.users, catalogue)
+
+    def _fit_terms(self, token_strings) -> None:
+        """The content part's TF-IDF terms of the catalogue's products (unless switched off)."""
+        if self.config.content_terms > 0:
+            started = time.perf_counter()
+            self.terms = TermWeights.fit(token_strings, self.config.content_terms)
+            self._log(f"recommender: TF-IDF terms of {len(token_strings):,} products ({self.terms.vocabulary:,} "
+                      f"terms), {time.perf_counter() - started:.0f} s")
 
     def _fit(self, user_index, item_index, rating, users: IdMap, catalogue: Catalogue):
         user_index, item_index = np.asarray(user_index, np.int64), np.asarray(item_index, np.int64)
@@ -171,24 +197,41 @@ class TwoStageRecommender:
             raise ArgumentError(f"no rating reaches the like threshold {self.config.threshold}: "
                                 "nothing to learn from (set config threshold)")
         self.users, self.catalogue = users, catalogue
+        self.weights = {case: {p: 1 / len(parts) for p in parts}  # unless chosen on validation below
+                        for case, parts in self._cases().items() if not case.startswith("cold")}
+        self.cold_offset = 0.0
         n_likes = int((rating >= self.config.threshold).sum())
         if self.config.validation_share > 0 and n_likes >= 200:
             fit_rows, held = random_split(len(rating), self.config.validation_share, self.config.seed + 1)
+            fit_rows, cold_rows, cold_items = self._cold_validation(item_index, fit_rows)
             fitted_once = n_likes > self.config.refit_max_likes
             probe = self if fitted_once else self._blank()
             probe._fit_parts(user_index[fit_rows], item_index[fit_rows], rating[fit_rows], final=False)
-            self.weights, self.validation = probe._choose_weights(
-                user_index[fit_rows], item_index[fit_rows], user_index[held], item_index[held], rating[held])
+            self.weights, self.cold_offset, self.validation = probe._choose_weights(
+                *((user_index[r], item_index[r], rating[r]) for r in (fit_rows, held, cold_rows)), cold_items)
             if fitted_once:  # the models stay as fitted; the held likes join the tables they read
                 self._log(f"recommender: {n_likes:,} likes, above refit_max_likes "
                           f"({self.config.refit_max_likes:,}): the models fitted on "
-                          f"{1 - self.config.validation_share:.0%} of them are kept, not refitted on all")
+                          f"{1 - self.config.validation_share:.0%} of them are kept, not refitted on all "
+                          f"(the {len(cold_items):,} products held out as new stay known by their text)")
                 self._derive_tables(user_index, item_index, rating)
                 self.info["refit"] = False
                 return self
         self._fit_parts(user_index, item_index, rating)
         self.info["refit"] = self.config.validation_share > 0 and n_likes >= 200
         return self
+
+    def _cold_validation(self, item_index, fit_rows):
+        """Rated products held out of ``fit_rows`` with all their ratings, to choose the cold
+        blend: ``(fit_rows, cold_rows, cold_items)``; none when fewer than 10 would be held."""
+        config = self.config
+        rated = np.unique(item_index[fit_rows])
+        n = min(int(round(config.cold_validation_share * len(rated))), config.cold_validation_items)
+        if n < 10:
+            return fit_rows, fit_rows[:0], rated[:0]
+        cold = np.sort(np.random.default_rng(config.seed + 2).choice(rated, n, replace=False))
+        is_cold = np.isin(item_index[fit_rows], cold)
+        return fit_rows[~is_cold], fit_rows[is_cold], cold
 
     def _log(self, line: str) -> None:
         if self.log is not None:
@@ -200,7 +243,7 @@ class TwoStageRecommender:
                                     self.config, self.text_config, self.pretrained, log=self.log)
         probe.users = self.users
         probe.catalogue = Catalogue(self.catalogue.ids, self.catalogue.vectors, self.catalogue.titles)
-        probe.encoder = self.encoder
+        probe.encoder, probe.terms = self.encoder, self.terms
         return probe
 
     def _fit_parts(self, user_index, item_index, rating, final: bool = True) -> None:
@@ -273,39 +316,110 @@ class TwoStageRecommender:
         self._network_call = None
         self._counts = None
 
-    def _choose_weights(self, fit_users, fit_items, held_users, held_items, held_ratings):
-        """The blend weights with the best NDCG@10 on the held-out likes, for each set of
-        available parts; returns ``(weights, validation figures)``."""
-        task = ranking_task(fit_users, fit_items, held_users, held_items, held_ratings,
-                            np.arange(len(self.catalogue)), self.config.threshold)
-        task = sample_users(task, self.config.validation_users, self.config.seed)
-        self.weights = {}
-        cases = {"full": PARTS if self.network is not None else PARTS[:2], "no_network": PARTS[:2],
-                 "retrieval_only": PARTS[:1]}
+    def _cases(self) -> dict[str, tuple[str, ...]]:
+        """The parts each blend reads: ``full`` (known users), ``no_network`` (new users with
+        liked items), ``retrieval_only`` (new users from text alone), and the same for products
+        without training likes (``cold``, ``cold_no_network``: no item-item scores exist)."""
+        network = ("network",) if self.config.network else ()
+        content = ("content",) if self.terms is not None else ()
+        return {"full": ("retrieval", "item_item") + network + content,
+                "no_network": ("retrieval", "item_item") + content, "retrieval_only": ("retrieval",) + content,
+                "cold": ("retrieval",) + network + content, "cold_no_network": ("retrieval",) + content}
+
+    def _choose_weights(self, fit, held, cold, cold_items):
+        """The blend weights with the best NDCG@10 on validation likes, for each set of
+        available parts, and the offset of cold products; returns ``(weights, offset, figures)``.
+
+        ``fit``, ``held``, ``cold``: (users, items, ratings) of the rows the parts were fitted on,
+        of the held-out likes, and of the ``cold_items`` held out with every rating. In order:
+        the cold blends, ranking only the held-out products (as if new: the parts never saw them);
+        the warm blends, ranking only products with training likes for the held-out likes of
+        such products (cold and warm products are ordered by their own blends); then the offset that
+        places cold products among warm ones, ranking the whole catalogue for the held-out likes
+        plus the cold products' likes sampled at the same share (as if they had been held like
+        every other product's)."""
+        cases = self._cases()
+        self.weights = {case: {p: 1 / len(parts) for p in parts} for case, parts in cases.items()}
+        self.cold_offset, figures = 0.0, {}
+        n_items, threshold, seed = len(self.catalogue), self.config.threshold, self.config.seed
+        cold_task = ranking_task(*fit[:2], *cold, cold_items, threshold) if len(cold_items) else None
+        if cold_task is not None and len(cold_task.users):
+            cold_task = sample_users(cold_task, self.config.validation_users, seed)
+            figures.update(self._search(cold_task, {c: cases[c] for c in ("cold", "cold_no_network")},
+                                        self._cold_features(cold_items), "cold products"))
+        else:  # nothing to learn the cold blend from: cold products are blended as warm ones
+            del self.weights["cold"], self.weights["cold_no_network"]
+        warm_items = np.flatnonzero(self.network_items)
+        task = sample_users(ranking_task(*fit[:2], *held, warm_items, threshold), self.config.validation_users, seed)
+        warm = {c: cases[c] for c in ("full", "no_network", "retrieval_only")}
+        figures.update(self._search(task, warm, self._known_user_features, "warm products", warm_only=True))
+        if "cold" in self.weights:
+            sampled = np.random.default_rng(seed).random(len(cold[0])) < self.config.validation_share
+            mixed = ranking_task(*fit[:2], *(np.concatenate([h, c[sampled]]) for h, c in zip(held, cold)),
+                                 np.arange(n_items), threshold)
+            figures["cold_offset"] = self._search_offset(sample_users(mixed, self.config.validation_users, seed))
+        return self.weights, self.cold_offset, figures
+
+    def _search(self, task, cases: dict, batch_features, what: str, warm_only: bool = False) -> dict:
+        """Grid search of each case's weights (``self.weights[case]`` set to the best) by
+        NDCG@10 over ``task``; ``batch_features(users)`` gives ``(rows, valid, features)``;
+        ``warm_only``: products without training likes are left out of the rankings."""
         grids = {case: _weight_grid(parts, self.config.weight_step) for case, parts in cases.items()}
         tops = {case: [[] for _ in grid] for case, grid in grids.items()}
-        batch = 256
-        with Progress(len(task.users), "recommender: blend weights on validation users", "users") as progress:
-            for start in range(0, len(task.users), batch):
-                users = task.users[start:start + batch]
-                rows, valid, features = self._known_user_features(users)
+        with Progress(len(task.users), f"recommender: blend weights of {what} on validation users",
+                      "users") as progress:
+            start = 0
+            while start < len(task.users):
+                probe_rows, _, _ = batch_features(task.users[start:start + 1])
+                users = task.users[start:start + max(16, (1 << 16) // max(1, probe_rows.shape[1]))]
+                rows, valid, features = batch_features(users)
+                if warm_only:
+                    valid = valid & self.network_items[np.maximum(rows, 0)]
                 for case, grid in grids.items():
+                    present = {p: v for p, v in features.items() if p in cases[case]}
                     for g, weights in enumerate(grid):
                         self.weights[case] = weights
-                        tops[case][g].append(_top(self._blend(features, case), rows, valid, 10)[0])
+                        tops[case][g].append(_top(self._blend(present, rows), rows, valid, 10)[0])
                 progress.update(len(users))
-        chosen, figures = {}, {}
+                start += len(users)
+        figures = {}
         for case, grid in grids.items():
             ndcg = [ranking_metrics_from_lists(np.vstack(t), task.relevant, 10)["ndcg"] for t in tops[case]]
             best = int(np.argmax(ndcg))
-            chosen[case] = grid[best]
+            self.weights[case] = grid[best]
             figures[case] = {"ndcg@10": ndcg[best], "users": int(len(task.users)),
                              "grid": [{**w, "ndcg@10": v} for w, v in zip(grid, ndcg)]}
-        return chosen, figures
+        return figures
+
+    def _search_offset(self, task, offsets=tuple(np.arange(-3.0, 1.01, 0.25))) -> dict:
+        """The offset of the cold blend (``self.cold_offset`` set to the best) by NDCG@10."""
+        tops = [[] for _ in offsets]
+        batch = 256
+        with Progress(len(task.users), "recommender: cold products' offset on validation users", "users") as progress:
+            for start in range(0, len(task.users), batch):
+                rows, valid, features = self._known_user_features(task.users[start:start + batch])
+                for o, offset in enumerate(offsets):
+                    self.cold_offset = float(offset)
+                    tops[o].append(_top(self._blend(features, rows), rows, valid, 10)[0])
+                progress.update(min(batch, len(task.users) - start))
+        ndcg = [ranking_metrics_from_lists(np.vstack(t), task.relevant, 10)["ndcg"] for t in tops]
+        best = int(np.argmax(ndcg))
+        self.cold_offset = float(offsets[best])
+        return {"offset": self.cold_offset, "ndcg@10": ndcg[best], "users": int(len(task.users)),
+                "grid": [{"offset": float(o), "ndcg@10": v} for o, v in zip(offsets, ndcg)]}
+
+    def _cold_features(self, cold_items: np.ndarray):
+        """``batch_features`` of known users over the given (cold) products only."""
+        def features(users):
+            rows = np.broadcast_to(np.asarray(cold_items, np.int64), (len(users), len(cold_items)))
+            return rows, np.ones(rows.shape, bool), self._part_scores(
+                self.scorer.user_matrix[users], self._related(self.likes[users]), users, rows,
+                self._profiles(self.likes[users]))
+        return features
 
     # ================================================================== the two stages
     def _features(self, user_vectors, histories: sp.csr_matrix, excluded: list, network_users,
-                  allowed: np.ndarray | None, k: int):
+                  allowed: np.ndarray | None, k: int, profiles=None):
         """Candidates of each user (both sources, union) and their unblended scores.
 
         Returns ``rows`` (B x M item rows, -1 padding), ``valid`` (B x M) and a dict of
@@ -331,33 +445,39 @@ class TwoStageRecommender:
         valid = rows >= 0
         if allowed is not None:
             valid &= allowed[np.maximum(rows, 0)]
-        return rows, valid, self._part_scores(user_vectors, related, network_users, np.maximum(rows, 0))
+        return rows, valid, self._part_scores(user_vectors, related, network_users, np.maximum(rows, 0), profiles)
 
     def _related(self, histories: sp.csr_matrix):
         """Item-item scores of every item for each history row (None when all are empty)."""
         return (histories @ self.neighbours).tocsr() if histories.nnz else None
 
+    def _profiles(self, histories: sp.csr_matrix, text_terms: sp.csr_matrix | None = None):
+        """Term profiles of users from their liked products (and a sentence's terms), or None
+        when the recommender has no content part."""
+        return None if self.terms is None else self.terms.profiles(histories, text_terms)
+
     def _known_user_features(self, users: np.ndarray):
         """``_features`` of known users, their training items excluded."""
         return self._features(self.scorer.user_matrix[users], self.likes[users], self._rated_rows(users),
-                              users, None, self.config.candidates)
+                              users, None, self.config.candidates, self._profiles(self.likes[users]))
 
     def _rated_rows(self, users) -> list[np.ndarray]:
         return [self.rated[u].indices for u in users]
 
-    def _blended(self, user_vectors, histories, network_users, rows) -> np.ndarray:
+    def _blended(self, user_vectors, histories, network_users, rows, profiles=None) -> np.ndarray:
         """The blended score of every given (user, item row) pair."""
-        features = self._part_scores(user_vectors, self._related(histories), network_users, rows)
-        return self._blend(features, self._case(features))
+        return self._blend(self._part_scores(user_vectors, self._related(histories), network_users, rows, profiles),
+                           rows)
 
-    def _part_scores(self, user_vectors, related, network_users, rows) -> dict:
+    def _part_scores(self, user_vectors, related, network_users, rows, profiles=None) -> dict:
         features = {"retrieval": np.einsum("bd,bmd->bm", user_vectors, self.scorer.item_matrix[rows])}
         if related is not None:
             features["item_item"] = row_values(related, rows)
         if network_users is not None and self.network is not None:
             features["network"] = self._network_scores(network_users, rows)
+        if profiles is not None:
+            features["content"] = self.terms.scores(profiles, rows)
         return features
-
     def _network_scores(self, users: np.ndarray, rows: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
         """The hybrid network's like-probabilities for users x their candidate rows."""
         import tensorflow as tf
@@ -381,15 +501,28 @@ class TwoStageRecommender:
                 self.catalogue.vectors[flat_items[s:s + chunk]])).ravel()
         return out.reshape(rows.shape)
 
-    def _blend(self, features: dict, case: str) -> np.ndarray:
+    def _blend(self, features: dict, rows: np.ndarray) -> np.ndarray:
         """The weighted sum of the parts' scores, each standardised with the mean and spread it
-        has over the candidates of training users (``self.scales``): a pointwise score."""
+        has over the candidates of training users (``self.scales``): a pointwise score.
+        Products without training likes (``rows`` tells which) get the cold blend plus the
+        cold offset, when the weights have one."""
+        warm = self._weighted(features, self.weights[self._case(features)])
+        cold_case = "cold" if "network" in features else "cold_no_network"
+        if cold_case not in self.weights:
+            return warm
+        cold = ~self.network_items[np.maximum(rows, 0)]
+        if not cold.any():
+            return warm
+        return np.where(cold, self._weighted(features, self.weights[cold_case]) + self.cold_offset, warm)
+
+    def _weighted(self, features: dict, weights: dict) -> np.ndarray:
         out = 0.0
-        for part, weight in self.weights[case].items():
+        for part, weight in weights.items():
             if weight and part in features:
                 mean, spread = self.scales[part]
                 out = out + weight * (features[part] - mean) / spread
-        return np.broadcast_to(out, next(iter(features.values())).shape) if np.isscalar(out) else out
+        shape = next(iter(features.values())).shape
+        return np.full(shape, out, np.float64) if np.isscalar(out) else out
 
     def _fit_scales(self, users: np.ndarray) -> None:
         """Mean and spread of every part's score over the candidates of ``users``."""
@@ -403,20 +536,22 @@ class TwoStageRecommender:
         return "full" if "network" in features else "no_network"
 
     def _rank(self, user_vectors, histories, excluded, network_users, n: int, allowed=None,
-              items: np.ndarray | None = None):
+              items: np.ndarray | None = None, profiles=None):
         """Top-``n`` rows and scores for a batch of users: from the candidates, or exactly over
         ``items`` (rows) when given or when filtering left a user fewer than ``n`` candidates."""
         if items is None:
             k = max(self.config.candidates, n)
-            rows, valid, features = self._features(user_vectors, histories, excluded, network_users, allowed, k)
-            top_rows, top_scores = _top(self._blend(features, self._case(features)), rows, valid, n)
+            rows, valid, features = self._features(user_vectors, histories, excluded, network_users, allowed, k,
+                                                   profiles)
+            top_rows, top_scores = _top(self._blend(features, rows), rows, valid, n)
             short = np.flatnonzero((top_rows < 0).any(axis=1))
             if len(short) == 0:
                 return top_rows, top_scores
             items = np.arange(len(self.catalogue)) if allowed is None else np.flatnonzero(allowed)
             users = None if network_users is None else network_users[short]
             exact_rows, exact_scores = self._rank(user_vectors[short], histories[short],
-                                                  [excluded[b] for b in short], users, n, None, items)
+                                                  [excluded[b] for b in short], users, n, None, items,
+                                                  None if profiles is None else profiles[short])
             top_rows, top_scores = top_rows.copy(), top_scores.copy()
             top_rows[short], top_scores[short] = exact_rows, exact_scores
             return top_rows, top_scores
@@ -425,7 +560,7 @@ class TwoStageRecommender:
         for b, gone in enumerate(excluded):
             if len(gone):
                 valid[b] &= ~np.isin(rows[b], gone)
-        return _top(self._blended(user_vectors, histories, network_users, rows), rows, valid, n)
+        return _top(self._blended(user_vectors, histories, network_users, rows, profiles), rows, valid, n)
 
     # ================================================================== the scorer protocol
     def score(self, users, candidates) -> np.ndarray:
@@ -438,14 +573,15 @@ class TwoStageRecommender:
         self._check_fitted()
         if len(candidates) == len(self.catalogue) and np.array_equal(candidates, np.arange(len(candidates))):
             rows, valid, features = self._known_user_features(users)
-            blend = self._blend(features, self._case(features))
+            blend = self._blend(features, rows)
             # items that were not retrieved rank below every candidate, in retrieval order
             out = self.scorer.user_matrix[users] @ self.scorer.item_matrix.T - 1e6
             chosen_users, chosen = np.nonzero(valid)
             out[chosen_users, rows[chosen_users, chosen]] = blend[chosen_users, chosen]
             return out
         rows = np.broadcast_to(candidates, (len(users), len(candidates)))
-        return self._blended(self.scorer.user_matrix[users], self.likes[users], users, rows)
+        return self._blended(self.scorer.user_matrix[users], self.likes[users], users, rows,
+                             self._profiles(self.likes[users]))
 
     # ================================================================== answering
     def _check_fitted(self) -> None:
@@ -509,7 +645,7 @@ class TwoStageRecommender:
         if chosen is not None and len(chosen) == 0:
             return self._answer(np.full((len(users), 0), -1), np.zeros((len(users), 0)), single)
         rows, scores = self._rank(self.scorer.user_matrix[users], self.likes[users], excluded, users, n,
-                                  allowed, chosen)
+                                  allowed, chosen, self._profiles(self.likes[users]))
         return self._answer(rows, scores, single)
 
     def _text_vector(self, text: str) -> np.ndarray:
@@ -534,11 +670,15 @@ class TwoStageRecommender:
         vector = self.scorer.new_user(liked, self._text_vector(text) if has_text else None)
         history = sp.csr_matrix((np.ones(len(liked), np.float32), (np.zeros(len(liked), int), liked)),
                                 shape=(1, len(self.catalogue)))
+        text_terms = None
+        if has_text and self.terms is not None:
+            text_terms = self.terms.transform(item_token_strings(pd.DataFrame({"text": [str(text)]}), self.text_config))
         blocked = self._blocked(filter_items)
         allowed, chosen = self._choice(items, include_cold)
         if chosen is not None and len(chosen) == 0:
             return self._answer(np.full((1, 0), -1), np.zeros((1, 0)), True)
-        rows, scores = self._rank(vector[None, :], history, [np.union1d(liked, blocked)], None, n, allowed, chosen)
+        rows, scores = self._rank(vector[None, :], history, [np.union1d(liked, blocked)], None, n, allowed, chosen,
+                                  self._profiles(history, text_terms))
         return self._answer(rows, scores, True)
 
     def similar_items(self, item_ids, N: int = 10, by: str = "content", filter_items: Iterable | None = None):
@@ -635,10 +775,10 @@ class TwoStageRecommender:
         if "item_id" not in items.columns:
             raise ArgumentError(f"items lacks column 'item_id'; it has {list(items.columns)}")
         self.catalogue.check_new(items["item_id"])  # before any text work
+        tokens = item_token_strings(items, self.text_config) if item_vectors is None or self.terms is not None else None
         if item_vectors is None:
             if self.encoder is None:
                 raise ArgumentError("no text encoder: pass item_vectors for the new items")
-            tokens = item_token_strings(items, self.text_config)
             empty = [str(i) for i, t in zip(items["item_id"], tokens) if not t.strip()]
             if empty:
                 raise ArgumentError(f"items {empty[:5]} have no usable text: give a text, title, description "
@@ -646,6 +786,8 @@ class TwoStageRecommender:
             item_vectors, _ = self.encoder.transform(tokens)
         texts = _display_texts(items, None) if self.catalogue.texts is not None else None
         rows = self.catalogue.append(items["item_id"].astype(str), item_vectors, frame_titles(items), texts)
+        if self.terms is not None:
+            self.terms.append(tokens)
         tower = self.scorer.text_items(self.catalogue.vectors[rows])
         self.scorer.item_matrix = np.vstack([self.scorer.item_matrix, tower])
         self.item_index.add(tower)
@@ -668,7 +810,7 @@ class TwoStageRecommender:
             "network": self.network_config.to_dict(), "train": self.train_config.to_dict(),
             "text": {"fields": list(self.text_config.fields), "title": self.text_config.title,
                      "brand": self.text_config.brand},
-            "pretrained": self.pretrained, "weights": self.weights, "scales": self.scales, "validation": self.validation,
+            "pretrained": self.pretrained, "weights": self.weights, "cold_offset": self.cold_offset, "scales": self.scales, "validation": self.validation,
             "info": self.info, "n_users": len(self.users), "n_model_items": self.scorer.model.n_items,
             "has_network": self.network is not None})
         self.catalogue.save(directory)
@@ -684,6 +826,8 @@ class TwoStageRecommender:
             self.network.save(directory / "network.keras")
         if self.encoder is not None:
             self.encoder.save(directory / "text_encoder.joblib")
+        if self.terms is not None:
+            self.terms.save(directory)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "TwoStageRecommender":
@@ -714,6 +858,8 @@ class TwoStageRecommender:
         encoder = directory / "text_encoder.joblib"
         rec.encoder = TextEncoder.load(encoder) if encoder.is_file() else None
         rec.weights, rec.validation, rec.info = meta["weights"], meta["validation"], meta["info"]
+        rec.cold_offset = float(meta.get("cold_offset", 0.0))  # (recommenders saved before it had one: 0)
+        rec.terms = TermWeights.load(directory) if TermWeights.saved_in(directory) else None
         rec.scales = {part: tuple(value) for part, value in meta["scales"].items()}
         rec._network_call = None
         rec._counts = None

@@ -19,13 +19,13 @@ def shared_data(name: str) -> Path:
     return folder
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def amazon_dir() -> Path:
     """The 2018 samples (Gift Cards, Magazine Subscriptions)."""
     return shared_data("amazon")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def amazon2014_dir() -> Path:
     """Musical Instruments 5-core, 2014 (ratings CSV with a header, JSON metadata)."""
     return shared_data("amazon2014")

@@ -18,5 +18,5 @@ def test_walkthrough_notebook_executes(tmp_path, monkeypatch):
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) >= 3  # overview, learning curve, embedding projection
+    assert len(images) >= 4  # overview, learning curve, embedding projection, two-stage blend weights
     assert (tmp_path / "out" / "dataset" / "item_vectors.npy").is_file()

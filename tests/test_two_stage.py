@@ -12,15 +12,40 @@ HORROR = ("horror", "scream", "dracula", "night", "evil", "dead", "fright", "nig
           "frankenstein", "vampire", "candyman", "hellraiser", "omen", "exorcist", "shining")
 
 
+def product_texts(data, out):
+    """The text stage's cleaned product texts in the dataset's item order."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out / "text" / "item_text.parquet", columns=["item_id", "text"]).to_pydict()
+    by_id = dict(zip(table["item_id"], table["text"]))
+    return [by_id.get(i, "") for i in data.items.values]
+
+
 @pytest.fixture(scope="module")
 def fitted(ml100k):
     from hybrid.two_stage import TwoStageRecommender
 
-    data, encoder, _ = ml100k
+    data, encoder, out = ml100k
     train, test = random_split(len(data.rating), 0.2, seed=0)
     rec = TwoStageRecommender(retrieval={"epochs": 8, "patience": 2}, train={"epochs": 4},
                               config={"validation_users": 500}, seed=0)
-    return rec.fit_dataset(data, train, encoder=encoder), data, train, test
+    return rec.fit_dataset(data, train, encoder=encoder, texts=product_texts(data, out)), data, train, test
+
+
+@pytest.fixture(scope="module")
+def instruments(tmp_path_factory, amazon2014_dir):
+    """Amazon 2014 Musical Instruments 5-core (real product text) through the pipeline."""
+    from hybrid.dataset import load_dataset
+    from hybrid.runner import Runner
+    from hybrid.vectors import TextEncoder
+    from pipelines.recommender import PipelineConfig, build
+
+    out = tmp_path_factory.mktemp("instruments")
+    config = PipelineConfig(out=str(out), ratings=[str(amazon2014_dir / "Musical_Instruments_5.csv.gz")],
+                            meta=[str(amazon2014_dir / "Musical_Instruments_meta_5.json.gz")])
+    Runner(build(config), out, log=lambda m: None).run(until="dataset")
+    data = load_dataset(out / "dataset")
+    return data, TextEncoder.load(out / "vectors" / "text_encoder.joblib"), product_texts(data, out)
 
 
 def test_two_stage_ranks_above_popularity_and_its_retrieval_stage(fitted):
@@ -36,6 +61,10 @@ def test_two_stage_ranks_above_popularity_and_its_retrieval_stage(fitted):
     assert two_stage >= retrieval
     # the weights were chosen on validation: they are a blend on the grid, recorded with figures
     assert abs(sum(rec.weights["full"].values()) - 1) < 1e-9 and rec.validation["full"]["users"] == 500
+    assert set(rec.weights["full"]) == {"retrieval", "item_item", "network", "content"}
+    # the cold blend and its offset too, on products held out of the fit as if new
+    assert set(rec.weights["cold"]) == {"retrieval", "network", "content"}
+    assert rec.validation["cold_offset"]["offset"] == rec.cold_offset
 
 
 def test_the_serving_path_and_the_scorer_agree(fitted):
@@ -125,13 +154,15 @@ def test_similar_lookups_answer_in_batches(fitted):
 def test_added_items_are_recommendable_and_findable_at_once(ml100k, tmp_path):
     from hybrid.two_stage import TwoStageRecommender
 
-    data, encoder, _ = ml100k
+    data, encoder, out = ml100k
     rec = TwoStageRecommender(retrieval={"epochs": 2}, network={}, train={"epochs": 1},
-                              config={"validation_share": 0.0}, seed=1).fit_dataset(data, encoder=encoder)
-    before = len(rec.catalogue)
+                              config={"validation_share": 0.0}, seed=1)
+    rec.fit_dataset(data, encoder=encoder, texts=product_texts(data, out))
+    before, vocabulary = len(rec.catalogue), rec.terms.vocabulary
     added = rec.add_items(pd.DataFrame({"item_id": ["new-1", "new-2"], "title": ["Haunted Night", "Tax Law"],
                                         "text": ["horror haunted vampire night terror", "documentary law tax"]}))
     assert added == 2 and len(rec.catalogue) == before + 2 and rec.catalogue.cold[-2:].all()
+    assert rec.terms.rows.shape == (before + 2, vocabulary) and rec.terms.rows[-2:].nnz > 0  # same vocabulary
     ids, _ = rec.similar_to_text("vampire horror haunted", N=5)
     assert "new-1" in ids
     collaborative, _ = rec.similar_items("new-1", N=5, by="collaborative")
@@ -207,3 +238,40 @@ def test_an_hnsw_graph_is_built_in_parts_with_progress_lines(monkeypatch, capsys
     assert index.kind == "hnsw" and len(index) == 5000 and len(lines) == 5 and "5,000 vectors" in lines[-1]
     _, rows = index.search(vectors[:5], 1)
     assert rows[:, 0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_products_nobody_rated_rank_as_well_as_their_text_alone(instruments):
+    """Cold products on a real catalogue: the two-stage ranking is at the level of the TF-IDF
+    profile (the content baseline that keeps brands and model names) and well above averaged
+    word vectors - the content part and the cold blend chosen on products held out as new."""
+    from hybrid.baselines import ContentOnly, TfidfProfile, tfidf_rows
+    from hybrid.evaluation import cold_item_split
+    from hybrid.two_stage import TwoStageRecommender
+
+    data, encoder, texts = instruments
+    u, i, r = data.user_index, data.item_index, data.rating
+    train, test, cold = cold_item_split(i, 0.2, seed=0)
+    rec = TwoStageRecommender(retrieval={"epochs": 10}, train={"epochs": 4}, seed=0)
+    rec.fit_dataset(data, train, encoder=encoder, texts=texts)
+    task = ranking_task(u[train], i[train], u[test], i[test], r[test], cold)
+    fitted = {name: model.fit(u[train], i[train], r[train], len(data.users), len(data.items), vectors)
+              for name, model, vectors in (("tfidf", TfidfProfile(), tfidf_rows(texts)),
+                                           ("words", ContentOnly(), data.item_vectors))}
+    ndcg = {name: evaluate_ranking(model.score, task, (10,))["ndcg@10"] for name, model in fitted.items()}
+    ours = evaluate_ranking(rec.score, task, (10,))["ndcg@10"]
+    assert ours >= 0.9 * ndcg["tfidf"] and ours > 1.3 * ndcg["words"], (ours, ndcg)
+    assert rec.weights["cold"]["content"] >= 0.5 and rec.validation["cold"]["users"] > 100
+
+
+def test_a_sentence_finds_the_products_that_name_its_words(instruments):
+    """A brand is one word among thousands: averaged word vectors blur it, the TF-IDF terms of
+    the content part keep it."""
+    from hybrid.two_stage import TwoStageRecommender
+
+    data, encoder, texts = instruments
+    rec = TwoStageRecommender(retrieval={"epochs": 4}, train={"epochs": 2}, config={"validation_share": 0.0},
+                              seed=0).fit_dataset(data, encoder=encoder, texts=texts)
+    named = {data.items.values[k] for k, text in enumerate(texts) if "snark" in text.split()}
+    assert 3 <= len(named) < 0.05 * len(texts)
+    ids, _ = rec.recommend_for_new_user(text="snark clip tuner", N=10)
+    assert len(named & set(ids)) >= 3, ids

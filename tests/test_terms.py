@@ -1,0 +1,54 @@
+"""TF-IDF term weights of the two-stage recommender's content part (``hybrid.terms``)."""
+
+import numpy as np
+import scipy.sparse as sp
+
+from hybrid.terms import TermWeights, keep_heaviest
+
+
+def corpus(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    words = [f"w{k}" for k in range(300)]
+    texts = [" ".join(rng.choice(words, rng.integers(0, 40), p=np.linspace(2, 1, 300) / np.linspace(2, 1, 300).sum()))
+             for _ in range(n)]
+    texts[3], texts[7] = "", None  # no text at all
+    return texts
+
+
+def test_candidate_scores_are_the_cosines_of_profiles_and_product_terms():
+    terms = TermWeights.fit(corpus(), max_terms=16)
+    rng = np.random.default_rng(1)
+    history = sp.random(30, 400, density=0.02, random_state=2, format="csr")
+    history.data[:] = 1.0
+    sentence = terms.transform(["w1 w5 w299 unknownword"])
+    extra = sp.vstack([sentence] + [sp.csr_matrix((1, terms.vocabulary), dtype=np.float32)] * 29).tocsr()
+    profiles = terms.profiles(history, extra)
+    rows = rng.integers(0, 400, (30, 50))
+    dense = (profiles @ terms.rows.T).toarray()
+    np.testing.assert_allclose(terms.scores(profiles, rows), np.take_along_axis(dense, rows, 1), atol=1e-6)
+    norms = np.sqrt(np.asarray(profiles.multiply(profiles).sum(axis=1)).ravel())
+    assert np.allclose(norms[norms > 0], 1.0) and norms[0] > 0
+    # at most max_terms per product, the heaviest of its full TF-IDF row; empty texts stay empty
+    full = TermWeights.fit(corpus(), max_terms=0).rows
+    assert np.diff(terms.rows.indptr).max() == 16 and terms.rows[[3, 7]].nnz == 0
+    for row in (0, 1, 2):
+        kept = set(terms.rows[row].indices)
+        weights = full[row].toarray().ravel()
+        assert weights[list(kept)].min() >= np.sort(weights[weights > 0])[-16] - 1e-7
+
+
+def test_keep_heaviest_and_degenerate_catalogues(tmp_path):
+    matrix = sp.csr_matrix(np.array([[0.3, 0.1, 0.3, 0.0], [0.0, 0.0, 0.0, 0.0], [0.5, 0.4, 0.1, 0.2]]))
+    assert keep_heaviest(matrix, 2).toarray().tolist() == [[0.3, 0, 0.3, 0], [0, 0, 0, 0], [0.5, 0.4, 0, 0]]
+    # no text anywhere: no vocabulary, every score 0, nothing raised
+    empty = TermWeights.fit(["", None, "  "])
+    assert empty.vocabulary == 0 and not empty.scores(empty.profiles(sp.eye(3, format="csr")), np.array([[0, 1]])).any()
+    # every word in one product only: min_df falls back so that a tiny catalogue still has terms
+    tiny = TermWeights.fit(["red strap", "blue cable"], min_df=2)
+    assert tiny.vocabulary == 4
+    tiny.append(["red cable", "unknown words only"])
+    assert tiny.rows.shape == (4, 4) and tiny.rows[3].nnz == 0
+    tiny.save(tmp_path)
+    loaded = TermWeights.load(tmp_path)
+    assert TermWeights.saved_in(tmp_path) and (loaded.rows != tiny.rows).nnz == 0
+    assert (loaded.transform(["blue strap"]) != tiny.transform(["blue strap"])).nnz == 0
