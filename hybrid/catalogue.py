@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from .errors import ArgumentError
 from .ids import IdMap
+from .persistence import load_array, save_array
 
 
 class Catalogue:
@@ -86,7 +87,7 @@ class Catalogue:
         self.ids.save(directory / "items.parquet",
                       title=pa.array([t if t is None else str(t) for t in self.titles], pa.string()),
                       trained=self.trained)
-        np.save(directory / "item_text_vectors.npy", self.vectors)
+        save_array(directory / "item_text_vectors.npy", self.vectors)
         if self.texts is not None:
             pq.write_table(pa.table({"text": self.texts}), directory / "item_texts.parquet")
 
@@ -95,7 +96,7 @@ class Catalogue:
         directory = Path(directory)
         table = pq.read_table(directory / "items.parquet")
         texts = directory / "item_texts.parquet"
-        return cls(IdMap.load(directory / "items.parquet", "item"), np.load(directory / "item_text_vectors.npy"),
+        return cls(IdMap.load(directory / "items.parquet", "item"), load_array(directory / "item_text_vectors.npy"),
                    np.array(table.column("title").to_pylist(), object), table.column("trained").to_numpy(),
                    pq.read_table(texts, memory_map=True).column("text") if texts.is_file() else None)
 

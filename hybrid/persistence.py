@@ -41,6 +41,52 @@ def read_manifest(directory: str | os.PathLike, kind: str, version: int) -> dict
     return meta
 
 
+def _replace(path: str | os.PathLike, write) -> None:
+    """Write ``path`` through a temporary file beside it, then rename it into place: a process
+    that has the old file memory-mapped (``load_array``) keeps reading the old contents."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            write(handle)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def save_array(path: str | os.PathLike, array: np.ndarray) -> None:
+    """One array as ``.npy`` (replaced atomically), for ``load_array``."""
+    _replace(path, lambda handle: np.save(handle, np.asarray(array), allow_pickle=False))
+
+
+def load_array(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
+    """An array written by ``save_array``, memory-mapped read-only by default: its pages are read
+    when touched, so a large table of which a request reads a few rows costs little memory."""
+    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
+_CSR_PARTS = ("data", "indices", "indptr")
+
+
+def save_csr(directory: str | os.PathLike, name: str, matrix: sp.spmatrix) -> None:
+    """A sparse matrix as ``name.{data,indices,indptr,shape}.npy`` in ``directory``, for ``load_csr``."""
+    matrix, directory = sp.csr_matrix(matrix), Path(directory)
+    for part in _CSR_PARTS:
+        save_array(directory / f"{name}.{part}.npy", getattr(matrix, part))
+    save_array(directory / f"{name}.shape.npy", np.asarray(matrix.shape, np.int64))
+
+
+def load_csr(directory: str | os.PathLike, name: str, mmap: bool = True) -> sp.csr_matrix:
+    """A matrix written by ``save_csr``, its arrays memory-mapped read-only (``load_array``); one
+    saved as ``name.npz`` by earlier versions is read whole."""
+    directory = Path(directory)
+    if not (directory / f"{name}.shape.npy").is_file() and (directory / f"{name}.npz").is_file():
+        return load_sparse(directory / f"{name}.npz")
+    shape = tuple(int(n) for n in load_array(directory / f"{name}.shape.npy", mmap=False))
+    return sp.csr_matrix(tuple(load_array(directory / f"{name}.{part}.npy", mmap) for part in _CSR_PARTS),
+                         shape=shape, copy=False)
+
+
 def save_sparse(path: str | os.PathLike, matrix: sp.spmatrix) -> None:
     sp.save_npz(path, sp.csr_matrix(matrix), compressed=False)
 

@@ -132,19 +132,19 @@ class TermWeights:
     def save(self, directory: str | os.PathLike) -> None:
         import joblib
 
-        from .persistence import save_sparse
+        from .persistence import save_csr
 
         joblib.dump({"vectorizer": self.vectorizer, "max_terms": self.max_terms}, os.path.join(directory, "terms.joblib"))
-        save_sparse(os.path.join(directory, "terms.npz"), self.rows)
+        save_csr(directory, "terms", self.rows)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "TermWeights":
         import joblib
 
-        from .persistence import load_sparse
+        from .persistence import load_csr
 
         stored = joblib.load(os.path.join(directory, "terms.joblib"))
-        return cls(stored["vectorizer"], load_sparse(os.path.join(directory, "terms.npz")), stored["max_terms"])
+        return cls(stored["vectorizer"], load_csr(directory, "terms"), stored["max_terms"])
 
     @staticmethod
     def saved_in(directory: str | os.PathLike) -> bool:

@@ -56,7 +56,7 @@ from .errors import ArgumentError, NotFittedError, UnknownIdError
 from .evaluation import random_split, ranking_metrics_from_lists, ranking_task, sample_users
 from .ids import IdMap
 from .neighbours import item_neighbours, row_values
-from .persistence import (load_arrays, load_sparse, read_manifest, save_arrays, save_sparse,
+from .persistence import (load_array, load_arrays, load_csr, read_manifest, save_array, save_arrays, save_csr,
                           write_manifest)
 from .progress import Progress
 from .recommender import encode_query, frame_ids, frame_titles, item_text_vectors, item_token_strings
@@ -816,10 +816,11 @@ class TwoStageRecommender:
         self.catalogue.save(directory)
         self.users.save(directory / "users.parquet")
         for name in ("rated", "likes", "neighbours"):
-            save_sparse(directory / f"{name}.npz", getattr(self, name))
+            save_csr(directory, name, getattr(self, name))
         save_two_tower(self.scorer.model, directory)
-        save_arrays(directory / "vectors.npz", items=self.scorer.item_matrix, users=self.scorer.user_matrix,
-                    network_items=self.network_items)
+        save_array(directory / "item_vectors.npy", self.scorer.item_matrix)
+        save_array(directory / "user_vectors.npy", self.scorer.user_matrix)
+        save_arrays(directory / "vectors.npz", network_items=self.network_items)
         self.item_index.save(directory / "item_index")
         self.content_index.save(directory / "content_index")
         if self.network is not None:
@@ -845,10 +846,13 @@ class TwoStageRecommender:
                   TextConfig(tuple(text["fields"]), text["title"], text["brand"]), meta["pretrained"])
         rec.catalogue = Catalogue.load(directory)
         rec.users = IdMap.load(directory / "users.parquet", "user")
-        for name in ("rated", "likes", "neighbours"):
-            setattr(rec, name, load_sparse(directory / f"{name}.npz"))
+        for name in ("rated", "likes", "neighbours"):  # memory-mapped: a request reads a few rows
+            setattr(rec, name, load_csr(directory, name))
         tower = load_two_tower(directory, rec.retrieval_config, meta["n_users"], meta["n_model_items"])
         vectors = load_arrays(directory / "vectors.npz")
+        if (directory / "item_vectors.npy").is_file():
+            vectors.update(items=load_array(directory / "item_vectors.npy"),
+                           users=load_array(directory / "user_vectors.npy"))
         rec.scorer = RetrievalScorer(tower, vectors["items"], vectors["users"])
         rec.network_items = vectors["network_items"]
         rec.item_index = VectorIndex.load(directory / "item_index")

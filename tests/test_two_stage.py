@@ -182,6 +182,14 @@ def test_added_items_are_recommendable_and_findable_at_once(ml100k, tmp_path):
         assert a_ids.tolist() == b_ids.tolist()
         np.testing.assert_allclose(a_scores, b_scores, rtol=1e-6)
     assert not list((tmp_path / "saved").glob("*.png"))  # saving draws nothing
+    # the large tables are memory-mapped, not read; saving over the folder they map is safe
+    assert not loaded.neighbours.data.flags.writeable and not loaded.catalogue.vectors.flags.writeable
+    loaded.add_items(pd.DataFrame({"item_id": ["new-3"], "text": ["vampire night"]}))
+    loaded.save(tmp_path / "saved")
+    again = TwoStageRecommender.load(tmp_path / "saved")
+    assert "new-3" in again.catalogue.ids and again.neighbours.shape == (before + 3, before + 3)
+    a_ids, _ = loaded.recommend_for_new_user(liked_items=["1", "new-3"], text="vampire", N=8)
+    assert again.recommend_for_new_user(liked_items=["1", "new-3"], text="vampire", N=8)[0].tolist() == a_ids.tolist()
 
 
 def test_approximate_and_exact_indexes_agree(fitted):
