@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from .errors import ArgumentError
 from .ids import IdMap
-from .persistence import load_array, save_array
+from .persistence import load_array, load_table, save_array, save_table
 
 
 class Catalogue:
@@ -89,16 +89,20 @@ class Catalogue:
                       trained=self.trained)
         save_array(directory / "item_text_vectors.npy", self.vectors)
         if self.texts is not None:
-            pq.write_table(pa.table({"text": self.texts}), directory / "item_texts.parquet")
+            save_table(directory / "item_texts.arrow", pa.table({"text": self.texts}))
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "Catalogue":
+        """A catalogue written by ``save``: vectors and texts memory-mapped, not read."""
         directory = Path(directory)
         table = pq.read_table(directory / "items.parquet")
-        texts = directory / "item_texts.parquet"
+        texts = None
+        if (directory / "item_texts.arrow").is_file():
+            texts = load_table(directory / "item_texts.arrow").column("text")
+        elif (directory / "item_texts.parquet").is_file():  # saved by earlier versions
+            texts = pq.read_table(directory / "item_texts.parquet").column("text")
         return cls(IdMap.load(directory / "items.parquet", "item"), load_array(directory / "item_text_vectors.npy"),
-                   np.array(table.column("title").to_pylist(), object), table.column("trained").to_numpy(),
-                   pq.read_table(texts, memory_map=True).column("text") if texts.is_file() else None)
+                   np.array(table.column("title").to_pylist(), object), table.column("trained").to_numpy(), texts)
 
 
 def _strings(texts, n: int) -> pa.ChunkedArray:

@@ -65,6 +65,24 @@ def load_array(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
     return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
 
 
+def save_table(path: str | os.PathLike, table) -> None:
+    """An Arrow table as an uncompressed Arrow IPC file (replaced atomically), for ``load_table``."""
+    import pyarrow as pa
+
+    def write(handle):
+        with pa.ipc.new_file(handle, table.schema) as writer:
+            writer.write_table(table)
+    _replace(path, write)
+
+
+def load_table(path: str | os.PathLike):
+    """A table written by ``save_table``, memory-mapped: its strings stay in the file's pages
+    (Parquet would decode them all into memory)."""
+    import pyarrow as pa
+
+    return pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+
+
 _CSR_PARTS = ("data", "indices", "indptr")
 
 

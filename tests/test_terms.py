@@ -52,3 +52,4 @@ def test_keep_heaviest_and_degenerate_catalogues(tmp_path):
     loaded = TermWeights.load(tmp_path)
     assert TermWeights.saved_in(tmp_path) and (loaded.rows != tiny.rows).nnz == 0
     assert (loaded.transform(["blue strap"]) != tiny.transform(["blue strap"])).nnz == 0
+
