@@ -351,7 +351,9 @@ class TwoStageRecommender:
             del self.weights["cold"], self.weights["cold_no_network"]
         warm_items = np.flatnonzero(self.network_items)
         task = sample_users(ranking_task(*fit[:2], *held, warm_items, threshold), self.config.validation_users, seed)
-        warm = {c: cases[c] for c in ("full", "no_network", "retrieval_only")}
+        # a text-only user is not like any validation user (their profiles come from likes), so
+        # that case keeps equal weights: the sentence's two readings, retrieval and content
+        warm = {c: cases[c] for c in ("full", "no_network")}
         figures.update(self._search(task, warm, self._known_user_features, "warm products", warm_only=True))
         if "cold" in self.weights:
             sampled = np.random.default_rng(seed).random(len(cold[0])) < self.config.validation_share

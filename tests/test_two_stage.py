@@ -132,7 +132,8 @@ def test_a_new_user_from_text_alone_gets_text_relevant_items(fitted):
     rec = fitted[0]
     frame = rec.frame(*rec.recommend_for_new_user(text="horror", N=10))
     titles = " ".join(frame["title"]).lower()
-    assert sum(word in titles for word in HORROR) >= 2, frame
+    texts = [rec.catalogue.text(r) for r in rec.catalogue.index(frame["item_id"])]
+    assert sum(word in titles for word in HORROR) >= 2 and sum("horror" in t.split() for t in texts) >= 4, texts
     liked = ["50", "172", "181"]  # the Star Wars films
     ids, _ = rec.recommend_for_new_user(liked_items=liked, N=10)
     assert not set(liked) & set(ids) and len(ids) == 10
