@@ -55,6 +55,9 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
     text.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=None,
                       help="Word2Vec on one thread, identical vectors run to run (default: on "
                            "corpora under 5M tokens; --no-deterministic uses every core)")
+    text.add_argument("--vectors-sample", type=int, metavar="N",
+                      help="fit the text encoder on a seeded sample of N products' texts (a "
+                           "corpus too large for one fit); every product is still encoded")
     engine = parser.add_argument_group("engine of the data stages (ingest, text, vectors, dataset)")
     engine.add_argument("--engine", default="local", choices=["local", "spark"],
                         help="local: this machine's processes (default); spark: Spark jobs "
@@ -135,6 +138,7 @@ def _config(args):
         out=args.out, ratings=args.ratings, meta=args.meta,
         ratings_formats=args.ratings_format, meta_formats=args.meta_format, source=args.source,
         ratings_columns=args.ratings_columns, deterministic=args.deterministic,
+        vectors_sample=args.vectors_sample,
         rating_range=tuple(args.rating_range) if args.rating_range else None,
         text_fields=tuple(f.strip() for f in args.text_fields.split(",")) if args.text_fields else None,
         title=args.title, brand=args.brand, vector_method=args.vector_method,

@@ -580,17 +580,19 @@ def dataset_spark(ratings_path, item_text_path, item_vectors_path, items_path,
 def vectors_spark(item_text_path, item_vectors_path, encoder_path, method: str = "word2vec",
                   pretrained: str | None = "glove-6b-50d", dim: int | None = None, epochs: int = 5,
                   min_count: int = 2, window: int = 5, seed: int = 42, workers: int | None = None,
-                  deterministic: bool | None = None) -> dict:
+                  deterministic: bool | None = None, fit_documents: int | None = None) -> dict:
     """``hybrid.steps.vectors_step`` with the encoding on the executors: the encoder is fitted
-    on the driver, streaming the whole corpus as the single-machine stage does (memory grows with
-    the vocabulary, not the corpus), then shipped to the executors (Spark broadcasts it)."""
+    on the driver, streaming the corpus (or the seeded sample of ``fit_documents`` products,
+    ``hybrid.steps.corpus_sample``) as the single-machine stage does (memory grows with the
+    vocabulary, not the corpus), then shipped to the executors (Spark broadcasts it)."""
     from pyspark.sql import functions as F
 
     from .schema import item_vectors_schema
     from .steps import encode_vectors, fit_text_encoder, vectors_report
 
     encoder, in_pretrained = fit_text_encoder(item_text_path, method, pretrained, dim, epochs,
-                                              min_count, window, seed, workers, deterministic)
+                                              min_count, window, seed, workers, deterministic,
+                                              fit_documents)
     spark = session()
     schema = item_vectors_schema(encoder.dim)
     # Spark has no fixed-size lists: a list on the executors, fixed again when merged

@@ -42,29 +42,77 @@ def clean_text_step(items_path, item_text_path, fields=("feature", "description"
             "stop_words": stop_words()[1], "fields": list(fields), "title": title, "brand": brand}
 
 
-def _corpus(item_text_path) -> Iterator[list[str]]:
+def _corpus(item_text_path, keep: np.ndarray | None = None) -> Iterator[list[str]]:
+    """The token lists of the products with text (of those ``keep`` marks, by row)."""
+    start = 0
     for batch in iter_parquet_batches(item_text_path, columns=["text"]):
-        for text in batch.column(0).to_pylist():
-            if text:
+        texts = batch.column(0).to_pylist()
+        chosen = keep[start:start + len(texts)] if keep is not None else None
+        start += len(texts)
+        for row, text in enumerate(texts):
+            if text and (chosen is None or chosen[row]):
                 yield text.split()
+
+
+def corpus_sample(item_text_path, documents: int | None, seed: int = 42) -> np.ndarray | None:
+    """The rows of ``item_text_path`` the text encoder is fitted on when the corpus is too large
+    for one fit: ``documents`` products with text, chosen by a seeded hash of their ids (the
+    same products on either engine and in any row order; a product's vectors never depend on
+    which partition read it). None (every product) when ``documents`` is None or covers them all.
+
+    Example:
+        >>> import tempfile, pyarrow as pa, pyarrow.parquet as pq
+        >>> path = tempfile.mkdtemp() + "/t.parquet"
+        >>> pq.write_table(pa.table({"item_id": [f"p{i}" for i in range(10)], "text": ["a b"] * 9 + [""]}), path)
+        >>> int(corpus_sample(path, 4).sum()), corpus_sample(path, 9)
+        (4, None)
+    """
+    if documents is None:
+        return None
+    if documents < 1:
+        raise StageError(f"the encoder's sample must hold at least 1 product, got {documents}")
+    import pandas as pd
+
+    key = f"{seed:016d}"[-16:]
+    hashes = np.empty(pq.ParquetFile(item_text_path).metadata.num_rows, np.uint64)
+    start = 0
+    for batch in iter_parquet_batches(item_text_path, columns=["item_id", "text"]):
+        part = pd.util.hash_array(batch.column(0).to_numpy(zero_copy_only=False).astype(object), hash_key=key)
+        part[~np.asarray(pc.fill_null(pc.not_equal(batch.column(1), ""), False))] = np.iinfo(np.uint64).max
+        hashes[start:start + len(part)] = part
+        start += len(part)
+    with_text = int((hashes != np.iinfo(np.uint64).max).sum())
+    if documents >= with_text:
+        return None
+    return hashes <= np.partition(hashes, documents - 1)[documents - 1]
 
 
 def fit_text_encoder(item_text_path, method: str = "word2vec", pretrained: str | None = "glove-6b-50d",
                      dim: int | None = None, epochs: int = 5, min_count: int = 2, window: int = 5,
                      seed: int = 42, workers: int | None = None,
-                     deterministic: bool | None = None) -> tuple[TextEncoder, np.ndarray | None]:
+                     deterministic: bool | None = None,
+                     fit_documents: int | None = None) -> tuple[TextEncoder, np.ndarray | None]:
     """The vectors stage's encoder, fitted on the corpus of ``item_text_path`` (streamed), and
-    which of its words came from the pretrained vectors (None for TF-IDF)."""
+    which of its words came from the pretrained vectors (None for TF-IDF).
+
+    ``fit_documents``: fit on a seeded sample of that many products (``corpus_sample``) when the
+    corpus is too large for one fit; every product is still encoded, from the words the sample
+    knows (a word only unsampled products use has no vector; the report's coverage says how
+    many products that left without one)."""
     if method not in VECTOR_METHODS:
         raise StageError(f"unknown vector method {method!r}; choose one of {VECTOR_METHODS}")
-    corpus = lambda: _corpus(item_text_path)  # noqa: E731 - a restartable corpus
+    keep = corpus_sample(item_text_path, fit_documents, seed)
+    corpus = lambda: _corpus(item_text_path, keep)  # noqa: E731 - a restartable corpus
     if method == "tfidf":
-        return fit_tfidf_encoder(corpus, dim=dim or 100, seed=seed), None
-    encoder = fit_word2vec_encoder(corpus, pretrained=pretrained, dim=dim, epochs=epochs,
-                                   min_count=min_count, window=window, seed=seed,
-                                   workers=workers, tfidf_weighted=method == "word2vec-tfidf",
-                                   deterministic=deterministic)
-    return encoder, encoder.info.pop("in_pretrained")
+        encoder, in_pretrained = fit_tfidf_encoder(corpus, dim=dim or 100, seed=seed), None
+    else:
+        encoder = fit_word2vec_encoder(corpus, pretrained=pretrained, dim=dim, epochs=epochs,
+                                       min_count=min_count, window=window, seed=seed,
+                                       workers=workers, tfidf_weighted=method == "word2vec-tfidf",
+                                       deterministic=deterministic)
+        in_pretrained = encoder.info.pop("in_pretrained")
+    encoder.info["fitted_on"] = "every product" if keep is None else f"a sample of {int(keep.sum()):,} products"
+    return encoder, in_pretrained
 
 
 def encode_vectors(encoder: TextEncoder, in_pretrained: np.ndarray | None,
@@ -104,11 +152,14 @@ def vectors_report(encoder: TextEncoder, in_pretrained: np.ndarray | None, count
 def vectors_step(item_text_path, item_vectors_path, encoder_path, method: str = "word2vec",
                  pretrained: str | None = "glove-6b-50d", dim: int | None = None,
                  epochs: int = 5, min_count: int = 2, window: int = 5, seed: int = 42,
-                 workers: int | None = None, deterministic: bool | None = None) -> dict:
+                 workers: int | None = None, deterministic: bool | None = None,
+                 fit_documents: int | None = None) -> dict:
     """item_text.parquet -> item_vectors.parquet + the fitted text encoder (joblib).
-    ``deterministic``: see ``fit_word2vec_encoder`` (None: reproducible on small corpora)."""
+    ``deterministic``: see ``fit_word2vec_encoder`` (None: reproducible on small corpora);
+    ``fit_documents``: see ``fit_text_encoder``."""
     encoder, in_pretrained = fit_text_encoder(item_text_path, method, pretrained, dim, epochs,
-                                              min_count, window, seed, workers, deterministic)
+                                              min_count, window, seed, workers, deterministic,
+                                              fit_documents)
     counts: Counter = Counter()
     with ParquetBatchWriter(item_vectors_path, item_vectors_schema(encoder.dim)) as writer, \
             Progress(pq.ParquetFile(item_text_path).metadata.num_rows, "vectors: product vectors", "products") as progress:

@@ -51,6 +51,7 @@ class PipelineConfig:
     min_count: int = 2
     seed: int = 42
     deterministic: bool | None = None  # Word2Vec on one thread; None: when the corpus is small
+    vectors_sample: int | None = None  # fit the encoder on this many products' texts (None: all)
     min_user_ratings: int = 1
     min_item_ratings: int = 1
     kcore: bool = False
@@ -120,7 +121,7 @@ def validate(config: PipelineConfig) -> None:
             raise ArgumentError(f"unknown baseline {name!r}; choose from {', '.join(sorted(BASELINES))}")
     for name, value in (("--min-user-ratings", config.min_user_ratings),
                         ("--min-item-ratings", config.min_item_ratings), ("--k", config.k),
-                        ("--epochs", config.epochs)):
+                        ("--epochs", config.epochs), ("--vectors-sample", 1 if config.vectors_sample is None else config.vectors_sample)):
         if value < 1:
             raise ArgumentError(f"{name} must be at least 1, got {value}")
     if config.eval_users is not None and config.eval_users < 1:
@@ -196,7 +197,9 @@ def build(config: PipelineConfig) -> list[Stage]:
                  "encoder_path": str(vec_dir / "text_encoder.joblib")},
         params={"method": config.vector_method, "pretrained": config.pretrained,
                 "dim": config.dim, "epochs": config.epochs, "min_count": config.min_count,
-                "seed": config.seed, "deterministic": config.deterministic},
+                "seed": config.seed, "deterministic": config.deterministic,
+                # only when set: runs from before the option stay fresh
+                **({"fit_documents": config.vectors_sample} if config.vectors_sample is not None else {})},
         description="product vectors"))
     stages.append(Stage(
         "dataset", steps["dataset"],

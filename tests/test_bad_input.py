@@ -250,6 +250,7 @@ def _amazon_args(tmp_path, amazon_dir):
     (["--min-item-ratings", "0"], "--min-item-ratings must be at least 1"),
     (["--max-train-minutes", "0"], "--max-train-minutes must be positive"),
     (["--eval-users", "0"], "--eval-users must be at least 1"),
+    (["--vectors-sample", "0"], "--vectors-sample must be at least 1"),
 ])
 def test_bad_settings_are_refused_before_any_stage_runs(tmp_path, amazon_dir, capsys, extra, message):
     assert main(["run", *_amazon_args(tmp_path, amazon_dir), *extra]) == 2

@@ -194,12 +194,15 @@ def test_cli_run_with_spark_engine(tmp_path, amazon2014_dir, spark_engine, capsy
     data = ["--ratings", str(amazon2014_dir / "Musical_Instruments_5.csv.gz"),
             "--meta", str(amazon2014_dir / "Musical_Instruments_meta_5.json.gz"),
             "--ratings-columns", "user=reviewerID,item=asin,rating=overall,timestamp=unixReviewTime",
-            "--vector-method", "tfidf", "--dim", "16", "--min-user-ratings", "5", "--until", "dataset"]
+            "--vector-method", "tfidf", "--dim", "16", "--vectors-sample", "600", "--min-user-ratings", "5",
+            "--until", "dataset"]
     conf = tmp_path / "spark.conf"
     conf.write_text("# settings\nspark.sql.shuffle.partitions 3\n")
     assert main(["run", "--out", str(tmp_path / "spark"), "--engine", "spark", "--spark-master", "local[2]",
                  "--spark-conf-file", str(conf), "--spark-conf", "spark.sql.shuffle.partitions=5", *data]) == 0
     assert main(["run", "--out", str(tmp_path / "local"), *data]) == 0
+    vectors = json.loads((tmp_path / "spark" / "reports" / "vectors.json").read_text())
+    assert vectors["fitted_on"] == "a sample of 600 products"  # the same sample: the same vectors below
     for stage in ("ingest", "text", "vectors", "dataset"):
         report = json.loads((tmp_path / "spark" / "reports" / f"{stage}.json").read_text())
         assert report.get("engine") == "spark" or report["items"]["engine"] == "spark"

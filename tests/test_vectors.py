@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from hybrid.errors import InputFormatError
+from hybrid.errors import InputFormatError, StageError
 from hybrid.vectors import (TextEncoder, fit_tfidf_encoder, fit_word2vec_encoder,
                             load_pretrained)
 
@@ -150,3 +150,45 @@ def test_word2vec_reports_its_passes_in_lines_when_not_on_a_terminal(monkeypatch
     assert any(line.startswith("vectors: counting words: 100 documents, ") for line in lines)
     training = [line for line in lines if line.startswith("vectors: Word2Vec, 2 epochs: ")]
     assert training[-1].startswith("vectors: Word2Vec, 2 epochs: 200 documents of 200 documents (100%), ")
+
+
+def test_encoder_fitted_on_a_sample_of_the_corpus_still_encodes_every_product(tmp_path, amazon_dir):
+    """`--vectors-sample`: Word2Vec fitted on a seeded sample of real Amazon product texts; the
+    sample is the same whatever the row order (a hash of the id), every product gets its row,
+    and the products whose words the sample knows get vectors."""
+    import pyarrow.parquet as pq
+
+    from hybrid.ingest import ingest
+    from hybrid.steps import clean_text_step, corpus_sample, vectors_step
+
+    ingest([str(amazon_dir / "meta_Magazine_Subscriptions.json.gz")], [str(amazon_dir / "Magazine_Subscriptions_5.json.gz")],
+           tmp_path / "items.parquet", tmp_path / "ratings.parquet", tmp_path / "quarantine.jsonl")
+    clean_text_step(tmp_path / "items.parquet", tmp_path / "text.parquet")
+    texts = pq.read_table(tmp_path / "text.parquet")
+    with_text = sum(1 for t in texts.column("text").to_pylist() if t)
+    assert with_text > 1000
+    keep = corpus_sample(tmp_path / "text.parquet", 300)
+    assert keep.sum() == 300 and all(texts.column("text")[int(r)].as_py() for r in np.flatnonzero(keep))
+    # the same products in reverse order: the same sample
+    pq.write_table(texts.take(np.arange(len(texts))[::-1]), tmp_path / "reversed.parquet")
+    reversed_keep = corpus_sample(tmp_path / "reversed.parquet", 300)
+    assert set(np.asarray(texts.column("item_id"))[keep]) == set(np.asarray(texts.column("item_id"))[::-1][reversed_keep])
+    assert not np.array_equal(keep, corpus_sample(tmp_path / "text.parquet", 300, seed=7))
+    assert corpus_sample(tmp_path / "text.parquet", with_text) is None
+
+    full = vectors_step(tmp_path / "text.parquet", tmp_path / "v_all.parquet", tmp_path / "e_all.joblib",
+                        pretrained=None, dim=16, epochs=2, min_count=1, deterministic=True)
+    sample = vectors_step(tmp_path / "text.parquet", tmp_path / "v.parquet", tmp_path / "e.joblib",
+                          pretrained=None, dim=16, epochs=2, min_count=1, deterministic=True, fit_documents=300)
+    assert full["fitted_on"] == "every product" and sample["fitted_on"] == "a sample of 300 products"
+    assert sample["corpus_documents"] == 300 < full["corpus_documents"] == with_text
+    assert sample["vocabulary"] < full["vocabulary"]
+    assert sample["products"] == full["products"] == len(texts)
+    # most products share words with 300 others; those that do not are counted, not dropped
+    assert 0.8 * full["products_with_vector"] < sample["products_with_vector"] < full["products_with_vector"]
+    vectors = pq.read_table(tmp_path / "v.parquet")
+    assert vectors.column("item_id").to_pylist() == texts.column("item_id").to_pylist()
+    encoder = TextEncoder.load(tmp_path / "e.joblib")
+    assert len(encoder.words) == sample["vocabulary"] and encoder.transform([encoder.words[0]])[1][0]
+    with pytest.raises(StageError, match="at least 1"):
+        corpus_sample(tmp_path / "text.parquet", 0)
