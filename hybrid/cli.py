@@ -96,8 +96,9 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
                        help="rank a seeded sample of N test users, each over the whole catalogue "
                             "(default: every test user while users x catalogue is at most 2e8 scores, "
                             "else as many as fit: 250 at 800k products)")
-    model.add_argument("--models", help="comma-separated models to evaluate (default all up to 1M ratings, "
-                                        "the trained --model above)")
+    model.add_argument("--models", help="comma-separated models to evaluate: Keras models and two-stage (the "
+                                        "recommender that serves); default all up to 1M ratings, the "
+                                        "trained --model above")
     model.add_argument("--baselines", help="comma-separated baselines to evaluate (default all up to 1M "
                                            "ratings, all but item-knn, user-knn and ease above)")
 

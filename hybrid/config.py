@@ -264,7 +264,13 @@ def check_count(value, name: str = "n", what: str = "items") -> int:
     return int(value)
 
 
-def check_model_name(name: str) -> str:
-    if name not in MODEL_NAMES:
-        raise ArgumentError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+#: What the evaluate stage can fit besides the Keras models: the two-stage recommender that serves
+#: (``hybrid.two_stage``), ranked through its serving path.
+TWO_STAGE = "two-stage"
+EVALUATED_MODELS = MODEL_NAMES + (TWO_STAGE,)
+
+
+def check_model_name(name: str, choices: tuple[str, ...] = MODEL_NAMES) -> str:
+    if name not in choices:
+        raise ArgumentError(f"unknown model {name!r}; choose one of {', '.join(choices)}")
     return name

@@ -20,7 +20,7 @@ from .dataset import EncodedDataset
 from .errors import ArgumentError
 from .evaluation import (chronological_split, cold_item_split, default_eval_users, evaluate_ranking, mae,
                          random_split, ranking_task, rmse, sample_users, stratified_split)
-from .config import MODEL_NAMES
+from .config import MODEL_NAMES, TWO_STAGE
 
 PROTOCOLS = ("rating", "cold-items")
 
@@ -30,14 +30,15 @@ ALL_MODELS_MAX_RATINGS = 1_000_000
 
 
 def default_models(n_ratings: int, trained: str = "hybrid") -> tuple[str, ...]:
-    """The Keras models the evaluate stage fits when none are named: every one up to
-    ``ALL_MODELS_MAX_RATINGS`` ratings, only ``trained`` (the pipeline's model) above.
+    """The models the evaluate stage fits when none are named: every Keras model and the
+    two-stage recommender that serves up to ``ALL_MODELS_MAX_RATINGS`` ratings, only ``trained``
+    (the pipeline's model) above (the two-stage fit there takes a quarter of an hour: name it).
 
     Example:
-        >>> default_models(100_000) == MODEL_NAMES, default_models(3_800_000)
+        >>> default_models(100_000) == MODEL_NAMES + ("two-stage",), default_models(3_800_000)
         (True, ('hybrid',))
     """
-    return MODEL_NAMES if n_ratings <= ALL_MODELS_MAX_RATINGS else (trained,)
+    return MODEL_NAMES + (TWO_STAGE,) if n_ratings <= ALL_MODELS_MAX_RATINGS else (trained,)
 
 
 DEFAULT_BASELINES = ("global-mean", "biases", "popularity", "item-knn", "user-knn", "content-only",
@@ -75,6 +76,7 @@ class EvaluationConfig:
     model_overrides: dict = field(default_factory=dict)  # model name -> ModelConfig fields
     train_overrides: dict = field(default_factory=dict)  # TrainConfig fields
     eval_users: int | None = None  # rank a seeded sample of this many test users (None: default_eval_users)
+    recommender_settings: dict = field(default_factory=dict)  # the two-stage recommender's (two_stage_settings)
 
 
 def make_split(data: EncodedDataset, config: EvaluationConfig):
@@ -98,12 +100,14 @@ def make_split(data: EncodedDataset, config: EvaluationConfig):
 
 def evaluate_all(data: EncodedDataset, config: EvaluationConfig, encoder=None,
                  train_rows: np.ndarray | None = None, test_rows: np.ndarray | None = None,
-                 candidates: np.ndarray | None = None, log=print) -> dict:
+                 candidates: np.ndarray | None = None, log=print, texts=None) -> dict:
     """Fit every model and baseline on the training rows; measure them on the test rows.
 
     Returns ``{"config": ..., "split": ..., "results": {name: metrics}}``. Pass
     ``train_rows``/``test_rows`` (and the ranked ``candidates``, default all items) to use a
-    split made elsewhere (e.g. MovieLens u1.base/u1.test).
+    split made elsewhere (e.g. MovieLens u1.base/u1.test). ``texts``: the products' cleaned
+    texts in catalogue order, for the two-stage recommender's content part (``two-stage`` in
+    ``config.models``; without them it has none).
     """
     from .recommender import HybridRecommender
 
@@ -143,6 +147,10 @@ def evaluate_all(data: EncodedDataset, config: EvaluationConfig, encoder=None,
         results[name] = metrics
         log(f"  {name:14s} {_line(metrics)}")
     for name in config.models:
+        if name == TWO_STAGE:
+            results[name] = _two_stage(data, config, encoder, train_rows, task, popularity, texts, log)
+            log(f"  {name:14s} {_line(results[name])}")
+            continue
         rec = HybridRecommender(name, model_config=dict(config.model_overrides.get(name, {})),
                                 train_config=dict(config.train_overrides), seed=config.seed + 42,
                                 log=lambda line: log(f"  {line}"))  # its epochs: minutes each at scale
@@ -161,6 +169,22 @@ def evaluate_all(data: EncodedDataset, config: EvaluationConfig, encoder=None,
     return {"split": {"train": int(len(train_rows)), "test": int(len(test_rows)),
                       "ranked_users": int(len(task.users)), "candidates": int(len(candidates))},
             "results": results}
+
+
+def _two_stage(data, config: EvaluationConfig, encoder, train_rows, task, popularity, texts, log) -> dict:
+    """The two-stage recommender fitted on the training rows (its blend weights chosen on
+    validation likes carved from them), ranking the task through its serving path: retrieved
+    candidates blended, every other product below them. Ranking only (it predicts no ratings)."""
+    from .config import two_stage_settings
+    from .two_stage import TwoStageRecommender
+
+    rec = TwoStageRecommender(**two_stage_settings(config.recommender_settings), seed=config.seed + 42,
+                              log=lambda line: log(f"  {line}"))
+    started = time.perf_counter()
+    rec.fit_dataset(data, train_rows, encoder, texts)
+    metrics = {"kind": "keras", "fit_seconds": round(time.perf_counter() - started, 2), "weights": rec.weights}
+    metrics.update(evaluate_ranking(rec.score, task, config.ks, popularity))
+    return metrics
 
 
 def _line(metrics: dict) -> str:

@@ -243,6 +243,13 @@ def train_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, e
             "final_val_loss": min(rec.training["history"].get("val_loss", [float("nan")]))}
 
 
+def catalogue_texts(data, item_text_path) -> pa.Array:
+    """The text stage's cleaned texts of the encoded dataset's products, in catalogue order."""
+    texts = pq.read_table(item_text_path, columns=["item_id", "text"])
+    positions = pc.index_in(pa.array(data.items.values, pa.string()), value_set=texts.column("item_id"))
+    return texts.column("text").take(positions)
+
+
 def recommender_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, encoder_path,
                      item_text_path, model_dir, config: dict | None = None, seed: int = 42) -> dict:
     """Fit the two-stage recommender (what ``hybrid serve`` answers from) on the whole encoded
@@ -253,11 +260,8 @@ def recommender_step(dataset_ratings, dataset_users, dataset_items, dataset_vect
     from .two_stage import TwoStageRecommender
 
     data = load_dataset(_dataset_dir(dataset_ratings))
-    texts = pq.read_table(item_text_path, columns=["item_id", "text"])
-    positions = pc.index_in(pa.array(data.items.values, pa.string()), value_set=texts.column("item_id"))
     rec = TwoStageRecommender(**two_stage_settings(config), seed=seed, log=_progress)
-    rec.fit_dataset(data, encoder=TextEncoder.load(encoder_path),
-                    texts=texts.column("text").take(positions))
+    rec.fit_dataset(data, encoder=TextEncoder.load(encoder_path), texts=catalogue_texts(data, item_text_path))
     rec.info["trained_on"] = {"dataset": str(_dataset_dir(dataset_ratings).resolve()), "ratings": len(data.rating),
                               "users": len(data.users), "items": len(data.items)}
     rec.save(model_dir)
@@ -272,7 +276,8 @@ def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors
                   threshold: float = 4.0, models: list[str] | None = None,
                   baselines: list[str] | None = None, test_file: str | None = None,
                   model_config: dict | None = None, train_config: dict | None = None,
-                  eval_users: int | None = None, model: str = "hybrid", spark_als: bool = False) -> dict:
+                  eval_users: int | None = None, model: str = "hybrid", spark_als: bool = False,
+                  item_text_path=None, recommender_config: dict | None = None) -> dict:
     """Every model and baseline on one split: metrics JSON, a markdown table, two plots.
     (The dataset files are declared one by one for the runner and read from their folder.)
 
@@ -283,9 +288,13 @@ def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors
     ``hybrid.evaluation.default_eval_users``). ``models`` None: every Keras model, or only
     ``model`` (the one the pipeline trains) above ``ALL_MODELS_MAX_RATINGS`` ratings.
     ``spark_als`` (the Spark engine's runs) adds Spark MLlib ALS to the default baselines of the
-    rating protocols (not to cold items, which have no factors)."""
+    rating protocols (not to cold items, which have no factors). The two-stage recommender
+    (``two-stage``, with ``recommender_config`` as the recommender stage takes it) is fitted on
+    the training rows with the products' texts (``item_text_path``) and ranks through the path
+    that serves."""
     import json
 
+    from .config import TWO_STAGE
     from .dataset import load_dataset
     from .experiment import (DEFAULT_BASELINES, NEIGHBOURHOOD_BASELINES, EvaluationConfig, default_baselines,
                              default_models, evaluate_all, markdown_table, plot_results)
@@ -308,12 +317,14 @@ def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors
                               ks=(k,), threshold=threshold, models=models,
                               baselines=tuple(baselines),
                               model_overrides={name: dict(model_config or {}) for name in models},
-                              train_overrides=dict(train_config or {}), eval_users=eval_users)
+                              train_overrides=dict(train_config or {}), eval_users=eval_users,
+                              recommender_settings=dict(recommender_config or {}))
     train_rows = test_rows = None
     if test_file:
         train_rows, test_rows = predefined_split(data, test_file)
         split = f"predefined ({test_file})"
-    outcome = evaluate_all(data, config, TextEncoder.load(encoder_path), train_rows, test_rows)
+    texts = catalogue_texts(data, item_text_path) if item_text_path and TWO_STAGE in models else None
+    outcome = evaluate_all(data, config, TextEncoder.load(encoder_path), train_rows, test_rows, texts=texts)
     with open(metrics_json, "w") as handle:
         json.dump({"protocol": protocol, "split_name": split, "seed": seed, "k": k,
                    "threshold": threshold, **outcome}, handle, indent=2)

@@ -346,7 +346,7 @@ class TwoStageRecommender:
         if cold_task is not None and len(cold_task.users):
             cold_task = sample_users(cold_task, self.config.validation_users, seed)
             figures.update(self._search(cold_task, {c: cases[c] for c in ("cold", "cold_no_network")},
-                                        self._cold_features(cold_items), "cold products"))
+                                        self._cold_features(cold_items), len(cold_items), "cold products"))
         else:  # nothing to learn the cold blend from: cold products are blended as warm ones
             del self.weights["cold"], self.weights["cold_no_network"]
         warm_items = np.flatnonzero(self.network_items)
@@ -354,7 +354,8 @@ class TwoStageRecommender:
         # a text-only user is not like any validation user (their profiles come from likes), so
         # that case keeps equal weights: the sentence's two readings, retrieval and content
         warm = {c: cases[c] for c in ("full", "no_network")}
-        figures.update(self._search(task, warm, self._known_user_features, "warm products", warm_only=True))
+        figures.update(self._search(task, warm, self._known_user_features, 2 * self.config.candidates,
+                                    "warm products", warm_only=True))
         if "cold" in self.weights:
             sampled = np.random.default_rng(seed).random(len(cold[0])) < self.config.validation_share
             mixed = ranking_task(*fit[:2], *(np.concatenate([h, c[sampled]]) for h, c in zip(held, cold)),
@@ -362,18 +363,18 @@ class TwoStageRecommender:
             figures["cold_offset"] = self._search_offset(sample_users(mixed, self.config.validation_users, seed))
         return self.weights, self.cold_offset, figures
 
-    def _search(self, task, cases: dict, batch_features, what: str, warm_only: bool = False) -> dict:
+    def _search(self, task, cases: dict, batch_features, width: int, what: str, warm_only: bool = False) -> dict:
         """Grid search of each case's weights (``self.weights[case]`` set to the best) by
-        NDCG@10 over ``task``; ``batch_features(users)`` gives ``(rows, valid, features)``;
+        NDCG@10 over ``task``; ``batch_features(users)`` gives ``(rows, valid, features)`` with
+        at most ``width`` products per user (users go in batches of some 65k scores each);
         ``warm_only``: products without training likes are left out of the rankings."""
         grids = {case: _weight_grid(parts, self.config.weight_step) for case, parts in cases.items()}
         tops = {case: [[] for _ in grid] for case, grid in grids.items()}
+        batch = max(16, (1 << 16) // max(1, width))
         with Progress(len(task.users), f"recommender: blend weights of {what} on validation users",
                       "users") as progress:
-            start = 0
-            while start < len(task.users):
-                probe_rows, _, _ = batch_features(task.users[start:start + 1])
-                users = task.users[start:start + max(16, (1 << 16) // max(1, probe_rows.shape[1]))]
+            for start in range(0, len(task.users), batch):
+                users = task.users[start:start + batch]
                 rows, valid, features = batch_features(users)
                 if warm_only:
                     valid = valid & self.network_items[np.maximum(rows, 0)]
@@ -383,7 +384,6 @@ class TwoStageRecommender:
                         self.weights[case] = weights
                         tops[case][g].append(_top(self._blend(present, rows), rows, valid, 10)[0])
                 progress.update(len(users))
-                start += len(users)
         figures = {}
         for case, grid in grids.items():
             ndcg = [ranking_metrics_from_lists(np.vstack(t), task.relevant, 10)["ndcg"] for t in tops[case]]

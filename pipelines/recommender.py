@@ -97,7 +97,8 @@ def validate(config: PipelineConfig) -> None:
     """Check every setting a user gives before any stage runs: a typo must not cost an hour of
     ingest first. Raises ``ArgumentError`` / ``InputFormatError`` naming the bad value."""
     from hybrid.baselines import BASELINES
-    from hybrid.config import ModelConfig, TrainConfig, check_model_name, check_settings, two_stage_settings
+    from hybrid.config import (EVALUATED_MODELS, ModelConfig, TrainConfig, check_model_name, check_settings,
+                               two_stage_settings)
     from hybrid.formats import check_input_file, check_rating_range, get_format, parse_column_names
     from hybrid.text import TextConfig
 
@@ -115,7 +116,7 @@ def validate(config: PipelineConfig) -> None:
     check_settings(config.train_config, TrainConfig, "--train-param")
     two_stage_settings(config.recommender_config)
     for name in config.eval_models or []:
-        check_model_name(name)
+        check_model_name(name, EVALUATED_MODELS)
     for name in config.eval_baselines or []:
         if name not in BASELINES:
             raise ArgumentError(f"unknown baseline {name!r}; choose from {', '.join(sorted(BASELINES))}")
@@ -232,7 +233,7 @@ def build(config: PipelineConfig) -> list[Stage]:
         params={"config": config.recommender_config, "seed": config.seed},
         description="the two-stage recommender (retrieval index + re-ranking) that serves"))
     eval_dir = out / "evaluation"
-    eval_inputs = dict(dataset_inputs)
+    eval_inputs = {**dataset_inputs, "item_text_path": str(item_text)}  # the two-stage recommender's texts
     if config.test_file:
         eval_inputs["test_file"] = str(config.test_file)
     stages.append(Stage(
@@ -246,6 +247,7 @@ def build(config: PipelineConfig) -> list[Stage]:
                 "models": config.eval_models, "baselines": config.eval_baselines,
                 "model_config": config.model_config, "train_config": config.train_config,
                 "eval_users": config.eval_users, "model": config.model,
+                "recommender_config": config.recommender_config,
                 **({"spark_als": True} if config.engine == "spark" else {})},
         description="every model and baseline on one split"))
     return stages

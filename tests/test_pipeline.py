@@ -172,3 +172,18 @@ def test_evaluate_can_rank_a_sample_of_users(ml100k, capsys):
     metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
     assert metrics["split"]["ranked_users"] == 100 and metrics["results"]["popularity"]["users"] == 100
     assert main(["evaluate", "--out", str(out), "--eval-users", "0"]) == 2
+
+
+def test_evaluate_ranks_with_the_two_stage_recommender_that_serves(ml100k, capsys):
+    """`--models two-stage`: the recommender `hybrid serve` answers from, fitted on the training
+    split with the products' texts, ranks the test users through its serving path."""
+    _, _, out = ml100k
+    assert main(["evaluate", "--out", str(out), "--models", "two-stage", "--baselines", "popularity",
+                 "--recommender-param", "retrieval.epochs=4", "--recommender-param", "train.epochs=3"]) == 0
+    assert "| two-stage |" in capsys.readouterr().out
+    results = json.loads((out / "evaluation" / "metrics.json").read_text())["results"]
+    two_stage, popularity = results["two-stage"], results["popularity"]
+    assert two_stage["users"] == popularity["users"] > 500
+    assert two_stage["ndcg@10"] > 1.3 * popularity["ndcg@10"]
+    assert "content" in two_stage["weights"]["full"]  # the texts reached it
+    assert main(["evaluate", "--out", str(out), "--models", "two-stages"]) == 2
