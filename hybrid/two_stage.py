@@ -214,6 +214,9 @@ class TwoStageRecommender:
                           f"({self.config.refit_max_likes:,}): the models fitted on "
                           f"{1 - self.config.validation_share:.0%} of them are kept, not refitted on all "
                           f"(the {len(cold_items):,} products held out as new stay known by their text)")
+                # the validation fit's tables go before the final ones are built (the item-item
+                # neighbours alone are hundreds of MB at 800k products)
+                self.rated = self.likes = self.neighbours = self.scorer = self.item_index = None
                 self._derive_tables(user_index, item_index, rating)
                 self.info["refit"] = False
                 return self
