@@ -232,6 +232,10 @@ class HybridRecommender:
                                               self.train_config.seed)
         if not len(val_rows):
             return
+        if self.log is not None:  # the network's validation predictions and the neighbourhoods' fits take
+            # a minute or more at millions of ratings before the similarities report progress
+            self.log(f"{self.model_config.name}: blending with the KNNBaseline neighbourhood models on "
+                     f"{len(val_rows):,} validation ratings")
         network = self._network(user_index[val_rows], item_index[val_rows])
         self.blend = RatingBlend().fit(network, user_index, item_index, rating, fit_rows, val_rows,
                                        len(self.users), len(self.items))
@@ -548,7 +552,7 @@ class HybridRecommender:
         rec = cls(config.name, config, TrainConfig(**meta["train_config"]),
                   TextConfig(tuple(meta["text_config"]["fields"]), meta["text_config"]["title"],
                              meta["text_config"]["brand"]), meta["pretrained"], config.seed)
-        rec.model = for_inference(keras.models.load_model(directory / "model.keras"))
+        rec.model = for_inference(keras.models.load_model(directory / "model.keras", compile=False))
         rec.users = IdMap.load(directory / "users.parquet", "user")
         rec.items = IdMap.load(directory / "items.parquet", "item")
         table = pq.read_table(directory / "items.parquet")

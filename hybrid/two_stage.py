@@ -862,7 +862,7 @@ class TwoStageRecommender:
         rec.network_items = vectors["network_items"]
         rec.item_index = VectorIndex.load(directory / "item_index")
         rec.content_index = VectorIndex.load(directory / "content_index")
-        rec.network = for_inference(keras.models.load_model(directory / "network.keras")) if meta["has_network"] else None
+        rec.network = for_inference(keras.models.load_model(directory / "network.keras", compile=False)) if meta["has_network"] else None
         rec.n_network_items = meta["n_model_items"]
         encoder = directory / "text_encoder.joblib"
         rec.encoder = TextEncoder.load(encoder) if encoder.is_file() else None
