@@ -81,7 +81,7 @@ def item_blocks(by_item: sp.csr_matrix, by_user: sp.csr_matrix, budget: int = 20
 
 
 def cosine_neighbours(likes: sp.csr_matrix, k: int = 100, shrinkage: float = 10.0,
-                      budget: int = 20_000_000) -> sp.csr_matrix:
+                      budget: int = 10_000_000) -> sp.csr_matrix:
     """Top-``k`` co-occurrence cosine neighbours of every item, in ``item_blocks``."""
     likes = sp.csr_matrix(likes, dtype=np.float32)
     likes.data[:] = 1.0
@@ -94,9 +94,17 @@ def cosine_neighbours(likes: sp.csr_matrix, k: int = 100, shrinkage: float = 10.
         counts.data /= norms[start + rows] * norms[counts.indices] + shrinkage
         counts.data[counts.indices == start + rows] = 0.0  # an item is not its own neighbour
         parts.append(top_k_per_row(counts, k))
+    return _stacked(parts, likes.shape[1])
+
+
+def _stacked(parts: list, n_items: int) -> sp.csr_matrix:
+    """The blocks' rows as one float32 matrix, the blocks released as it is built (one copy of
+    the result in memory at a time, not three)."""
     if not parts:
-        return sp.csr_matrix((likes.shape[1], likes.shape[1]), dtype=np.float32)
-    return sp.vstack(parts, format="csr").astype(np.float32)
+        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
+    out = sp.vstack(parts, format="csr", dtype=np.float32)
+    parts.clear()
+    return out
 
 
 def _at(pattern: sp.csr_matrix, values: sp.csr_matrix) -> np.ndarray:
@@ -120,7 +128,7 @@ def _at(pattern: sp.csr_matrix, values: sp.csr_matrix) -> np.ndarray:
 
 
 def pearson_baseline_neighbours(residuals: sp.csr_matrix, keep: int = 200, shrinkage: float = 100.0,
-                                min_support: int = 1, budget: int = 20_000_000,
+                                min_support: int = 1, budget: int = 10_000_000,
                                 what: str = "") -> sp.csr_matrix:
     """Pearson-baseline similarities between the columns of a users x items matrix of
     baseline residuals ``r_ui - b_ui`` (every rating an entry, a residual of 0 included):
@@ -161,10 +169,9 @@ def pearson_baseline_neighbours(residuals: sp.csr_matrix, keep: int = 200, shrin
         rows = np.repeat(np.arange(support.shape[0]), np.diff(support.indptr))
         similarity[(n < min_support) | (support.indices == start + rows) | (similarity < 0)] = 0.0
         parts.append(top_k_per_row(sp.csr_matrix((similarity, support.indices, support.indptr),
-                                                 shape=support.shape), keep))
-    if not parts:
-        return sp.csr_matrix((residuals.shape[1], residuals.shape[1]), dtype=np.float32)
-    top = sp.vstack(parts, format="csr").astype(np.float32)
+                                                 shape=support.shape), keep).astype(np.float32))
+        del support, products, own, other, similarity, rows, n, denominator  # before the next block's
+    top = _stacked(parts, residuals.shape[1])
     return top.maximum(top.T).tocsr()  # symmetric: row i and column i are both i's neighbours
 
 
