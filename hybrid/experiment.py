@@ -159,6 +159,8 @@ def evaluate_all(data: EncodedDataset, config: EvaluationConfig, encoder=None,
         fit_seconds = time.perf_counter() - started
         metrics = {"kind": "keras", "fit_seconds": round(fit_seconds, 2),
                    "best_epoch": rec.training["best_epoch"], "epochs_run": rec.training["epochs_run"]}
+        log(f"  {name}: {'' if name == 'implicit' else f'predicting {len(su):,} test ratings, then '}"
+            f"ranking {len(task.users):,} users over {len(candidates):,} products")
         if name != "implicit":
             predicted = rec.score_index(su, si)
             metrics.update(rmse=rmse(sr, predicted), mae=mae(sr, predicted))

@@ -262,7 +262,8 @@ class TwoStageRecommender:
         self.info = {"retrieval": info}
         self.network = None
         self.network_items = np.bincount(item_index[liked], minlength=n_items) > 0
-        if config.network:
+        if config.network:  # its set-up and first epoch take a minute at millions of likes: say so
+            self._log(f"recommender: re-ranking network ({self.network_config.name}) on {int(liked.sum()):,} likes")
             vectors = np.vstack([self.catalogue.vectors, np.zeros((1, self.catalogue.dim), np.float32)])
             self.network, self.info["network"] = fit_model(
                 self.network_config, self.train_config, user_index[liked], item_index[liked],
