@@ -214,9 +214,6 @@ class TwoStageRecommender:
                           f"({self.config.refit_max_likes:,}): the models fitted on "
                           f"{1 - self.config.validation_share:.0%} of them are kept, not refitted on all "
                           f"(the {len(cold_items):,} products held out as new stay known by their text)")
-                # the validation fit's tables go before the final ones are built (the item-item
-                # neighbours alone are hundreds of MB at 800k products)
-                self.rated = self.likes = self.neighbours = self.scorer = self.item_index = None
                 self._derive_tables(user_index, item_index, rating)
                 self.info["refit"] = False
                 return self
@@ -275,6 +272,9 @@ class TwoStageRecommender:
         """What the fitted models read from these rows: the rated and liked matrices, the users'
         liked histories (their retrieval vectors), the item-item neighbours, the indexes and the
         blend's score scales. Items the models did not learn keep their text-only vectors."""
+        # tables derived before (the validation fit's) go before the new ones are built: the
+        # item-item neighbours alone are hundreds of MB at 800k products
+        self.rated = self.likes = self.neighbours = self.scorer = self.item_index = self.content_index = None
         config, n_users, n_items = self.config, len(self.users), len(self.catalogue)
         liked = rating >= config.threshold
         shape = (n_users, n_items)

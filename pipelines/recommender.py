@@ -122,11 +122,13 @@ def validate(config: PipelineConfig) -> None:
             raise ArgumentError(f"unknown baseline {name!r}; choose from {', '.join(sorted(BASELINES))}")
     for name, value in (("--min-user-ratings", config.min_user_ratings),
                         ("--min-item-ratings", config.min_item_ratings), ("--k", config.k),
-                        ("--epochs", config.epochs), ("--vectors-sample", 1 if config.vectors_sample is None else config.vectors_sample)):
+                        ("--epochs", config.epochs)):
         if value < 1:
             raise ArgumentError(f"{name} must be at least 1, got {value}")
     if config.eval_users is not None and config.eval_users < 1:
         raise ArgumentError(f"--eval-users must be at least 1, got {config.eval_users}")
+    if config.vectors_sample is not None and config.vectors_sample < 1:
+        raise ArgumentError(f"--vectors-sample must be at least 1, got {config.vectors_sample}")
     if config.engine not in ENGINES:
         raise ArgumentError(f"unknown engine {config.engine!r}; choose from {', '.join(ENGINES)}")
     if config.engine == "spark":
