@@ -33,6 +33,8 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
+
 from benchmarks.synthetic import write_metadata, write_ratings
 
 RESULTS = Path(__file__).parent / "results"
@@ -65,6 +67,8 @@ def watched_run(command: list[str], log_path: Path, timeout: float | None = None
     started = time.perf_counter()
     last = [started]
     longest = [0.0, ""]
+    current = ["(start)"]  # the last line printed, and the most memory seen while it was the last
+    memory_after: dict[str, float] = {}
 
     with open(log_path, "w") as log, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                                       text=True, bufsize=1) as process:
@@ -75,12 +79,26 @@ def watched_run(command: list[str], log_path: Path, timeout: float | None = None
                     longest[:] = [now - last[0], line.strip()[:200]]
                 last[0] = now
                 stamped = f"[{now - started:7.0f} s] {line.rstrip()}"
+                current[0] = stamped[:200]
                 print(stamped, flush=True)
                 log.write(stamped + "\n")
                 log.flush()
 
+        def sample():  # where in the run the memory peaks: the resident size after each line
+            watched = psutil.Process(process.pid)
+            while process.poll() is None:
+                try:
+                    rss = watched.memory_info().rss / 2**20
+                except psutil.Error:
+                    break
+                line = current[0]
+                memory_after[line] = max(memory_after.get(line, 0.0), rss)
+                time.sleep(0.2)
+
         reader = threading.Thread(target=watch, daemon=True)
+        sampler = threading.Thread(target=sample, daemon=True)
         reader.start()
+        sampler.start()
         try:
             rc = process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -88,8 +106,11 @@ def watched_run(command: list[str], log_path: Path, timeout: float | None = None
             process.wait()
             rc = "timeout"
         reader.join()
+        sampler.join()
+    highest = sorted(memory_after.items(), key=lambda kv: -kv[1])[:8]
     return {"exit": rc, "wall_seconds": round(time.perf_counter() - started, 1),
-            "longest_silence_seconds": round(longest[0], 1), "line_after_longest_silence": longest[1]}
+            "longest_silence_seconds": round(longest[0], 1), "line_after_longest_silence": longest[1],
+            "highest_rss_after": [{"rss_mb": round(mb, 1), "line": line} for line, mb in highest]}
 
 
 def logged_run(log_path: Path) -> dict:
@@ -160,6 +181,11 @@ def markdown(results: dict) -> str:
         lines.append(f"| {e['ratings']:,} | **whole run** | {e['wall_seconds']} | {e['peak_rss_mb']} | exit {e['exit']}, "
                      f"longest silence {e['longest_silence_seconds']} s"
                      + (f"; last line: {e['last_line']}" if e.get("last_line") else "") + " |")
+    for e in results["sizes"]:
+        if e.get("highest_rss_after"):
+            lines += ["", f"Where the run at {e['ratings']:,} ratings held the most memory (resident size while "
+                      "each line was the last printed):", "", "| RSS MB | after the line |", "|---|---|"]
+            lines += [f"| {h['rss_mb']} | {h['line'].replace('|', '/')} |" for h in e["highest_rss_after"]]
     for e in results["sizes"]:
         evaluated = e["stages"].get("evaluate", {}).get("results")
         if evaluated:

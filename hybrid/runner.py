@@ -472,9 +472,12 @@ def release_memory() -> None:
     """Give what a finished stage freed back to the system before the next one starts: its
     objects (``gc``) and the C heap's free pages (glibc's ``malloc_trim``; TensorFlow and numpy
     free into it, and without a trim the process keeps them: at Electronics size the
-    recommender stage ran some 1.3 GB above what it needs alone)."""
+    recommender stage ran some 1.3 GB above what it needs alone). Keras's global state goes too
+    (``clear_session``): the models are in the stage's saved outputs, not in this process."""
     import gc
 
+    if "keras" in sys.modules:  # Keras's global state (graphs, name counters) from a stage's models
+        sys.modules["keras"].backend.clear_session(free_memory=False)
     gc.collect()
     try:
         import ctypes
