@@ -38,12 +38,25 @@ def top_k_per_row(matrix: sp.csr_matrix, k: int, magnitude: bool = False) -> sp.
     """
     matrix = sp.csr_matrix(matrix)
     matrix.eliminate_zeros()
-    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    counts = np.diff(matrix.indptr)
+    if not len(counts) or counts.max() <= k:  # every row short enough: all of it is the top
+        out = matrix.copy()
+        out.sort_indices()
+        return out
+    # (memory: at 10M entries per call these are the neighbour computation's peak; rows are
+    # int32 and the order is computed once)
+    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int32), counts)
     key = -np.abs(matrix.data) if magnitude else -matrix.data
     order = np.lexsort((matrix.indices, key, rows))  # by row, then value descending
-    rank = np.arange(len(order)) - matrix.indptr[rows[order]]
+    del key
+    rank = np.arange(len(order), dtype=np.int64)
+    rank -= matrix.indptr[rows[order]]
     keep = order[rank < k]
-    out = sp.csr_matrix((matrix.data[keep], (rows[keep], matrix.indices[keep])), shape=matrix.shape)
+    del order, rank
+    keep.sort()  # row-major again, then columns ascending within each row
+    kept = np.bincount(rows[keep], minlength=matrix.shape[0])
+    out = sp.csr_matrix((matrix.data[keep], matrix.indices[keep],
+                         np.concatenate([[0], np.cumsum(kept)]).astype(matrix.indptr.dtype)), shape=matrix.shape)
     out.sort_indices()
     return out
 
@@ -81,7 +94,7 @@ def item_blocks(by_item: sp.csr_matrix, by_user: sp.csr_matrix, budget: int = 20
 
 
 def cosine_neighbours(likes: sp.csr_matrix, k: int = 100, shrinkage: float = 10.0,
-                      budget: int = 10_000_000) -> sp.csr_matrix:
+                      budget: int = 4_000_000) -> sp.csr_matrix:
     """Top-``k`` co-occurrence cosine neighbours of every item, in ``item_blocks``."""
     likes = sp.csr_matrix(likes, dtype=np.float32)
     likes.data[:] = 1.0
@@ -98,13 +111,23 @@ def cosine_neighbours(likes: sp.csr_matrix, k: int = 100, shrinkage: float = 10.
 
 
 def _stacked(parts: list, n_items: int) -> sp.csr_matrix:
-    """The blocks' rows as one float32 matrix, the blocks released as it is built (one copy of
-    the result in memory at a time, not three)."""
+    """The blocks' rows as one float32 matrix, built array by array with each block's arrays
+    released once copied: the blocks and the largest one array of the result in memory at a
+    time (``sp.vstack`` holds the blocks and the whole result: at 800k products some 0.2 GB more)."""
     if not parts:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
-    out = sp.vstack(parts, format="csr", dtype=np.float32)
+    counts = np.concatenate([np.diff(p.indptr) for p in parts])
+    data = [p.data.astype(np.float32, copy=False) for p in parts]
+    indices = [p.indices for p in parts]
     parts.clear()
-    return out
+    data_out = np.concatenate(data)
+    data.clear()
+    index_type = np.int32 if len(data_out) < 2**31 else np.int64
+    indices_out = np.concatenate(indices).astype(index_type, copy=False)
+    indices.clear()
+    indptr = np.zeros(len(counts) + 1, index_type)
+    np.cumsum(counts, out=indptr[1:])
+    return sp.csr_matrix((data_out, indices_out, indptr), shape=(len(counts), n_items))
 
 
 def _at(pattern: sp.csr_matrix, values: sp.csr_matrix) -> np.ndarray:
