@@ -149,8 +149,10 @@ class ItemKNN(Baseline):
 
         self.update(users, items, ratings, n_users, n_items)
         # by column: the items whose stored neighbours include the ones a user rated
-        self.similar = pearson_baseline_neighbours(self.residuals, self.keep, self.shrinkage, self.min_support,
-                                                   what=f"{self.what}: similarities").tocsc()
+        similar = pearson_baseline_neighbours(self.residuals, self.keep, self.shrinkage, self.min_support,
+                                              what=f"{self.what}: similarities")
+        # symmetric, so its CSR arrays are its CSC arrays too: no converted copy
+        self.similar = sp.csc_matrix((similar.data, similar.indices, similar.indptr), shape=similar.shape)
         return self
 
     def update(self, users, items, ratings, n_users, n_items):

@@ -151,7 +151,7 @@ def _at(pattern: sp.csr_matrix, values: sp.csr_matrix) -> np.ndarray:
 
 
 def pearson_baseline_neighbours(residuals: sp.csr_matrix, keep: int = 200, shrinkage: float = 100.0,
-                                min_support: int = 1, budget: int = 10_000_000,
+                                min_support: int = 1, budget: int = 4_000_000,
                                 what: str = "") -> sp.csr_matrix:
     """Pearson-baseline similarities between the columns of a users x items matrix of
     baseline residuals ``r_ui - b_ui`` (every rating an entry, a residual of 0 included):
