@@ -160,7 +160,7 @@ def _runner(args):
 
     from .runner import Runner
 
-    return Runner(build(_config(args)), args.out)
+    return Runner(build(_config(args)), args.out, processes=not getattr(args, "in_process", False))
 
 
 def cmd_run(args, target: str | None = None) -> int:
@@ -322,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--force", action="store_true", help="run the selected stages even if fresh")
     run.add_argument("--until", metavar="STAGE", help="run up to and including STAGE")
     run.add_argument("--stage", metavar="STAGE", help="run only STAGE")
+    in_process = ("run every stage in this process (for a debugger); by default the model stages, "
+                  "and the local engine's data stages, each run in a fresh process of their own, "
+                  "whose memory goes back to the system when it ends")
+    run.add_argument("--in-process", action="store_true", help=in_process)
     run.set_defaults(func=cmd_run)
     status = sub.add_parser("status", help="show which stages are fresh or stale, and why")
     _pipeline_args(status)
@@ -331,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         command = sub.add_parser(name, help=text)
         _pipeline_args(command)
         command.add_argument("--force", action="store_true")
+        command.add_argument("--in-process", action="store_true", help=in_process)
         command.set_defaults(func=func, until=None, stage=None)
     # evaluate also takes --model-param/--train-param: they apply to every Keras model it fits
     recommend = sub.add_parser("recommend", help="top-N for a known user, or a new one")

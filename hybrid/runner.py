@@ -35,7 +35,11 @@ STATE_DIR = ".hybrid"
 class Stage:
     """One pipeline step: ``func(**inputs, **outputs, **params) -> report dict``.
 
-    ``inputs`` and ``outputs`` map the function's keyword names to file paths.
+    ``inputs`` and ``outputs`` map the function's keyword names to file paths. ``own_process``:
+    the runner calls ``func`` in a fresh Python process of its own (``func`` and the arguments
+    must pickle: a module-level function), so that everything the stage held, TensorFlow's
+    runtime included, goes back to the system when it ends and the next stage starts from an
+    empty process, as ``make`` runs each recipe; its errors reach the caller as raised.
 
     Example:
         >>> Stage("text", clean_text_step,  # doctest: +SKIP
@@ -50,6 +54,7 @@ class Stage:
     outputs: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    own_process: bool = False
 
     def __post_init__(self):
         if not self.outputs:
@@ -249,8 +254,11 @@ class Runner:
         >>> runner.status()       # {'ingest': 'fresh', 'text': 'stale: parameters changed', ...}  # doctest: +SKIP
     """
 
-    def __init__(self, stages: list[Stage], root: str | os.PathLike, log=None):
+    def __init__(self, stages: list[Stage], root: str | os.PathLike, log=None, processes: bool = True):
+        """``processes`` False: every stage runs in this process, ``own_process`` or not
+        (for a debugger; the memory a stage leaves behind stays with the run)."""
         self.stages = stages
+        self.processes = processes
         self.root = Path(root)
         self.state_dir = self.root / STATE_DIR
         self.state_path = self.state_dir / "state.json"
@@ -438,8 +446,10 @@ class Runner:
                   for k, v in stage.inputs.items()}
         started = time.perf_counter()
         try:
-            with PeakMemory() as memory:
-                report = stage.func(**inputs, **temp_outputs, **stage.params) or {}
+            if stage.own_process and self.processes:
+                report, memory = _in_own_process(stage, {**inputs, **temp_outputs, **stage.params})
+            else:
+                report, memory = _measured_call(stage.func, {**inputs, **temp_outputs, **stage.params})
             for name, path in stage.outputs.items():
                 if not Path(temp_outputs[name]).exists():
                     raise StageError(f"stage {stage.name!r} did not write its output {name}")
@@ -457,15 +467,39 @@ class Runner:
         }
         self._save_state()
         report = {"stage": stage.name, "seconds": round(seconds, 3),
-                  "peak_rss_mb": memory.peak_mb, "peak_tree_rss_mb": memory.tree_peak_mb,
-                  "params": stage.params, **report}
+                  "peak_rss_mb": memory["peak_mb"], "peak_tree_rss_mb": memory["tree_peak_mb"],
+                  "own_process": bool(stage.own_process and self.processes), "params": stage.params, **report}
         self.reports_dir.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(self.reports_dir / f"{stage.name}.json", report)
-        children = (f" ({memory.tree_peak_mb} MB with its child processes)"
-                    if memory.tree_peak_mb > memory.peak_mb + 1 else "")
-        self.log(f"[done] {stage.name}: {seconds:.1f} s, peak RSS {memory.peak_mb} MB{children}, "
+        children = (f" ({memory['tree_peak_mb']} MB with its child processes)"
+                    if memory["tree_peak_mb"] > memory["peak_mb"] + 1 else "")
+        where = " in its own process" if report["own_process"] else ""
+        self.log(f"[done] {stage.name}: {seconds:.1f} s{where}, peak RSS {memory['peak_mb']} MB{children}, "
                  f"{_summary(report)}")
         return report
+
+
+def _measured_call(func: Callable[..., dict], kwargs: dict) -> tuple[dict, dict]:
+    """``func(**kwargs)`` and the peak resident memory while it ran (``peak_mb`` of this
+    process, ``tree_peak_mb`` with the processes it started)."""
+    with PeakMemory() as memory:
+        report = func(**kwargs) or {}
+    return report, {"peak_mb": memory.peak_mb, "tree_peak_mb": memory.tree_peak_mb}
+
+
+def _in_own_process(stage: Stage, kwargs: dict) -> tuple[dict, dict]:
+    """``_measured_call`` of the stage in a fresh (spawned, never forked: TensorFlow's threads
+    do not survive a fork) Python process; an error it raises is raised here as it was."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            return pool.submit(_measured_call, stage.func, kwargs).result()
+        except BrokenProcessPool:
+            raise StageError(f"stage {stage.name!r}: its process ended without finishing (killed, "
+                             "perhaps for lack of memory; run it alone with --stage to see)") from None
 
 
 def release_memory() -> None:
@@ -498,7 +532,7 @@ def _replace(new: str, target: str, scratch: Path) -> None:
 def _summary(report: dict) -> str:
     parts = []
     for key, value in report.items():
-        if key in ("stage", "seconds", "peak_rss_mb", "peak_tree_rss_mb", "params"):
+        if key in ("stage", "seconds", "peak_rss_mb", "peak_tree_rss_mb", "own_process", "params"):
             continue
         if isinstance(value, dict) and isinstance(value.get("rows", value.get("total")), int):
             parts.append(f"{key}={value.get('rows', value.get('total'))}")

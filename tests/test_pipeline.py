@@ -31,9 +31,15 @@ def test_amazon_samples_end_to_end(tmp_path, amazon_dir, capsys):
     assert not any("<" in t for t in data.item_titles if t)
     vectors = json.loads((out / "reports" / "vectors.json").read_text())
     assert vectors["token_coverage"] > 0.9 and vectors["product_coverage"] > 0.9
+    assert vectors["own_process"] and report["own_process"]  # each stage in a fresh process
     capsys.readouterr()
     assert main(args) == 0
     assert "nothing to do" in capsys.readouterr().out
+    # --in-process (a debugger's run) gives the same outputs, the stages run in this process
+    assert main(args + ["--force", "--in-process"]) == 0
+    again = load_dataset(out / "dataset")
+    assert np.array_equal(again.rating, data.rating) and again.item_vectors.shape == data.item_vectors.shape
+    assert not json.loads((out / "reports" / "dataset.json").read_text())["own_process"]
 
 
 def test_changing_a_parameter_reruns_from_that_stage(tmp_path, amazon_dir, capsys):

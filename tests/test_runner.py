@@ -284,3 +284,53 @@ def test_stage_reports_count_the_memory_of_child_processes(tmp_path):
                     log=lambda m: None)
     report = runner.run()["child"]
     assert report["peak_tree_rss_mb"] >= report["peak_rss_mb"] + 250, report
+
+
+def hold_memory_and_write_pid(target, mb=300, bad=False):
+    """A stage that fills ``mb`` MB, writes its process id, and raises a user's error when ``bad``."""
+    from hybrid.errors import ArgumentError
+
+    held = bytearray(mb * 2**20)
+    held[:: 4096] = b"x" * len(held[:: 4096])  # touch every page: resident, not just reserved
+    if bad:
+        raise ArgumentError("--n must be at least 1, got 0")
+    Path(target).write_text(str(os.getpid()))
+    return {"held_mb": len(held) // 2**20}
+
+
+def die(target):
+    os._exit(9)  # as the kernel's out-of-memory killer would end it: no exception, no answer
+
+
+def test_a_stage_can_run_in_a_process_of_its_own(tmp_path):
+    """``own_process``: the stage runs in a fresh process (what it held is gone when it ends, and
+    this process never holds it), its peak memory is that process's, and a user's error it
+    raises reaches the caller as the same error, message and all."""
+    import psutil
+
+    target = tmp_path / "pid.txt"
+    stage = Stage("hold", hold_memory_and_write_pid, outputs={"target": str(target)}, own_process=True)
+    before = psutil.Process().memory_info().rss
+    report = Runner([stage], tmp_path / "art").run()["hold"]
+    assert int(target.read_text()) != os.getpid()
+    assert report["own_process"] and report["held_mb"] == 300
+    assert report["peak_rss_mb"] >= 300  # the stage's process, holding the 300 MB
+    assert psutil.Process().memory_info().rss - before < 100 * 2**20  # never held here
+
+    bad = Stage("hold", hold_memory_and_write_pid, outputs={"target": str(tmp_path / "bad.txt")},
+                params={"bad": True}, own_process=True)
+    from hybrid.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="--n must be at least 1, got 0"):
+        Runner([bad], tmp_path / "art2").run()
+    assert not (tmp_path / "bad.txt").exists()
+
+    # processes=False (a debugger's run): the same stage in this process
+    in_here = Stage("hold", hold_memory_and_write_pid, outputs={"target": str(tmp_path / "here.txt")},
+                    params={"mb": 10}, own_process=True)
+    report = Runner([in_here], tmp_path / "art3", processes=False).run()["hold"]
+    assert int((tmp_path / "here.txt").read_text()) == os.getpid() and not report["own_process"]
+
+    killed = Stage("hold", die, outputs={"target": str(tmp_path / "dead.txt")}, own_process=True)
+    with pytest.raises(StageError, match="its process ended without finishing"):
+        Runner([killed], tmp_path / "art4").run()
