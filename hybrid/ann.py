@@ -57,16 +57,14 @@ class VectorIndex:
         if self.kind == "exact" or not what:
             self._index.add(vectors)
             return
-        from .progress import Progress
+        from .progress import Heartbeat
 
-        # an HNSW graph is built a few thousand vectors a second: in parts, with progress lines
-        with Progress(len(vectors), what, "vectors") as progress:
-            for start in range(0, len(vectors), self.ADD_PART):
-                self._index.add(vectors[start:start + self.ADD_PART])
-                progress.update(len(vectors[start:start + self.ADD_PART]))
-
-    #: vectors added to an HNSW graph between two progress updates
-    ADD_PART = 20_000
+        # an HNSW graph is built some ten thousand vectors a second: a minute or more at 800k
+        # products. In one call, not in parts: faiss grows its storage and link arrays at each
+        # part, copying them as they grow, and at 800k products those copies were the
+        # recommender stage's memory peak
+        with Heartbeat(f"{what}: building an HNSW graph of {len(vectors):,} vectors"):
+            self._index.add(vectors)
 
     def __len__(self) -> int:
         return int(self._index.ntotal)

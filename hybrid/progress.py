@@ -72,3 +72,39 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class Heartbeat:
+    """For one long call that reports nothing itself (a native library's): a line ``what:
+    N s so far`` every ``every`` seconds while the block runs, from a thread (the call must
+    release the GIL, as faiss and numpy do).
+
+    Example:
+        >>> import io
+        >>> stream = io.StringIO()
+        >>> with Heartbeat("building a graph", stream=stream, every=0.01):
+        ...     time.sleep(0.05)
+        >>> stream.getvalue().startswith("building a graph: ")
+        True
+    """
+
+    def __init__(self, what: str, stream=None, every: float | None = None):
+        import threading
+
+        self.what, self.stream = what, stream if stream is not None else sys.stderr
+        self.every = LINE_EVERY if every is None else every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        started = time.perf_counter()
+        while not self._stop.wait(self.every):
+            print(f"{self.what}: {time.perf_counter() - started:.0f} s so far", file=self.stream, flush=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -26,7 +26,7 @@ from .config import RetrievalConfig
 from .errors import ArgumentError
 from .models import ItemIdDropout  # noqa: F401  (sets the Keras backend first)
 from .optimizers import SparseEmbedding, make_optimizer
-from .training import EpochProgress, epoch_steps, row_batches
+from .training import EpochProgress, epoch_steps, for_inference, row_batches
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -193,10 +193,11 @@ def fit_retrieval(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, tex
     record = {k: [float(x) for x in v] for k, v in fitted.history.items()}
     best = int(np.argmin(record["val_loss"])) + 1 if "val_loss" in record else len(record["loss"])
     model.set_likes(users, items)  # at serving time a user's history is every like of the training rows
-    return model, {"history": record, "best_epoch": best, "epochs_run": len(record["loss"]),
+    optimizer = type(model.optimizer).__name__
+    return for_inference(model), {"history": record, "best_epoch": best, "epochs_run": len(record["loss"]),
                    "epoch_rows": int(len(fit_rows) if steps is None else steps * config.batch_size),
                    "seconds": round(time.perf_counter() - started, 2), "likes": int(len(users)),
-                   "stopped": progress.stopped, "optimizer": type(model.optimizer).__name__,
+                   "stopped": progress.stopped, "optimizer": optimizer,
                    "trained_items": np.bincount(items[fit_rows], minlength=n_items) > 0}
 
 

@@ -78,11 +78,21 @@ class EpochProgress(keras.callbacks.Callback):
 
 
 def for_inference(model: keras.Model) -> keras.Model:
-    """The model with one step per predict call. Keras predicts with the compiled
-    ``steps_per_execution`` too, and with more than one step a call whose last group of batches
-    is shorter retraces the predict function: at every call of a ranking loop (seconds each)."""
+    """The model with one step per predict call, and without what only training reads. Keras
+    predicts with the compiled ``steps_per_execution`` too, and with more than one step a call
+    whose last group of batches is shorter retraces the predict function: at every call of a
+    ranking loop (seconds each). A fitted model's optimizer goes (its slots are two more copies
+    of every embedding row it updated: some 0.25 GB at 800k products), with the compiled train
+    step and the compile settings that refer to it; it predicts and saves as before, and is
+    compiled again before any further training."""
     model.steps_per_execution = 1
     model.predict_function = None
+    if getattr(model, "optimizer", None) is not None:
+        del model.optimizer  # (TensorFlow tracks it as a dependency while it is an attribute)
+        model.optimizer = None
+        model.train_function = model.test_function = None
+        model._compile_config = None  # holds the optimizer object too
+        model.compiled = False
     return model
 
 

@@ -93,6 +93,8 @@ def test_two_tower_retrieval_ranks_far_above_popularity(retrieval):
     assert ndcg > evaluate_ranking(popular.score, task, (10,))["ndcg@10"] + 0.05
     assert info["best_epoch"] <= info["epochs_run"] and "val_loss" in info["history"]
     np.testing.assert_allclose(np.linalg.norm(scorer.item_matrix, axis=1), 1.0, rtol=1e-4)
+    # the fitted towers keep no optimizer (its slots would be two more copies of the tables)
+    assert scorer.model.optimizer is None and info["optimizer"]
 
 
 def test_a_new_user_from_text_alone_gets_text_relevant_items(retrieval):
