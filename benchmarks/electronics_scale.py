@@ -37,6 +37,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks.synthetic import write_metadata, write_ratings
+from hybrid.runner import tree_rss
 
 RESULTS = Path(__file__).parent / "results"
 STAGES = ("ingest", "text", "vectors", "dataset", "train", "recommender", "evaluate")
@@ -89,15 +90,9 @@ def watched_run(command: list[str], log_path: Path, timeout: float | None = None
             watched = psutil.Process(process.pid)  # the run's process and every one it started
             while process.poll() is None:
                 try:
-                    rss = watched.memory_info().rss
-                    for child in watched.children(recursive=True):
-                        try:
-                            rss += child.memory_info().rss
-                        except psutil.Error:  # ended between the listing and the reading
-                            pass
+                    rss = tree_rss(watched)[1] / 2**20
                 except psutil.Error:
                     break
-                rss /= 2**20
                 line = current[0]
                 memory_after[line] = max(memory_after.get(line, 0.0), rss)
                 time.sleep(0.2)

@@ -43,8 +43,8 @@ def top_k_per_row(matrix: sp.csr_matrix, k: int, magnitude: bool = False) -> sp.
         out = matrix.copy()
         out.sort_indices()
         return out
-    # (memory: at 10M entries per call these are the neighbour computation's peak; rows are
-    # int32 and the order is computed once)
+    # (memory: these arrays are the neighbour blocks' peak; rows are int32 and each temporary
+    # goes as soon as it is used)
     rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int32), counts)
     key = -np.abs(matrix.data) if magnitude else -matrix.data
     order = np.lexsort((matrix.indices, key, rows))  # by row, then value descending

@@ -200,6 +200,18 @@ def _code_hash(func: Callable) -> str:
     return digest.hexdigest()[:16]
 
 
+def tree_rss(process: psutil.Process) -> tuple[int, int]:
+    """Resident bytes of ``process`` and of it with every process it started, summed."""
+    own = process.memory_info().rss
+    tree = own
+    for child in process.children(recursive=True):
+        try:
+            tree += child.memory_info().rss
+        except psutil.Error:  # ended between the listing and the reading
+            pass
+    return own, tree
+
+
 class PeakMemory:
     """Samples resident memory in a thread: ``peak_mb`` of this process, ``tree_peak_mb`` of it
     and every process it started (ingest's workers, Spark's JVM and Python workers), summed."""
@@ -211,13 +223,7 @@ class PeakMemory:
         self._process = psutil.Process()
 
     def _measure(self) -> None:
-        own = self._process.memory_info().rss
-        tree = own
-        for child in self._process.children(recursive=True):
-            try:
-                tree += child.memory_info().rss
-            except psutil.Error:  # ended between the listing and the reading
-                pass
+        own, tree = tree_rss(self._process)
         self.peak, self.tree_peak = max(self.peak, own), max(self.tree_peak, tree)
 
     def _sample(self):
@@ -446,10 +452,11 @@ class Runner:
                   for k, v in stage.inputs.items()}
         started = time.perf_counter()
         try:
+            arguments = {**inputs, **temp_outputs, **stage.params}
             if stage.own_process and self.processes:
-                report, memory = _in_own_process(stage, {**inputs, **temp_outputs, **stage.params})
+                report, memory = _in_own_process(stage, arguments)
             else:
-                report, memory = _measured_call(stage.func, {**inputs, **temp_outputs, **stage.params})
+                report, memory = _measured_call(stage.func, arguments)
             for name, path in stage.outputs.items():
                 if not Path(temp_outputs[name]).exists():
                     raise StageError(f"stage {stage.name!r} did not write its output {name}")
