@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from .config import RetrievalConfig
-from .errors import ArgumentError
+from .errors import ArgumentError, InputFormatError
 from .models import ItemIdDropout  # noqa: F401  (sets the Keras backend first)
 from .optimizers import SparseEmbedding, make_optimizer
 from .training import EpochProgress, epoch_steps, for_inference, row_batches
@@ -206,10 +206,14 @@ class RetrievalScorer:
 
     ``from_model`` computes them: items without a like in training are represented through the
     unknown-item row (their text alone), exactly as the model learnt them with item-id dropout.
+    ``arrays`` (``tower_arrays``) are what ``save_two_tower`` writes; a scorer loaded for serving
+    holds them memory-mapped beside a ``serving_tower`` (``load_scorer``).
     """
 
-    def __init__(self, model: TwoTower, item_matrix: np.ndarray, user_matrix: np.ndarray):
+    def __init__(self, model: TwoTower, item_matrix: np.ndarray, user_matrix: np.ndarray,
+                 arrays: dict[str, np.ndarray] | None = None):
         self.model, self.item_matrix, self.user_matrix = model, item_matrix, user_matrix
+        self._arrays = arrays
         # the towers as compiled graphs: a request's one or two vectors cost about a millisecond,
         # where eager Keras layer calls cost ten
         unknown_item, unknown_user = model.n_items, model.n_users
@@ -233,6 +237,16 @@ class RetrievalScorer:
             for s in range(0, model.n_users, batch)] or [np.zeros((0, model.config.dim))])
         return cls(model, items.astype(np.float32), users.astype(np.float32))
 
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The towers' weights and tables, as ``save_two_tower`` writes them."""
+        return self._arrays if self._arrays is not None else tower_arrays(self.model)
+
+    @property
+    def n_model_items(self) -> int:
+        """The items the towers learnt ids for (a serving tower keeps only the unknown rows)."""
+        return len(self.arrays["text"])
+
     def score(self, users, candidates) -> np.ndarray:
         return self.user_matrix[np.asarray(users)] @ self.item_matrix[np.asarray(candidates)].T
 
@@ -253,21 +267,63 @@ class RetrievalScorer:
         return np.asarray(self._new_users(pooled))[0]
 
 
-def save_two_tower(model: TwoTower, directory) -> None:
-    """The towers' weights and tables (text vectors, histories, popularity) as arrays."""
-    from .persistence import save_arrays
-
-    save_arrays(f"{directory}/retrieval_weights.npz", **{f"w{k:03d}": w for k, w in enumerate(model.get_weights())})
-    save_arrays(f"{directory}/retrieval_tables.npz", text=model.text.numpy()[:model.n_items],
-                histories=model.histories.numpy(), log_q=model.log_q.numpy())
+# ---------------------------------------------------------------- persistence
+_TOWER_DIR = "retrieval"
 
 
-def load_two_tower(directory, config: RetrievalConfig, n_users: int, n_items: int) -> TwoTower:
-    from .persistence import load_arrays
+def tower_arrays(model: TwoTower) -> dict[str, np.ndarray]:
+    """A tower's weights (``w000``... in ``get_weights`` order) and its tables, by name."""
+    arrays = {f"w{k:03d}": w for k, w in enumerate(model.get_weights())}
+    arrays.update(text=model.text.numpy()[:model.n_items], histories=model.histories.numpy(),
+                  log_q=model.log_q.numpy())
+    return arrays
 
-    tables = load_arrays(f"{directory}/retrieval_tables.npz")
-    weights = load_arrays(f"{directory}/retrieval_weights.npz")
-    model = TwoTower(n_users, n_items, tables["text"], tables["histories"], tables["log_q"], config)
-    model({"user": np.zeros(1, np.int32), "item": np.zeros(1, np.int32)})  # creates the weights
-    model.set_weights([weights[name] for name in sorted(weights)])
-    return model
+
+def save_two_tower(scorer: RetrievalScorer, directory) -> None:
+    """The towers' weights and tables, one ``.npy`` each (memory-mapped when loaded)."""
+    from pathlib import Path
+
+    from .persistence import save_array
+
+    folder = Path(directory) / _TOWER_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in scorer.arrays.items():
+        save_array(folder / f"{name}.npy", array)
+
+
+def serving_tower(arrays: dict[str, np.ndarray], config: RetrievalConfig) -> TwoTower:
+    """The towers as serving uses them: known users' and items' vectors are precomputed, so only
+    the unknown-user and unknown-item rows of the id tables are needed (new users and products
+    known by their text). At a million products the full id tables, text table and histories
+    held in TensorFlow were some 0.6 GB of the serving process."""
+    text, histories = np.asarray(arrays["text"]), np.asarray(arrays["histories"])
+    tower = TwoTower(0, 0, text[:0], histories[:0], np.zeros(0, np.float32), config)
+    # creates the weights (``call`` would index the empty tables)
+    tower.item_vectors(np.zeros(1, np.int32), np.zeros((1, text.shape[1]), np.float32))
+    tower.user_vectors(np.zeros(1, np.int32), np.zeros((1, config.dim), np.float32))
+    weights = [arrays[name] for name in sorted(name for name in arrays if name.startswith("w"))]
+    if len(weights) != len(tower.weights):
+        raise InputFormatError(f"{len(weights)} saved tower weights, the towers have {len(tower.weights)}")
+    values = []
+    for saved, mine in zip(weights, tower.weights):
+        if saved.shape != tuple(mine.shape):  # an id table: its unknown (and padding) rows are its last
+            if saved.ndim != 2 or saved.shape[1] != mine.shape[1] or len(saved) < mine.shape[0]:
+                raise InputFormatError(f"a saved tower weight of shape {saved.shape} where {tuple(mine.shape)} was expected")
+            saved = saved[len(saved) - mine.shape[0]:]
+        values.append(np.asarray(saved))
+    tower.set_weights(values)
+    return tower
+
+
+def load_scorer(directory, config: RetrievalConfig, item_matrix: np.ndarray, user_matrix: np.ndarray) -> RetrievalScorer:
+    """A scorer for serving: a ``serving_tower`` and the saved arrays, memory-mapped."""
+    from pathlib import Path
+
+    from .persistence import load_array, load_arrays
+
+    folder = Path(directory) / _TOWER_DIR
+    if folder.is_dir():
+        arrays = {path.stem: load_array(path) for path in sorted(folder.glob("*.npy"))}
+    else:  # saved by earlier versions: two .npz files
+        arrays = {**load_arrays(f"{directory}/retrieval_weights.npz"), **load_arrays(f"{directory}/retrieval_tables.npz")}
+    return RetrievalScorer(serving_tower(arrays, config), item_matrix, user_matrix, arrays)

@@ -60,7 +60,7 @@ from .persistence import (load_array, load_arrays, load_csr, read_manifest, save
                           write_manifest)
 from .progress import Progress
 from .recommender import encode_query, frame_ids, frame_titles, item_text_vectors, item_token_strings
-from .retrieval import RetrievalScorer, fit_retrieval, load_two_tower, save_two_tower
+from .retrieval import RetrievalScorer, fit_retrieval, load_scorer, save_two_tower
 from .terms import TermWeights
 from .text import TextConfig
 from .vectors import TextEncoder, unit_rows
@@ -817,13 +817,13 @@ class TwoStageRecommender:
             "text": {"fields": list(self.text_config.fields), "title": self.text_config.title,
                      "brand": self.text_config.brand},
             "pretrained": self.pretrained, "weights": self.weights, "cold_offset": self.cold_offset, "scales": self.scales, "validation": self.validation,
-            "info": self.info, "n_users": len(self.users), "n_model_items": self.scorer.model.n_items,
+            "info": self.info, "n_users": len(self.users), "n_model_items": self.scorer.n_model_items,
             "has_network": self.network is not None})
         self.catalogue.save(directory)
         self.users.save(directory / "users.parquet")
         for name in ("rated", "likes", "neighbours"):
             save_csr(directory, name, getattr(self, name))
-        save_two_tower(self.scorer.model, directory)
+        save_two_tower(self.scorer, directory)
         save_array(directory / "item_vectors.npy", self.scorer.item_matrix)
         save_array(directory / "user_vectors.npy", self.scorer.user_matrix)
         save_arrays(directory / "vectors.npz", network_items=self.network_items)
@@ -854,12 +854,11 @@ class TwoStageRecommender:
         rec.users = IdMap.load(directory / "users.parquet", "user")
         for name in ("rated", "likes", "neighbours"):  # memory-mapped: a request reads a few rows
             setattr(rec, name, load_csr(directory, name))
-        tower = load_two_tower(directory, rec.retrieval_config, meta["n_users"], meta["n_model_items"])
         vectors = load_arrays(directory / "vectors.npz")
         if (directory / "item_vectors.npy").is_file():
             vectors.update(items=load_array(directory / "item_vectors.npy"),
                            users=load_array(directory / "user_vectors.npy"))
-        rec.scorer = RetrievalScorer(tower, vectors["items"], vectors["users"])
+        rec.scorer = load_scorer(directory, rec.retrieval_config, vectors["items"], vectors["users"])
         rec.network_items = vectors["network_items"]
         rec.item_index = VectorIndex.load(directory / "item_index")
         rec.content_index = VectorIndex.load(directory / "content_index")

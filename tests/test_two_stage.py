@@ -1,6 +1,8 @@
 """The two-stage recommender on MovieLens-100k through the real pipeline: ranking, the API in
 the vocabulary of implicit/LightFM, new users, new items, indexes and persistence."""
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -183,6 +185,24 @@ def test_added_items_are_recommendable_and_findable_at_once(ml100k, tmp_path):
         assert a_ids.tolist() == b_ids.tolist()
         np.testing.assert_allclose(a_scores, b_scores, rtol=1e-6)
     assert not list((tmp_path / "saved").glob("*.png"))  # saving draws nothing
+    # serving holds the towers' unknown rows only (known vectors are precomputed); text-only
+    # products and new users get the same vectors, and the full towers are saved again as they were
+    assert loaded.scorer.model.item_embedding.embeddings.shape[0] == 2
+    assert loaded.scorer.model.user_embedding.embeddings.shape[0] == 1
+    texts = rec.catalogue.vectors[:5]
+    np.testing.assert_allclose(loaded.scorer.text_items(texts), rec.scorer.text_items(texts), rtol=1e-5, atol=1e-6)
+    saved = rec.scorer.arrays
+    assert saved["text"].shape[0] == rec.scorer.model.n_items == loaded.scorer.n_model_items
+    loaded.save(tmp_path / "resaved")
+    for name, array in TwoStageRecommender.load(tmp_path / "resaved").scorer.arrays.items():
+        np.testing.assert_array_equal(array, saved[name])
+    # a recommender saved by earlier versions (the towers in two .npz files) still loads
+    earlier = tmp_path / "resaved"
+    arrays = {path.stem: np.load(path) for path in (earlier / "retrieval").glob("*.npy")}
+    np.savez(earlier / "retrieval_weights.npz", **{k: v for k, v in arrays.items() if k.startswith("w")})
+    np.savez(earlier / "retrieval_tables.npz", **{k: arrays[k] for k in ("text", "histories", "log_q")})
+    shutil.rmtree(earlier / "retrieval")
+    assert TwoStageRecommender.load(earlier).recommend("196", N=20)[0].tolist() == rec.recommend("196", N=20)[0].tolist()
     # the large tables are memory-mapped, not read; saving over the folder they map is safe
     assert not loaded.neighbours.data.flags.writeable and not loaded.catalogue.vectors.flags.writeable
     loaded.add_items(pd.DataFrame({"item_id": ["new-3"], "text": ["vampire night"]}))
