@@ -69,6 +69,23 @@ class VectorIndex:
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
+    def vectors(self) -> np.ndarray:
+        """The stored vectors (row ``i`` = the ``i``-th added), read-only and without a copy: a
+        view of the index's own storage, which keeps the index alive. Take it again after
+        ``add`` (adding may move the storage).
+
+        Example:
+            >>> index = VectorIndex(np.eye(2, dtype=np.float32))
+            >>> index.vectors().tolist(), index.vectors().flags.writeable
+            ([[1.0, 0.0], [0.0, 1.0]], False)
+        """
+        faiss = _faiss()
+        flat = self._index if self.kind == "exact" else faiss.downcast_index(self._index.storage)
+        if len(self) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        address = faiss.rev_swig_ptr(flat.get_xb(), len(self) * self.dim).ctypes.data
+        return np.asarray(_Storage(self, address, (len(self), self.dim)))
+
     def add(self, vectors: np.ndarray) -> np.ndarray:
         """Append vectors; returns their row numbers."""
         vectors = _matrix(vectors, self.dim)
@@ -128,6 +145,14 @@ class VectorIndex:
         if self.kind == "hnsw":
             self._index.hnsw.efSearch = self.settings["ef_search"]
         return self
+
+
+class _Storage:
+    """A read-only float32 array interface over faiss-owned memory that holds its owner."""
+
+    def __init__(self, owner, address: int, shape: tuple[int, int]):
+        self.owner = owner
+        self.__array_interface__ = {"shape": shape, "typestr": "<f4", "data": (address, True), "version": 3}
 
 
 def _matrix(vectors, dim: int | None = None) -> np.ndarray:

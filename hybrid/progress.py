@@ -75,17 +75,19 @@ class Progress:
 
 
 class Heartbeat:
-    """For one long call that reports nothing itself (a native library's): a line ``what:
-    N s so far`` every ``every`` seconds while the block runs, from a thread (the call must
-    release the GIL, as faiss and numpy do).
+    """For one long call that reports nothing itself (a native library's): a line ``what`` when
+    it starts, ``what: N s so far`` every ``every`` seconds while the block runs (from a thread:
+    the call must release the GIL, as faiss and numpy do), and ``what: done in N s`` at its end,
+    so that the silence around it is bounded too.
 
     Example:
         >>> import io
         >>> stream = io.StringIO()
         >>> with Heartbeat("building a graph", stream=stream, every=0.01):
         ...     time.sleep(0.05)
-        >>> stream.getvalue().startswith("building a graph: ")
-        True
+        >>> lines = stream.getvalue().splitlines()
+        >>> lines[0], "s so far" in lines[1], lines[-1].startswith("building a graph: done in")
+        ('building a graph', True, True)
     """
 
     def __init__(self, what: str, stream=None, every: float | None = None):
@@ -95,16 +97,22 @@ class Heartbeat:
         self.every = LINE_EVERY if every is None else every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._started = 0.0
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
 
     def _beat(self) -> None:
-        started = time.perf_counter()
         while not self._stop.wait(self.every):
-            print(f"{self.what}: {time.perf_counter() - started:.0f} s so far", file=self.stream, flush=True)
+            self._say(f"{self.what}: {time.perf_counter() - self._started:.0f} s so far")
 
     def __enter__(self) -> "Heartbeat":
+        self._started = time.perf_counter()
+        self._say(self.what)
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        self._say(f"{self.what}: done in {time.perf_counter() - self._started:.0f} s")

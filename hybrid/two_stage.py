@@ -46,6 +46,7 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import scipy.sparse as sp
 
 from .ann import VectorIndex
@@ -314,6 +315,10 @@ class TwoStageRecommender:
             self.content_index = None
         else:
             self.item_index = VectorIndex(self.scorer.item_matrix, **settings, what="recommender: item index")
+        # the retrieval vectors are read from the index's storage from now on, not held twice
+        # (released before the content index is built: 200 MB at 800k products)
+        self.scorer.item_matrix = self.item_index.vectors()
+        if final:
             self.content_index = VectorIndex(unit_rows(self.catalogue.vectors).astype(np.float32), **settings,
                                              what="recommender: content index")
         self._user_index = None
@@ -795,8 +800,8 @@ class TwoStageRecommender:
         if self.terms is not None:
             self.terms.append(tokens)
         tower = self.scorer.text_items(self.catalogue.vectors[rows])
-        self.scorer.item_matrix = np.vstack([self.scorer.item_matrix, tower])
         self.item_index.add(tower)
+        self.scorer.item_matrix = self.item_index.vectors()
         self.content_index.add(unit_rows(self.catalogue.vectors[rows]).astype(np.float32))
         n = len(self.catalogue)
         for name in ("rated", "likes"):
@@ -824,7 +829,6 @@ class TwoStageRecommender:
         for name in ("rated", "likes", "neighbours"):
             save_csr(directory, name, getattr(self, name))
         save_two_tower(self.scorer, directory)
-        save_array(directory / "item_vectors.npy", self.scorer.item_matrix)
         save_array(directory / "user_vectors.npy", self.scorer.user_matrix)
         save_arrays(directory / "vectors.npz", network_items=self.network_items)
         self.item_index.save(directory / "item_index")
@@ -850,19 +854,21 @@ class TwoStageRecommender:
         rec = cls(RetrievalConfig(**meta["retrieval"]), ModelConfig.from_dict(meta["network"]),
                   TrainConfig(**meta["train"]), TwoStageConfig(**meta["config"]),
                   TextConfig(tuple(text["fields"]), text["title"], text["brand"]), meta["pretrained"])
+        # the network first: Keras reads the whole file before making its variables, a passing
+        # peak that is lower while nothing else is loaded
+        rec.network = for_inference(keras.models.load_model(directory / "network.keras", compile=False)) if meta["has_network"] else None
         rec.catalogue = Catalogue.load(directory)
         rec.users = IdMap.load(directory / "users.parquet", "user")
         for name in ("rated", "likes", "neighbours"):  # memory-mapped: a request reads a few rows
             setattr(rec, name, load_csr(directory, name))
         vectors = load_arrays(directory / "vectors.npz")
-        if (directory / "item_vectors.npy").is_file():
-            vectors.update(items=load_array(directory / "item_vectors.npy"),
-                           users=load_array(directory / "user_vectors.npy"))
-        rec.scorer = load_scorer(directory, rec.retrieval_config, vectors["items"], vectors["users"])
-        rec.network_items = vectors["network_items"]
+        if (directory / "user_vectors.npy").is_file():
+            vectors.update(users=load_array(directory / "user_vectors.npy"))
         rec.item_index = VectorIndex.load(directory / "item_index")
+        # the items' retrieval vectors: the item index's own storage (earlier saves also wrote them apart)
+        rec.scorer = load_scorer(directory, rec.retrieval_config, rec.item_index.vectors(), vectors["users"])
+        rec.network_items = vectors["network_items"]
         rec.content_index = VectorIndex.load(directory / "content_index")
-        rec.network = for_inference(keras.models.load_model(directory / "network.keras", compile=False)) if meta["has_network"] else None
         rec.n_network_items = meta["n_model_items"]
         encoder = directory / "text_encoder.joblib"
         rec.encoder = TextEncoder.load(encoder) if encoder.is_file() else None
@@ -872,5 +878,8 @@ class TwoStageRecommender:
         rec.scales = {part: tuple(value) for part, value in meta["scales"].items()}
         rec._network_call = None
         rec._counts = None
+        # Arrow's allocator keeps the pages of the tables read above (ids, titles) for reuse:
+        # some 100 MB at 800k products that a serving process would otherwise hold for good
+        pa.default_memory_pool().release_unused()
         return rec
 

@@ -189,6 +189,9 @@ def test_added_items_are_recommendable_and_findable_at_once(ml100k, tmp_path):
     # products and new users get the same vectors, and the full towers are saved again as they were
     assert loaded.scorer.model.item_embedding.embeddings.shape[0] == 2
     assert loaded.scorer.model.user_embedding.embeddings.shape[0] == 1
+    # the items' retrieval vectors are read from the item index's storage, not held a second time
+    np.testing.assert_array_equal(loaded.scorer.item_matrix, rec.scorer.item_matrix)
+    assert not loaded.scorer.item_matrix.flags.writeable and not (tmp_path / "saved" / "item_vectors.npy").exists()
     texts = rec.catalogue.vectors[:5]
     np.testing.assert_allclose(loaded.scorer.text_items(texts), rec.scorer.text_items(texts), rtol=1e-5, atol=1e-6)
     saved = rec.scorer.arrays
@@ -256,8 +259,9 @@ def test_above_refit_max_likes_the_models_are_fitted_once_and_read_every_like(ml
 
 def test_an_hnsw_graph_build_is_never_silent(monkeypatch, capsys):
     """The graph is built in one faiss call (in parts, faiss's growing arrays were copied at
-    each part: the recommender stage's memory peak at 800k products); a line comes every
-    LINE_EVERY seconds while it runs, so faiss must let the line's thread run."""
+    each part: the recommender stage's memory peak at 800k products); a line when it starts, one
+    every LINE_EVERY seconds while it runs (so faiss must let the line's thread run) and one when
+    it ends."""
     from hybrid import progress
     from hybrid.ann import VectorIndex
 
@@ -267,7 +271,8 @@ def test_an_hnsw_graph_build_is_never_silent(monkeypatch, capsys):
     index = VectorIndex(vectors, exact_below=0, what="test index")
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("test index")]
     assert index.kind == "hnsw" and len(index) == 20000
-    assert len(lines) >= 3 and "building an HNSW graph of 20,000 vectors" in lines[0] and "s so far" in lines[-1]
+    assert lines[0] == "test index: building an HNSW graph of 20,000 vectors"
+    assert len(lines) >= 3 and all("s so far" in line for line in lines[1:-1]) and ": done in" in lines[-1]
     _, rows = index.search(vectors[:5], 1)
     assert rows[:, 0].tolist() == [0, 1, 2, 3, 4]
 
