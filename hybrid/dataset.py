@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from .errors import InputFormatError, StageError
 from .ids import IdMap
+from .io import release_arrow_pages
 
 
 def min_count_mask(user_codes: np.ndarray, item_codes: np.ndarray, min_user_ratings: int,
@@ -223,7 +224,7 @@ def load_dataset(directory: str | os.PathLike) -> EncodedDataset:
                                "run `hybrid run` first")
     ratings = pq.read_table(directory / "ratings.parquet")
     items_table = pq.read_table(directory / "items.parquet")
-    return EncodedDataset(
+    data = EncodedDataset(
         ratings.column("user_index").to_numpy(), ratings.column("item_index").to_numpy(),
         ratings.column("rating").to_numpy(), ratings.column("timestamp").to_numpy(),
         IdMap.load(directory / "users.parquet", "user"),
@@ -233,3 +234,6 @@ def load_dataset(directory: str | os.PathLike) -> EncodedDataset:
         np.array(items_table.column("title").to_pylist(), dtype=object),
         items_table.column("n_ratings").to_numpy(),
     )
+    del items_table  # (the ratings' columns stay: the arrays are views of them)
+    release_arrow_pages()
+    return data

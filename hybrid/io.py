@@ -372,3 +372,11 @@ def iter_parquet_batches(path: str | os.PathLike, columns: list[str] | None = No
     """Stream a Parquet file batch by batch (never the whole table in memory)."""
     parquet = pq.ParquetFile(path)
     yield from parquet.iter_batches(batch_size=batch_rows, columns=columns)
+
+
+def release_arrow_pages() -> None:
+    """Give back to the system the pages Arrow's allocator keeps for reuse. After reading large
+    Parquet tables into numpy arrays, Python strings or a smaller Arrow array, the tables' freed
+    pages stay with the process otherwise: 160 MB after loading the encoded dataset of the
+    Electronics-size run (310 MB at 2x), for the whole of a stage that then builds models."""
+    pa.default_memory_pool().release_unused()

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from .dataset import encode, save_dataset
 from .errors import StageError
-from .io import ParquetBatchWriter, iter_parquet_batches
+from .io import ParquetBatchWriter, iter_parquet_batches, release_arrow_pages
 from .progress import Progress
 from .schema import ITEM_TEXT_SCHEMA, item_vectors_schema
 from .text import TextConfig, clean_corpus, stop_words
@@ -247,7 +247,10 @@ def catalogue_texts(data, item_text_path) -> pa.Array:
     """The text stage's cleaned texts of the encoded dataset's products, in catalogue order."""
     texts = pq.read_table(item_text_path, columns=["item_id", "text"])
     positions = pc.index_in(pa.array(data.items.values, pa.string()), value_set=texts.column("item_id"))
-    return texts.column("text").take(positions)
+    ordered = texts.column("text").take(positions)
+    del texts
+    release_arrow_pages()  # the table read, now copied in catalogue order
+    return ordered
 
 
 def recommender_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, encoder_path,

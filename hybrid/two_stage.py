@@ -46,7 +46,6 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import scipy.sparse as sp
 
 from .ann import VectorIndex
@@ -56,6 +55,7 @@ from .dataset import EncodedDataset
 from .errors import ArgumentError, NotFittedError, UnknownIdError
 from .evaluation import random_split, ranking_metrics_from_lists, ranking_task, sample_users
 from .ids import IdMap
+from .io import release_arrow_pages
 from .neighbours import item_neighbours, row_values
 from .persistence import (load_array, load_arrays, load_csr, read_manifest, save_array, save_arrays, save_csr,
                           write_manifest)
@@ -880,6 +880,6 @@ class TwoStageRecommender:
         rec._counts = None
         # Arrow's allocator keeps the pages of the tables read above (ids, titles) for reuse:
         # some 100 MB at 800k products that a serving process would otherwise hold for good
-        pa.default_memory_pool().release_unused()
+        release_arrow_pages()
         return rec
 
