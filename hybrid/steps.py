@@ -267,7 +267,7 @@ def recommender_step(dataset_ratings, dataset_users, dataset_items, dataset_vect
     rec.fit_dataset(data, encoder=TextEncoder.load(encoder_path), texts=catalogue_texts(data, item_text_path))
     rec.info["trained_on"] = {"dataset": str(_dataset_dir(dataset_ratings).resolve()), "ratings": len(data.rating),
                               "users": len(data.users), "items": len(data.items)}
-    del data  # its rating arrays, before saving (the stage's memory peak at 800k products)
+    del data  # its rating arrays, before saving (saving holds the tables it writes)
     rec.save(model_dir)
     return {"users": len(rec.users), "items": len(rec.catalogue), "cold_items": int(rec.catalogue.cold.sum()),
             "likes": rec.info["likes"], "item_item": rec.info["item_item"], "index": rec.item_index.kind,
