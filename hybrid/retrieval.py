@@ -19,6 +19,7 @@ two unit vectors, so retrieval is a maximum-inner-product search (``hybrid.ann``
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -245,7 +246,7 @@ class RetrievalScorer:
     @property
     def n_model_items(self) -> int:
         """The items the towers learnt ids for (a serving tower keeps only the unknown rows)."""
-        return len(self.arrays["text"])
+        return len(self._arrays["text"]) if self._arrays is not None else self.model.n_items
 
     def score(self, users, candidates) -> np.ndarray:
         return self.user_matrix[np.asarray(users)] @ self.item_matrix[np.asarray(candidates)].T
@@ -281,8 +282,6 @@ def tower_arrays(model: TwoTower) -> dict[str, np.ndarray]:
 
 def save_two_tower(scorer: RetrievalScorer, directory) -> None:
     """The towers' weights and tables, one ``.npy`` each (memory-mapped when loaded)."""
-    from pathlib import Path
-
     from .persistence import save_array
 
     folder = Path(directory) / _TOWER_DIR
@@ -317,8 +316,6 @@ def serving_tower(arrays: dict[str, np.ndarray], config: RetrievalConfig) -> Two
 
 def load_scorer(directory, config: RetrievalConfig, item_matrix: np.ndarray, user_matrix: np.ndarray) -> RetrievalScorer:
     """A scorer for serving: a ``serving_tower`` and the saved arrays, memory-mapped."""
-    from pathlib import Path
-
     from .persistence import load_array, load_arrays
 
     folder = Path(directory) / _TOWER_DIR
