@@ -218,24 +218,29 @@ class ItemKNN(Baseline):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(denominator > 0, numerator / denominator, 0.0)
 
-    #: Pairs predicted at once: their users' rated items and their items' neighbours are
-    #: gathered as two pairs x items sparse matrices (memory in O(chunk x (ratings + keep))).
-    pair_chunk = 20_000
+    #: Entries gathered at once when predicting pairs: a pair costs its user's ratings plus its
+    #: item's stored neighbours (two pairs x items sparse matrices hold them), and the pairs are
+    #: taken in chunks of at most this cost (``hybrid.neighbours.budget_blocks``). A count of
+    #: pairs would not bound it: a popular item's neighbours are tens of thousands (it is among
+    #: many items' ``keep`` most similar), and 20,000 validation pairs at Electronics size
+    #: gathered 2.1 GB.
+    pair_budget = 4_000_000
 
     def predict(self, users, items):
         """For every (user, item) pair at once, a chunk at a time: the similarities of the item
         to the items the user rated (``rated[users] * similar[items]``, elementwise), the
         ``neighbours`` largest of each row kept, the residuals weighted by them."""
-        from .neighbours import top_k_per_row
+        from .neighbours import budget_blocks, top_k_per_row
 
         users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
         out = self.baseline.predict(users, items)
         known = np.flatnonzero((users < self.residuals.shape[0]) & (items < self.similar.shape[0]))
         by_row = sp.csr_matrix((self.similar.data, self.similar.indices, self.similar.indptr),
                                shape=self.similar.shape)  # the CSR of S' = S (symmetric)
+        cost = np.diff(self.rated.indptr)[users[known]] + np.diff(by_row.indptr)[items[known]]
         with Progress(len(known), f"{self.what}: predictions", "pairs") as progress:
-            for start in range(0, len(known), self.pair_chunk):
-                rows = known[start:start + self.pair_chunk]
+            for start, stop in budget_blocks(cost, self.pair_budget):
+                rows = known[start:stop]
                 weights = top_k_per_row(self.rated[users[rows]].multiply(by_row[items[rows]]).tocsr(),
                                         self.neighbours)
                 numerator = np.asarray(weights.multiply(self.residuals[users[rows]]).sum(axis=1)).ravel()

@@ -61,12 +61,30 @@ def top_k_per_row(matrix: sp.csr_matrix, k: int, magnitude: bool = False) -> sp.
     return out
 
 
+def budget_blocks(costs: np.ndarray, budget: int):
+    """``(start, stop)`` ranges of consecutive rows whose ``costs`` add up to at most
+    ``budget`` (a row costlier than the budget alone is a block of its own): the memory of one
+    block's work bounded, however the costs are spread.
+
+    Example:
+        >>> list(budget_blocks(np.array([4, 2, 3, 1, 9]), budget=5))
+        [(0, 1), (1, 3), (3, 4), (4, 5)]
+    """
+    ends = np.cumsum(np.asarray(costs, np.int64))
+    start = 0
+    while start < len(ends):
+        before = ends[start - 1] if start else 0
+        stop = max(int(np.searchsorted(ends, before + budget, side="right")), start + 1)
+        yield start, stop
+        start = stop
+
+
 def item_blocks(by_item: sp.csr_matrix, by_user: sp.csr_matrix, budget: int = 20_000_000, what: str = ""):
     """``(start, stop)`` ranges of items whose co-occurrence rows (``by_item[start:stop] @
-    by_user``) hold at most about ``budget`` entries together: an item's row has at most
-    ``sum over its users of their counts`` entries, so a block of popular items is short and a
-    block of rare ones long, and the memory of one block is bounded whatever the catalogue.
-    With ``what``, progress (items done) is reported under that name as the blocks are taken.
+    by_user``) hold at most about ``budget`` entries together (``budget_blocks``): an item's row
+    has at most ``sum over its users of their counts`` entries, so a block of popular items is
+    short and a block of rare ones long, and the memory of one block is bounded whatever the
+    catalogue. With ``what``, progress (items done) is reported under that name as the blocks are taken.
 
     Example:
         >>> x = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 1], [0, 0, 1]], np.float32))
@@ -77,17 +95,11 @@ def item_blocks(by_item: sp.csr_matrix, by_user: sp.csr_matrix, budget: int = 20
     rows = np.repeat(np.arange(by_item.shape[0]), np.diff(by_item.indptr))
     cost = np.bincount(rows, per_user[by_item.indices], by_item.shape[0]).astype(np.int64)
     progress = Progress(len(cost), what, "items") if what else None
-    start, total = 0, 0
     try:
-        for stop, c in enumerate(cost):
-            if stop > start and total + c > budget:
-                yield start, stop
-                if progress is not None:
-                    progress.update(stop - start)
-                start, total = stop, 0
-            total += c
-        if start < len(cost):
-            yield start, len(cost)
+        for start, stop in budget_blocks(cost, budget):
+            yield start, stop
+            if progress is not None:
+                progress.update(stop - start)
     finally:  # also when the caller stops early
         if progress is not None:
             progress.close()

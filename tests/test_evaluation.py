@@ -118,7 +118,7 @@ def test_item_knn_is_knnbaseline_the_top_k_rated_neighbours_of_the_target():
     # pairs at once or in chunks, one user's catalogue or one item's users: the same numbers
     all_users, all_items = np.repeat(np.arange(31), 13), np.tile(np.arange(13), 31)  # unknown ids too
     pairs = knn.predict(all_users, all_items).reshape(31, 13)
-    knn.pair_chunk = 7
+    knn.pair_budget = 7  # a few pairs per chunk, some alone
     assert np.allclose(knn.predict(all_users, all_items).reshape(31, 13), pairs)
     assert np.allclose(knn.score(np.arange(31), np.arange(13)), pairs)  # loops over the 13 items
     assert np.allclose(knn.score([4], np.arange(13))[0], pairs[4])  # loops over the one user
