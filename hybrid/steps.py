@@ -238,6 +238,7 @@ def train_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, e
     return {"model": model, "users": len(rec.users), "items": len(rec.items),
             "cold_items": int((~rec.item_trained).sum()), "best_epoch": rec.training["best_epoch"],
             "epochs_run": rec.training["epochs_run"], "train_seconds": rec.training["seconds"],
+            "epoch_seconds": rec.training["epoch_seconds"],
             "train_rows": rec.training["train_rows"], "examples_per_second": rec.training["examples_per_second"],
             "stopped": rec.training["stopped"],
             "final_val_loss": min(rec.training["history"].get("val_loss", [float("nan")]))}

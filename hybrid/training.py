@@ -23,7 +23,9 @@ class EpochProgress(keras.callbacks.Callback):
     time budget: with ``max_minutes`` > 0 training stops after the epoch past which the next
     one would overrun it (early stopping, when present, then restores the best weights as usual).
 
-    ``stopped`` says why training ended: "time budget", "early stopping" or "epochs".
+    ``stopped`` says why training ended: "time budget", "early stopping" or "epochs";
+    ``epoch_seconds`` the time from the start of training to the end of its last epoch (the
+    first epoch's tracing and every validation pass included).
     """
 
     def __init__(self, epochs: int, log=None, max_minutes: float = 0.0, what: str = "training",
@@ -35,6 +37,7 @@ class EpochProgress(keras.callbacks.Callback):
         self.what, self.batch_size = what, batch_size
         self.every = progress.LINE_EVERY if every is None else every
         self.stopped = "epochs"
+        self.epoch_seconds = 0.0
 
     def on_train_begin(self, logs=None):
         self.started = time.perf_counter()
@@ -59,7 +62,7 @@ class EpochProgress(keras.callbacks.Callback):
         self.log(line)
 
     def on_epoch_end(self, epoch, logs=None):
-        elapsed = time.perf_counter() - self.started
+        elapsed = self.epoch_seconds = time.perf_counter() - self.started
         per_epoch = elapsed / (epoch + 1)
         if self.log is not None:
             losses = ", ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items() if "loss" in k)
@@ -228,8 +231,14 @@ def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: 
     epochs_run = len(record["loss"])
     epoch_rows = len(fit_rows) if steps is None else steps * batch
     return for_inference(model), {"history": record, "best_epoch": best, "epochs_run": epochs_run, "epoch_rows": int(epoch_rows),
-                   "seconds": round(seconds, 2), "train_rows": int(len(fit_rows)),
-                   # training examples per second, validation passes and the first epoch's tracing included
-                   "examples_per_second": round(epochs_run * epoch_rows / max(seconds, 1e-9)),
+                   # the whole fit call, and its epochs alone: Keras's set-up before the first epoch
+                   # and TensorFlow's tear-down of the input pipeline after the last are outside
+                   # the epochs (the tear-down took 1 s in some runs at Electronics size, 30 s in
+                   # others: a wait inside TensorFlow, not training)
+                   "seconds": round(seconds, 2), "epoch_seconds": round(progress.epoch_seconds, 2),
+                   "train_rows": int(len(fit_rows)),
+                   # training examples per second of the epochs (validation passes and the first
+                   # epoch's tracing included)
+                   "examples_per_second": round(epochs_run * epoch_rows / max(progress.epoch_seconds, 1e-9)),
                    "validation_rows": int(len(val_rows)), "stopped": progress.stopped,
                    "optimizer": type(optimizer).__name__}

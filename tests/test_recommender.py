@@ -276,6 +276,9 @@ def test_above_epoch_rows_an_epoch_is_part_of_a_pass_and_early_stopping_looks_wi
     info = rec.training
     assert info["epoch_rows"] == 20_000 and info["train_rows"] > 60_000  # 20 steps (5 executions of 4)
     assert "epoch 1/12" in " ".join(lines) and len(info["history"]["val_loss"]) == info["epochs_run"]
+    # the rate is of the epochs: the fit call's set-up and tear-down are in its seconds only
+    assert 0 < info["epoch_seconds"] <= info["seconds"]
+    assert info["examples_per_second"] == pytest.approx(info["epochs_run"] * 20_000 / info["epoch_seconds"], rel=0.01)
     assert rmse(data.rating[test], rec.score_index(data.user_index[test], data.item_index[test])) < 0.97
 
 
