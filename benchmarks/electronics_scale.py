@@ -136,7 +136,8 @@ def stage_figures(out: Path) -> dict:
         report = json.loads(path.read_text())
         entry = {"seconds": report["seconds"], "peak_rss_mb": report["peak_rss_mb"]}
         for key in ("ratings_out", "users", "token_coverage", "product_coverage", "vocabulary",
-                    "epochs_run", "best_epoch", "train_rows", "examples_per_second", "stopped",
+                    "epochs_run", "best_epoch", "train_rows", "examples_per_second", "epoch_seconds",
+                    "train_seconds", "stopped",
                     "cold_items", "index"):
             if key in report:
                 entry[key] = report[key]

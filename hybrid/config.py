@@ -136,6 +136,10 @@ class TwoStageConfig:
     item_item: str = "auto"  # ease below 20,000 items, cosine above; or name one
     network: bool = True  # re-rank with the hybrid Keras network too
     weight_step: float = 0.1  # grid of blend weights, chosen on validation
+    # the blend chosen is the grid point whose neighbourhood (blends with at most this much
+    # weight moved between parts) has the best mean validation NDCG@10, not the best point
+    # alone: a point's NDCG on a few hundred validation users is noisy (0: the best point)
+    weight_smoothing: float = 0.2
     validation_share: float = 0.1  # of the training likes, for the blend weights
     validation_users: int = 2000  # users ranked to choose the weights (a seeded sample)
     content_terms: int = 64  # TF-IDF terms kept per product for the content part (0: no content part)
@@ -157,7 +161,7 @@ class TwoStageConfig:
         for name in ("validation_share", "cold_validation_share"):
             if not 0 <= getattr(self, name) < 1:
                 raise ArgumentError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
-        for name in ("content_terms", "cold_validation_items"):
+        for name in ("content_terms", "cold_validation_items", "weight_smoothing"):
             if getattr(self, name) < 0:
                 raise ArgumentError(f"{name} must be 0 or more, got {getattr(self, name)!r}")
 

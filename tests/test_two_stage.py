@@ -64,6 +64,16 @@ def test_two_stage_ranks_above_popularity_and_its_retrieval_stage(fitted):
     # the weights were chosen on validation: they are a blend on the grid, recorded with figures
     assert abs(sum(rec.weights["full"].values()) - 1) < 1e-9 and rec.validation["full"]["users"] == 500
     assert set(rec.weights["full"]) == {"retrieval", "item_item", "network", "content"}
+    # the blend chosen has the best neighbourhood of the grid (blends 0.2 of weight away), whose
+    # mean is recorded; a blend with no better neighbourhood than its own would be chosen alone
+    from hybrid.two_stage import _smoothed
+
+    grid = rec.validation["full"]["grid"]
+    weights = [{k: v for k, v in g.items() if k != "ndcg@10"} for g in grid]
+    around = _smoothed(weights, [g["ndcg@10"] for g in grid], 0.2)
+    assert weights[int(np.argmax(around))] == rec.weights["full"]
+    assert rec.validation["full"]["neighbourhood_ndcg@10"] == pytest.approx(around.max())
+    assert len(grid) == 286 and np.count_nonzero(around != np.array([g["ndcg@10"] for g in grid])) > 200
     # the cold blend and its offset too, on products held out of the fit as if new
     assert set(rec.weights["cold"]) == {"retrieval", "network", "content"}
     assert rec.validation["cold_offset"]["offset"] == rec.cold_offset
@@ -126,6 +136,8 @@ def test_bad_requests_get_clear_errors(fitted):
         rec.similar_items("1", by="taste")
     with pytest.raises(NotFittedError):
         TwoStageRecommender().recommend("196")
+    with pytest.raises(ArgumentError, match="weight_smoothing must be 0 or more"):
+        TwoStageRecommender(config={"weight_smoothing": -0.1})
     ids, scores = rec.recommend("196", N=5, items=[])
     assert len(ids) == 0 and len(scores) == 0
 
