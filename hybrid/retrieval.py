@@ -27,7 +27,7 @@ from .config import RetrievalConfig
 from .errors import ArgumentError, InputFormatError
 from .models import ItemIdDropout  # noqa: F401  (sets the Keras backend first)
 from .optimizers import SparseEmbedding, make_optimizer
-from .training import EpochProgress, epoch_steps, for_inference, row_batches
+from .training import EpochProgress, batches_of, epoch_steps, for_inference, row_batches
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -155,8 +155,7 @@ def _pairs(users, items, batch, seed, shuffle, repeat=False):
     def pairs(rows):
         return {"user": tf.gather(users, rows), "item": tf.gather(items, rows)}, tf.range(tf.shape(rows)[0])
 
-    return (row_batches(int(users.shape[0]), batch, seed, shuffle, repeat)
-            .map(pairs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
+    return batches_of(row_batches(int(users.shape[0]), batch, seed, shuffle, repeat), pairs)
 
 
 def fit_retrieval(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, text: np.ndarray,
