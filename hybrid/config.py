@@ -136,8 +136,8 @@ class TwoStageConfig:
     item_item: str = "auto"  # ease below 20,000 items, cosine above; or name one
     network: bool = True  # re-rank with the hybrid Keras network too
     weight_step: float = 0.1  # grid of blend weights, chosen on validation
-    # the blend chosen is the grid point whose neighbourhood (blends with at most this much
-    # weight moved between parts) has the best mean validation NDCG@10, not the best point
+    # the warm blends chosen are the grid points whose neighbourhoods (blends with at most this
+    # much weight moved between parts) have the best mean validation NDCG@10, not the best points
     # alone: a point's NDCG on a few hundred validation users is noisy (0: the best point)
     weight_smoothing: float = 0.2
     validation_share: float = 0.1  # of the training likes, for the blend weights
