@@ -187,11 +187,12 @@ def markdown(results: dict) -> str:
         lines.append(f"| {e['ratings']:,} | **whole run** | {e['wall_seconds']} | {e['peak_rss_mb']} | exit {e['exit']}, "
                      f"longest silence {e['longest_silence_seconds']} s"
                      + (f"; last line: {e['last_line']}" if e.get("last_line") else "") + " |")
-        later = e.get("evaluate_run")  # a stage run again on its own, on the outputs of this run
-        if later:
-            lines.append(f"| {e['ratings']:,} | evaluate, run on its own | {later['wall_seconds']} | "
-                         f"{later.get('peak_tree_rss_mb', '-')} | exit {later['exit']}, longest silence "
-                         f"{later['longest_silence_seconds']} s; {later.get('note', '')} |")
+        for stage in STAGES:  # a stage run again on its own, on the outputs of this run
+            later = e.get(f"{stage}_run")
+            if later:
+                lines.append(f"| {e['ratings']:,} | {stage}, run on its own | {later['wall_seconds']} | "
+                             f"{later.get('peak_tree_rss_mb', '-')} | exit {later['exit']}, longest silence "
+                             f"{later['longest_silence_seconds']} s; {later.get('note', '')} |")
     for e in results["sizes"]:
         if e.get("highest_rss_after"):
             lines += ["", f"Where the run at {e['ratings']:,} ratings held the most memory (resident size while "
