@@ -10,7 +10,9 @@ Protocols (see hybrid.experiment): ``rating`` (random 80/20; RMSE/MAE, and ranki
 all unseen items, NDCG@10 etc.), ``cold-items`` (20% of rated items held out with all their
 ratings; ranking among them) and ``cv5`` (5-fold cross-validation with folds seeded by the first
 seed, the protocol of most published MovieLens-100k RMSE figures; rating models only, ranking
-figures on 200 sampled test users). Early
+figures on 200 sampled test users). The rating and cold-items protocols also fit the two-stage
+recommender (``two-stage``: retrieval, then re-ranking, with the products' cleaned texts; ranking
+only). Early
 stopping and the rating blend use a validation split carved from the training rows. The rating
 protocols also fit the default hybrid without its neighbourhood blend and without its history
 (rows ``hybrid-network``, ``hybrid-no-history``), to show what each part gains. Writes
@@ -28,11 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hybrid.config import MODEL_NAMES
+from hybrid.config import EVALUATED_MODELS, MODEL_NAMES, TWO_STAGE
 from hybrid.dataset import load_dataset
 from hybrid.evaluation import evaluate_ranking, mae, ranking_task, rmse
 from hybrid.experiment import EvaluationConfig, evaluate_all, make_split
 from hybrid.runner import Runner
+from hybrid.steps import catalogue_texts
 from hybrid.vectors import TextEncoder
 from pipelines.recommender import PipelineConfig, build
 
@@ -146,8 +149,8 @@ def main(argv=None) -> int:
                         help="add Spark MLlib ALS (als, als-implicit; pip install -e '.[spark]'), "
                              "on local[2] unless --spark-master says otherwise")
     parser.add_argument("--spark-master", default="local[2]")
-    parser.add_argument("--only", help="comma-separated baselines: run just these (no models, "
-                                       "ablations or external libraries)")
+    parser.add_argument("--only", help="comma-separated baselines and/or two-stage: run just these "
+                                       "(no other models, ablations or external libraries)")
     parser.add_argument("--merge", action="store_true",
                         help="add this run's rows to the results already in --out (same seeds)")
     parser.add_argument("--out", default=str(RESULTS))
@@ -160,6 +163,7 @@ def main(argv=None) -> int:
     Runner(build(PipelineConfig(out=str(work))), work).run(until="dataset")
     data = load_dataset(work / "dataset")
     encoder = TextEncoder.load(work / "vectors" / "text_encoder.joblib")
+    texts = catalogue_texts(data, work / "text" / "item_text.parquet")  # the two-stage content part's
     out = Path(args.out)
     everything: dict = {"dataset": "MovieLens-100k", "seeds": args.seeds, "protocols": {}}
     if args.merge and (out / "models.json").exists():
@@ -177,6 +181,7 @@ def main(argv=None) -> int:
         for label, seed, train, test, candidates in splits:
             print(f"{protocol}, {label}", flush=True)
             config = EvaluationConfig(protocol="rating" if protocol == "cv5" else protocol, seed=seed)
+            config.models = EVALUATED_MODELS
             if protocol == "cv5":  # a rating protocol: ranking figures on 200 sampled users only
                 config.models = tuple(m for m in MODEL_NAMES if m != "implicit")
                 config.baselines = ("global-mean", "biases", "item-knn", "user-knn")
@@ -184,8 +189,10 @@ def main(argv=None) -> int:
             if args.spark:
                 config.baselines = tuple(config.baselines) + SPARK_BASELINES.get(protocol, ())
             if args.only:
-                config.models, config.baselines = (), tuple(b for b in args.only.split(",") if b)
-            outcome = evaluate_all(data, config, encoder, train, test, candidates)
+                only = [b for b in args.only.split(",") if b]
+                config.models = tuple(m for m in only if m == TWO_STAGE)
+                config.baselines = tuple(b for b in only if b != TWO_STAGE)
+            outcome = evaluate_all(data, config, encoder, train, test, candidates, texts=texts)
             results = outcome["results"]
             for metrics in results.values():
                 metrics.pop("history", None)
