@@ -244,8 +244,8 @@ def fit_model(model_config: ModelConfig, train_config: TrainConfig, user_index: 
     return for_inference(model), {"history": record, "best_epoch": best, "epochs_run": epochs_run, "epoch_rows": int(epoch_rows),
                    # the whole fit call, and its epochs alone: Keras's set-up before the first epoch
                    # and TensorFlow's tear-down of the input pipeline after the last are outside
-                   # the epochs (the tear-down took 1 s in some runs at Electronics size, 30 s in
-                   # others: a wait inside TensorFlow, not training)
+                   # the epochs (the tear-down waited 30 s in some fits at Electronics size before
+                   # ``batches_of`` turned tf.data's autotuning off: a wait, not training)
                    "seconds": round(seconds, 2), "epoch_seconds": round(progress.epoch_seconds, 2),
                    "train_rows": int(len(fit_rows)),
                    # training examples per second of the epochs (validation passes and the first

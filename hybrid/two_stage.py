@@ -396,9 +396,10 @@ class TwoStageRecommender:
         every rating of the products held out as new, a larger validation set than the warm
         blends' share of likes, and smoothing pulls a choice away from the grid's edges, where a
         content-heavy cold blend lies: on MovieLens-100k's cold products, 3 seeds, 0.168 with the
-        best point, 0.163 smoothed, within the run-to-run spread); ``batch_features(users)`` gives ``(rows, valid, features)`` with
-        at most ``width`` products per user (users go in batches of some 65k scores each);
-        ``warm_only``: products without training likes are left out of the rankings."""
+        best point, 0.163 smoothed, within the run-to-run spread). ``batch_features(users)`` gives
+        ``(rows, valid, features)`` with at most ``width`` products per user (users go in batches
+        of some 65k scores each); ``warm_only``: products without training likes are left out of
+        the rankings."""
         grids = {case: _weight_grid(parts, self.config.weight_step) for case, parts in cases.items()}
         tops = {case: [[] for _ in grid] for case, grid in grids.items()}
         batch = max(16, (1 << 16) // max(1, width))
