@@ -53,3 +53,44 @@ def test_keep_heaviest_and_degenerate_catalogues(tmp_path):
     assert TermWeights.saved_in(tmp_path) and (loaded.rows != tiny.rows).nnz == 0
     assert (loaded.transform(["blue strap"]) != tiny.transform(["blue strap"])).nnz == 0
 
+
+
+def test_dropped_rare_words_still_count_in_a_products_length():
+    # the same genre word, once in a short title and once among words no other product has:
+    # the full TF-IDF cosine prefers the short one, and so must the rows that left the rare words out
+    texts = ["comedy", "comedy zebra quokka narwhal", "drama", "drama comedy", "thriller", "thriller drama"]
+    terms = TermWeights.fit(texts, max_terms=0, min_df=2)
+    full = TermWeights.fit(texts, max_terms=0, min_df=1)
+    assert "zebra" not in terms.terms and "zebra" in full.terms
+    liked = sp.csr_matrix(np.array([[0, 0, 0, 1.0, 0, 0]]))  # liked "drama comedy"
+    ours = terms.scores(terms.profiles(liked), np.array([[0, 1]]))[0]
+    exact = full.scores(full.profiles(liked), np.array([[0, 1]]))[0]
+    np.testing.assert_allclose(ours, exact, rtol=1e-5)
+    assert ours[0] > 2 * ours[1]
+    # each kept entry is the full row's entry, not scaled up
+    columns = [full.terms.index(t) for t in terms.terms]
+    np.testing.assert_allclose(terms.rows.toarray(), full.rows.toarray()[:, columns], rtol=1e-6)
+
+
+def test_transforming_a_catalogue_text_gives_its_fitted_row():
+    texts = corpus()
+    texts[5] = texts[5] + " onlyhere alsoonlyhere onlyhere"  # words no other product has
+    terms = TermWeights.fit(texts, max_terms=12, min_df=2)
+    again = terms.transform(texts)
+    np.testing.assert_allclose(again.toarray(), terms.rows.toarray(), atol=1e-6)
+    assert 0 < np.linalg.norm(again[5].toarray()) < 0.99  # its rare words hold the rest of its length
+
+
+def test_terms_saved_by_earlier_versions_still_load(tmp_path):
+    import joblib
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from hybrid.persistence import save_csr
+
+    vectorizer = TfidfVectorizer(token_pattern=r"\S+", lowercase=False, sublinear_tf=True)
+    rows = vectorizer.fit_transform(["red strap", "red cable", "blue cable"])
+    joblib.dump({"vectorizer": vectorizer, "max_terms": 64}, tmp_path / "terms.joblib")
+    save_csr(tmp_path, "terms", sp.csr_matrix(rows, dtype=np.float32))
+    loaded = TermWeights.load(tmp_path)
+    assert loaded.terms == ["blue", "cable", "red", "strap"]
+    np.testing.assert_allclose(loaded.transform(["blue cable"]).toarray(), rows[[2]].toarray(), rtol=1e-6)
