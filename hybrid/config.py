@@ -147,6 +147,10 @@ class TwoStageConfig:
     # blended: this share of them, at most cold_validation_items
     cold_validation_share: float = 0.2
     cold_validation_items: int = 1000
+    # the cold blends' weights are the validation's best point moved this share of the way to
+    # equal weights: that point comes from one validation fit ranking a few hundred products, and
+    # its network weight swung 0 <-> 0.8 between seeds (0: the best point; 1: equal weights)
+    cold_weight_shrinkage: float = 0.5
     # above this many likes the models fitted to choose the blend weights are kept (their
     # held-out likes join the histories, neighbours and indexes) instead of refitted on all
     refit_max_likes: int = 1_000_000
@@ -161,6 +165,8 @@ class TwoStageConfig:
         for name in ("validation_share", "cold_validation_share"):
             if not 0 <= getattr(self, name) < 1:
                 raise ArgumentError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if not 0 <= self.cold_weight_shrinkage <= 1:
+            raise ArgumentError(f"cold_weight_shrinkage must be in [0, 1], got {self.cold_weight_shrinkage!r}")
         for name in ("content_terms", "cold_validation_items", "weight_smoothing"):
             if getattr(self, name) < 0:
                 raise ArgumentError(f"{name} must be 0 or more, got {getattr(self, name)!r}")
