@@ -66,9 +66,14 @@ def _idf(df: np.ndarray, n_texts: int) -> np.ndarray:
     return (np.log((1.0 + n_texts) / (1.0 + np.asarray(df, np.float64))) + 1.0).astype(np.float32)
 
 
-def _sublinear(counts: np.ndarray) -> np.ndarray:
-    """``1 + log(count)``: a word said twice is not twice as telling."""
-    return 1.0 + np.log(counts)
+def _unit_rows_in_place(matrix: sp.csr_matrix) -> None:
+    """Scale a CSR matrix's rows to unit length in place (empty and all-zero rows stay)."""
+    counts = np.diff(matrix.indptr)
+    starts = matrix.indptr[:-1][counts > 0]
+    norms = np.zeros(matrix.shape[0], np.float32)
+    if len(starts):
+        norms[counts > 0] = np.sqrt(np.add.reduceat(np.square(matrix.data), starts, dtype=np.float64))
+    matrix.data /= np.repeat(np.where(norms > 0, norms, 1.0).astype(np.float32), counts)
 
 
 class TermWeights:
@@ -107,20 +112,26 @@ class TermWeights:
         texts = [t or "" for t in token_strings]
         counter = CountVectorizer(token_pattern=r"\S+", lowercase=False, dtype=np.float32)
         try:
-            counts = sp.csr_matrix(counter.fit_transform(texts), dtype=np.float32)
+            weights = sp.csr_matrix(counter.fit_transform(texts), dtype=np.float32)  # the counts, at first
             terms = counter.get_feature_names_out().tolist()
         except ValueError:  # no word in any text
-            counts, terms = sp.csr_matrix((len(texts), 0), dtype=np.float32), []
-        df = np.bincount(counts.indices, minlength=len(terms))
+            weights, terms = sp.csr_matrix((len(texts), 0), dtype=np.float32), []
+        del counter  # its vocabulary holds every word, rare ones included
+        df = np.bincount(weights.indices, minlength=len(terms))
         idf = _idf(df, len(texts))
-        weights = counts.copy()
-        weights.data = _sublinear(weights.data) * idf[weights.indices]
-        weights = unit_sparse_rows(weights)
+        # in place: the matrix is the largest thing here (tens of millions of entries at 800k products)
+        np.log(weights.data, out=weights.data)
+        weights.data += 1.0  # sublinear term frequency
+        weights.data *= idf[weights.indices]
+        _unit_rows_in_place(weights)
         kept = df >= min_df
         if not kept.any():
             kept[:] = True
-        weights = sp.csr_matrix(weights[:, np.flatnonzero(kept)])
-        weights.eliminate_zeros()
+        if not kept.all():  # rare terms leave the vocabulary, not their products' lengths
+            weights.data[~kept[weights.indices]] = 0.0
+            weights.eliminate_zeros()
+            columns = (np.cumsum(kept) - 1).astype(weights.indices.dtype)[weights.indices]
+            weights = sp.csr_matrix((weights.data, columns, weights.indptr), shape=(len(texts), int(kept.sum())))
         return cls([t for t, k in zip(terms, kept) if k], idf[kept], _idf(np.ones(1), len(texts))[0],
                    keep_heaviest(weights, max_terms), max_terms)
 
