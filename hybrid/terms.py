@@ -32,10 +32,7 @@ import scipy.sparse as sp
 def unit_sparse_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """A copy with rows scaled to unit length (empty rows stay empty)."""
     matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
-    counts = np.diff(matrix.indptr)
-    norms = np.sqrt(np.bincount(np.repeat(np.arange(matrix.shape[0]), counts),
-                                np.square(matrix.data, dtype=np.float64), minlength=matrix.shape[0]))
-    matrix.data *= np.repeat(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0), counts).astype(np.float32)
+    _unit_rows_in_place(matrix)
     return matrix
 
 
