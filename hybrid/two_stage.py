@@ -429,7 +429,7 @@ class TwoStageRecommender:
             self.weights[case] = {part: (1 - shrinkage) * weight + shrinkage / len(grid[best])
                                   for part, weight in grid[best].items()}
             figures[case] = {"ndcg@10": ndcg[best], "neighbourhood_ndcg@10": float(around[best]),
-                             "best": grid[best], "weights": self.weights[case],
+                             "best": grid[best],
                              "users": int(len(task.users)),
                              "grid": [{**w, "ndcg@10": v} for w, v in zip(grid, ndcg)]}
         return figures

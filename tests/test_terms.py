@@ -54,7 +54,6 @@ def test_keep_heaviest_and_degenerate_catalogues(tmp_path):
     assert (loaded.transform(["blue strap"]) != tiny.transform(["blue strap"])).nnz == 0
 
 
-
 def test_dropped_rare_words_still_count_in_a_products_length():
     # the same genre word, once in a short title and once among words no other product has:
     # the full TF-IDF cosine prefers the short one, and so must the rows that left the rare words out
