@@ -212,15 +212,45 @@ def tree_rss(process: psutil.Process) -> tuple[int, int]:
     return own, tree
 
 
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's record of this process's peak resident memory (Linux's ``VmHWM``,
+    reset by writing 5 to ``/proc/self/clear_refs``); False where that cannot be done."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:  # not Linux, or /proc not writable
+        return False
+
+
+def _kernel_peak_rss() -> int:
+    """This process's peak resident bytes since the last reset, as the kernel counted them
+    (0 where it cannot be read)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 class PeakMemory:
     """Samples resident memory in a thread: ``peak_mb`` of this process, ``tree_peak_mb`` of it
-    and every process it started (ingest's workers, Spark's JVM and Python workers), summed."""
+    and every process it started (ingest's workers, Spark's JVM and Python workers), summed.
+
+    A sampling thread can miss a short peak: one long C call (numpy filling a buffer) holds
+    the GIL, so the thread does not run until it returns, and what it filled may already be
+    freed. Where the kernel keeps the process's high-water mark (Linux), it is reset on
+    entry and read on exit, and ``peak_mb`` is never below it."""
 
     def __init__(self, interval: float = 0.05):
         self.interval = interval
         self.peak = self.tree_peak = 0
         self._stop = threading.Event()
         self._process = psutil.Process()
+        self._kernel_peak = False
 
     def _measure(self) -> None:
         own, tree = tree_rss(self._process)
@@ -232,6 +262,7 @@ class PeakMemory:
             self._stop.wait(self.interval)
 
     def __enter__(self):
+        self._kernel_peak = _reset_peak_rss()
         self._measure()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -241,6 +272,10 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
         self._measure()
+        if self._kernel_peak:
+            kernel = _kernel_peak_rss()
+            self.peak = max(self.peak, kernel)
+            self.tree_peak = max(self.tree_peak, self.peak)
 
     @property
     def peak_mb(self) -> float:
