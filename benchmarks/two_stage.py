@@ -4,7 +4,9 @@
                                    [--protocols warm cold-items new-users] [--seeds 0 1 2]
 
 Datasets go through the project's own pipeline (ingest, text, vectors, dataset): MovieLens-100k
-(the default dataset) and Amazon 2014 Musical Instruments 5-core from ../shared/data/amazon2014.
+(the default dataset), Amazon 2014 Musical Instruments 5-core from ../shared/data/amazon2014, and
+Amazon 2018 Magazine Subscriptions 5-core from ../shared/data/amazon (157 products, 2,375 ratings:
+a small second real category, HTML in its titles; ``--merge`` adds it to the results already there).
 
     warm        random 80/20 of the ratings; every item a user did not rate in training is ranked
     cold-items  20% of the rated items held out with all their ratings; only they are ranked, so
@@ -45,6 +47,8 @@ DATASETS = {
     "movielens-100k": {},
     "musical-instruments": {"ratings": [str(SHARED / "amazon2014" / "Musical_Instruments_5.csv.gz")],
                             "meta": [str(SHARED / "amazon2014" / "Musical_Instruments_meta_5.json.gz")]},
+    "magazine-subscriptions": {"ratings": [str(SHARED / "amazon" / "Magazine_Subscriptions_5.json.gz")],
+                               "meta": [str(SHARED / "amazon" / "meta_Magazine_Subscriptions.json.gz")]},
 }
 GIVEN = 5  # liked items a new user gives
 
@@ -163,14 +167,16 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None, help="cap both models' epochs (quick runs)")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the results already in --out for the dataset/protocol pairs this run does not measure")
     args = parser.parse_args(argv)
     overrides = {} if args.epochs is None else {"retrieval": {"epochs": args.epochs}, "train": {"epochs": args.epochs}}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     everything = {"seeds": args.seeds, "epochs": args.epochs, "results": {}}
-    lines = ["# Two-stage recommender: ranking quality", "",
-             f"Seeds {args.seeds}; mean ± std. Relevant = rating >= 4. Settings chosen on validation "
-             "splits of the training rows. See `benchmarks/two_stage.py` for the protocols.", ""]
+    earlier = out / "two_stage.json"
+    if args.merge and earlier.exists():
+        everything = {**json.loads(earlier.read_text()), "seeds": args.seeds, "epochs": args.epochs}
     for dataset in args.datasets:
         data, encoder, texts, tfidf = prepare(dataset, Path(tempfile.mkdtemp(prefix=f"hybrid-{dataset}-")))
         for protocol in args.protocols:
@@ -179,11 +185,21 @@ def main(argv=None) -> int:
                 runs.append(PROTOCOLS[protocol](data, encoder, texts, tfidf, seed, overrides))
                 print(dataset, protocol, seed, {k: round(v["ndcg@10"], 4) for k, v in runs[-1].items()}, flush=True)
             everything["results"][f"{dataset}/{protocol}"] = runs
-            lines += summary_lines(dataset, protocol, runs)
             (out / "two_stage.json").write_text(json.dumps(everything, indent=2, default=float))
-            (out / "two_stage.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+            (out / "two_stage.md").write_text(markdown(everything))
+    print(markdown(everything))
     return 0
+
+
+def markdown(everything: dict) -> str:
+    lines = ["# Two-stage recommender: ranking quality", "",
+             "Mean ± std over seeds (as many as each table's runs; "
+             f"the last run's seeds {everything['seeds']}). Relevant = rating >= 4. Settings chosen on validation "
+             "splits of the training rows. See `benchmarks/two_stage.py` for the protocols.", ""]
+    for key, runs in everything["results"].items():
+        dataset, protocol = key.split("/")
+        lines += summary_lines(dataset, protocol, runs)
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
