@@ -77,6 +77,11 @@ def test_two_stage_ranks_above_popularity_and_its_retrieval_stage(fitted):
     # the cold blend and its offset too, on products held out of the fit as if new
     assert set(rec.weights["cold"]) == {"retrieval", "network", "content"}
     assert rec.validation["cold_offset"]["offset"] == rec.cold_offset
+    # the offset is chosen on the held-out likes as they fell: products without likes in the fit
+    # (those held out as new, nearly all) draw about their share of every like, not twice it
+    offset = rec.validation["cold_offset"]
+    assert 0.05 < offset["held_as_new_likes_share"] < 0.5
+    assert offset["cold_likes_share"] == pytest.approx(offset["held_as_new_likes_share"], rel=0.3)
 
 
 def test_the_serving_path_and_the_scorer_agree(fitted):
