@@ -176,7 +176,10 @@ def main(argv=None) -> int:
     everything = {"seeds": args.seeds, "epochs": args.epochs, "results": {}}
     earlier = out / "two_stage.json"
     if args.merge and earlier.exists():
-        everything = {**json.loads(earlier.read_text()), "seeds": args.seeds, "epochs": args.epochs}
+        everything = json.loads(earlier.read_text())
+        if (everything["seeds"], everything["epochs"]) != (args.seeds, args.epochs):
+            raise SystemExit(f"--merge: the results in {out} are of seeds {everything['seeds']} and epochs "
+                             f"{everything['epochs']}, not {args.seeds} and {args.epochs}")
     for dataset in args.datasets:
         data, encoder, texts, tfidf = prepare(dataset, Path(tempfile.mkdtemp(prefix=f"hybrid-{dataset}-")))
         for protocol in args.protocols:
@@ -193,8 +196,7 @@ def main(argv=None) -> int:
 
 def markdown(everything: dict) -> str:
     lines = ["# Two-stage recommender: ranking quality", "",
-             "Mean ± std over seeds (as many as each table's runs; "
-             f"the last run's seeds {everything['seeds']}). Relevant = rating >= 4. Settings chosen on validation "
+             f"Seeds {everything['seeds']}; mean ± std. Relevant = rating >= 4. Settings chosen on validation "
              "splits of the training rows. See `benchmarks/two_stage.py` for the protocols.", ""]
     for key, runs in everything["results"].items():
         dataset, protocol = key.split("/")

@@ -361,9 +361,7 @@ class TwoStageRecommender:
         places cold products among warm ones, ranking the whole catalogue for the held-out likes
         (those of the products held out as new among them, at the share every product's likes
         were held: the validation split is drawn before those products are taken out of the fit
-        rows). Until 2026-12-05 their likes left in the fit rows were sampled in again at that
-        share, so they counted twice, and the offset let never-rated products into the top 10
-        where most of a catalogue is unrated (Magazine Subscriptions, 93%)."""
+        rows, so their likes are not added again)."""
         cases = self._cases()
         self.weights = {case: {p: 1 / len(parts) for p in parts} for case, parts in cases.items()}
         self.cold_offset, figures = 0.0, {}
@@ -383,8 +381,7 @@ class TwoStageRecommender:
         warm = {c: cases[c] for c in ("full", "no_network")}
         figures.update(self._search(task, warm, self._known_user_features, 2 * self.config.candidates,
                                     "warm products", warm_only=True, smoothing=self.config.weight_smoothing))
-        if "cold" in self.weights:  # the held-out likes as they fell: those of the products held
-            # out as new are among them at their own share already (the split came first)
+        if "cold" in self.weights:
             mixed = ranking_task(*fit[:2], *held, np.arange(n_items), threshold)
             figures["cold_offset"] = self._search_offset(sample_users(mixed, self.config.validation_users, seed))
             liked_items = np.concatenate([items[ratings >= threshold] for _, items, ratings in (fit, held, cold)])
