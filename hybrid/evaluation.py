@@ -32,6 +32,28 @@ def random_split(n: int, test_share: float = 0.2, seed: int = 0):
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
+def validation_folds(n: int, share: float, folds: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``folds`` disjoint held-out shares of ``n`` rows, ``share`` of them each, from one seeded
+    permutation: ``[(kept, held), ...]``; the first is ``random_split(n, share, seed)``.
+
+    Example:
+        >>> [(len(kept), len(held)) for kept, held in validation_folds(10, 0.2, 3, seed=1)]
+        [(8, 2), (8, 2), (8, 2)]
+        >>> validation_folds(10, 0.2, 1, seed=1)[0][1].tolist() == random_split(10, 0.2, seed=1)[1].tolist()
+        True
+    """
+    n_held = int(round(n * share))
+    if folds < 1 or folds * n_held > n:
+        raise ArgumentError(f"{folds} folds of {n_held} rows each do not fit in {n} rows")
+    order = np.random.default_rng(seed).permutation(n)
+    out = []
+    for k in range(folds):
+        held = np.zeros(n, bool)
+        held[order[k * n_held:(k + 1) * n_held]] = True
+        out.append((np.flatnonzero(~held), np.flatnonzero(held)))
+    return out
+
+
 def stratified_split(user_index: np.ndarray, test_share: float = 0.2, seed: int = 0):
     """``test_share`` of every user's ratings go to test (at least one stays in train)."""
     rng = np.random.default_rng(seed)

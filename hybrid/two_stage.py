@@ -19,9 +19,10 @@ never saw, item-item for a text-only user) is left out and the weights chosen fo
 also on validation, are used.
 
 Products without training likes (cold, or added later) have their own blend, chosen on
-training products held out of the validation fit with all their ratings (as if new: ranked
-among themselves), plus an offset that places them among warm products, chosen on validation
-too. On a real catalogue the content score carries most of it: the cold products are ranked at
+training products held out of a validation fit with all their ratings (as if new: ranked
+among themselves), plus an offset that places them among warm products, chosen on the warm
+validation rankings of the whole catalogue (where products without likes in the fit draw the
+likes they draw: few). On a real catalogue the content score carries most of it: the cold products are ranked at
 least as well as by their text alone.
 
 The vocabulary is implicit's and LightFM's: ``recommend(user_ids, N, filter_already_liked_items,
@@ -53,7 +54,7 @@ from .catalogue import Catalogue
 from .config import ModelConfig, RetrievalConfig, TrainConfig, TwoStageConfig, check_count, check_settings
 from .dataset import EncodedDataset
 from .errors import ArgumentError, NotFittedError, UnknownIdError
-from .evaluation import random_split, ranking_metrics_from_lists, ranking_task, sample_users
+from .evaluation import ranking_metrics_from_lists, ranking_task, sample_users, validation_folds
 from .ids import IdMap
 from .io import release_arrow_pages
 from .neighbours import item_neighbours, row_values
@@ -98,6 +99,27 @@ def _smoothed(grid: list[dict], values, radius: float) -> np.ndarray:
     weights = np.array([list(g.values()) for g in grid])
     near = np.abs(weights[:, None, :] - weights[None, :, :]).sum(axis=2) <= 2 * radius + 1e-9
     return near @ np.asarray(values, np.float64) / near.sum(axis=1)
+
+
+def _pick(grid: list[dict], ndcg, users: int, smoothing: float = 0.0, shrinkage: float = 0.0):
+    """The blend chosen from a grid's validation NDCG@10 and its figures: ``(weights, figures)``.
+
+    ``smoothing`` (the warm blends, ``config.weight_smoothing``): the blend whose neighbourhood
+    (``_smoothed``) has the best mean, not the best point alone (on Musical Instruments, 3 seeds,
+    the best point changed from seed to seed and ranked 0.0880 on test, the best neighbourhood
+    0.0902). The cold blends keep their best point: smoothing pulls a choice away from the
+    grid's edges, where a content-heavy cold blend lies (on MovieLens-100k's cold products, 3
+    seeds, 0.168 with the best point, 0.163 smoothed). ``shrinkage`` (the cold blends,
+    ``config.cold_weight_shrinkage``) moves the chosen blend that share of the way to equal
+    weights: the cold products' best validation point put 0 or 0.8 on the network from seed to
+    seed, and halfway to equal weights ranked them better on MovieLens-100k and Musical
+    Instruments (5 splits each: 0.151 -> 0.164 and 0.0915 -> 0.0945; compared on those test
+    splits)."""
+    around = _smoothed(grid, ndcg, smoothing)
+    best = int(np.argmax(around))
+    weights = {part: (1 - shrinkage) * weight + shrinkage / len(grid[best]) for part, weight in grid[best].items()}
+    return weights, {"ndcg@10": float(ndcg[best]), "neighbourhood_ndcg@10": float(around[best]), "best": grid[best],
+                     "users": int(users), "grid": [{**w, "ndcg@10": float(v)} for w, v in zip(grid, ndcg)]}
 
 
 def _display_texts(items: pd.DataFrame | None, item_map: IdMap | None):
@@ -217,24 +239,119 @@ class TwoStageRecommender:
         self.cold_offset = 0.0
         n_likes = int((rating >= self.config.threshold).sum())
         if self.config.validation_share > 0 and n_likes >= 200:
-            fit_rows, held = random_split(len(rating), self.config.validation_share, self.config.seed + 1)
-            fit_rows, cold_rows, cold_items = self._cold_validation(item_index, fit_rows)
             fitted_once = n_likes > self.config.refit_max_likes
-            probe = self if fitted_once else self._blank()
-            probe._fit_parts(user_index[fit_rows], item_index[fit_rows], rating[fit_rows], final=False)
-            self.weights, self.cold_offset, self.validation = probe._choose_weights(
-                *((user_index[r], item_index[r], rating[r]) for r in (fit_rows, held, cold_rows)), cold_items)
+            self.weights, self.cold_offset, self.validation = self._validate(user_index, item_index, rating,
+                                                                             fitted_once)
             if fitted_once:  # the models stay as fitted; the held likes join the tables they read
                 self._log(f"recommender: {n_likes:,} likes, above refit_max_likes "
                           f"({self.config.refit_max_likes:,}): the models fitted on "
                           f"{1 - self.config.validation_share:.0%} of them are kept, not refitted on all "
-                          f"(the {len(cold_items):,} products held out as new stay known by their text)")
+                          f"(the products held out as new stay known by their text)")
                 self._derive_tables(user_index, item_index, rating)
                 self.info["refit"] = False
                 return self
         self._fit_parts(user_index, item_index, rating)
         self.info["refit"] = self.config.validation_share > 0 and n_likes >= 200
         return self
+
+    def _validate(self, user_index, item_index, rating, keep: bool):
+        """The blend weights with the best NDCG@10 on validation likes, for each set of available
+        parts, and the offset of cold products: ``(weights, offset, figures)``.
+
+        - The cold blends: models fitted without some rated products (``_cold_validation``)
+          rank those products among themselves for their ratings, as if new (the parts never
+          saw them).
+        - The warm blends: models fitted on the rows outside a validation share rank the
+          products with training likes for the held-out likes of such products (cold and warm
+          products are ordered by their own blends). Where one share holds fewer than
+          ``validation_likes`` likes, up to ``validation_folds`` disjoint shares are held in
+          turn and their NDCG@10 pooled.
+        - The offset that places cold products among warm ones: the same models rank the whole
+          catalogue for the held-out likes, so products without likes in the fit draw them as
+          often as such products do (on a real catalogue most are never liked).
+
+        ``keep`` (above ``refit_max_likes``): one fit, on the first share's rows without the
+        products held out as new (at most ``cold_validation_items``: a small part of so many
+        likes), serves all three and stays this recommender's models; those products are left
+        out of the offset's rankings."""
+        config, threshold = self.config, self.config.threshold
+        cases = self._cases()
+
+        def rows(r):
+            return user_index[r], item_index[r], rating[r]
+
+        held_likes = config.validation_share * int((rating >= threshold).sum())
+        n_folds = 1 if keep else int(min(config.validation_folds, np.ceil(config.validation_likes / held_likes),
+                                         np.floor(1 / config.validation_share)))
+        folds = validation_folds(len(rating), config.validation_share, n_folds, config.seed + 1)
+        fit_rows, cold_rows, cold_items = self._cold_validation(item_index, folds[0][0])
+        weights = {case: {p: 1 / len(parts) for p in parts} for case, parts in cases.items()}
+        figures = {"folds": len(folds)}
+        probe = self if keep else self._blank()
+        if keep or len(cold_items):
+            probe._fit_parts(*rows(fit_rows), final=False)
+        cold_task = ranking_task(*rows(fit_rows)[:2], *rows(cold_rows), cold_items, threshold) \
+            if len(cold_items) else None
+        if cold_task is not None and len(cold_task.users):
+            cold_task = sample_users(cold_task, config.validation_users, config.seed)
+            cold_cases = {c: cases[c] for c in ("cold", "cold_no_network")}
+            probe.weights = dict(weights)
+            ndcg = probe._grid_ndcg(cold_task, cold_cases, probe._cold_features(cold_items), len(cold_items),
+                                    "cold products")
+            for case, parts in cold_cases.items():
+                weights[case], figures[case] = _pick(_weight_grid(parts, config.weight_step), ndcg[case],
+                                                     len(cold_task.users), shrinkage=config.cold_weight_shrinkage)
+        else:  # nothing to learn the cold blend from: cold products are blended as warm ones
+            del weights["cold"], weights["cold_no_network"]
+        # a text-only user is not like any validation user (their profiles come from likes), so
+        # that case keeps equal weights: the sentence's two readings, retrieval and content
+        warm_cases = {c: cases[c] for c in ("full", "no_network")}
+        pooled, users, probes = {case: 0.0 for case in warm_cases}, 0, []
+        for k, (kept, held) in enumerate(folds):
+            if not keep:  # (the cold products' models go first: memory)
+                probe = self._blank()
+                probe._fit_parts(*rows(kept), final=False)
+                fit_rows = kept
+            task = sample_users(ranking_task(*rows(fit_rows)[:2], *rows(held), np.flatnonzero(probe.network_items),
+                                             threshold), config.validation_users, config.seed + k)
+            probes.append((probe, fit_rows, held))
+            if not len(task.users):  # (a validation share too small to hold a like)
+                continue
+            probe.weights = dict(weights)
+            what = "warm products" + (f" (share {k + 1} of {len(folds)})" if len(folds) > 1 else "")
+            ndcg = probe._grid_ndcg(task, warm_cases, probe._known_user_features, 2 * config.candidates, what,
+                                    warm_only=True)
+            for case in warm_cases:
+                pooled[case] = pooled[case] + len(task.users) * np.asarray(ndcg[case])
+            users += len(task.users)
+        for case, parts in warm_cases.items():
+            if users:
+                weights[case], figures[case] = _pick(_weight_grid(parts, config.weight_step),
+                                                 pooled[case] / max(1, users), users, config.weight_smoothing)
+        offset = 0.0
+        if "cold" in weights:
+            offsets = np.arange(-3.0, 1.01, 0.25)
+            pooled, users, cold_likes, likes = 0.0, 0, 0, 0
+            allowed = np.ones(len(self.catalogue), bool)
+            allowed[cold_items if keep else []] = False
+            for k, (probe, fit, held) in enumerate(probes):
+                task = sample_users(ranking_task(*rows(fit)[:2], *rows(held), np.flatnonzero(allowed), threshold),
+                                    config.validation_users, config.seed + k)
+                if not len(task.users):
+                    continue
+                probe.weights = weights
+                pooled = pooled + len(task.users) * np.asarray(probe._offset_ndcg(task, offsets, allowed))
+                users += len(task.users)
+                relevant = np.concatenate([np.fromiter(r, np.int64, len(r)) for r in task.relevant] or [[]])
+                cold_likes += int((~probe.network_items[relevant.astype(np.int64)]).sum())
+                likes += len(relevant)
+            ndcg = pooled / max(1, users) if users else np.zeros(len(offsets))
+            best = int(np.argmax(ndcg)) if users else int(np.flatnonzero(offsets == 0)[0])  # ties (cold products never in a top 10): the lowest
+            offset = float(offsets[best])
+            figures["cold_offset"] = {"offset": offset, "ndcg@10": float(ndcg[best]), "users": users,
+                                      "cold_likes_share": cold_likes / max(1, likes),
+                                      "grid": [{"offset": float(o), "ndcg@10": float(v)} for o, v in zip(offsets, ndcg)]}
+        return weights, offset, figures
 
     def _cold_validation(self, item_index, fit_rows):
         """Rated products held out of ``fit_rows`` with all their ratings, to choose the cold
@@ -349,63 +466,12 @@ class TwoStageRecommender:
                 "no_network": ("retrieval", "item_item") + content, "retrieval_only": ("retrieval",) + content,
                 "cold": ("retrieval",) + network + content, "cold_no_network": ("retrieval",) + content}
 
-    def _choose_weights(self, fit, held, cold, cold_items):
-        """The blend weights with the best NDCG@10 on validation likes, for each set of
-        available parts, and the offset of cold products; returns ``(weights, offset, figures)``.
-
-        ``fit``, ``held``, ``cold``: (users, items, ratings) of the rows the parts were fitted on,
-        of the held-out likes, and of the ``cold_items`` held out with every rating. In order:
-        the cold blends, ranking only the held-out products (as if new: the parts never saw them);
-        the warm blends, ranking only products with training likes for the held-out likes of
-        such products (cold and warm products are ordered by their own blends); then the offset that
-        places cold products among warm ones, ranking the whole catalogue for the held-out likes
-        (those of the products held out as new among them, at the share every product's likes
-        were held: the validation split is drawn before those products are taken out of the fit
-        rows, so their likes are not added again)."""
-        cases = self._cases()
-        self.weights = {case: {p: 1 / len(parts) for p in parts} for case, parts in cases.items()}
-        self.cold_offset, figures = 0.0, {}
-        n_items, threshold, seed = len(self.catalogue), self.config.threshold, self.config.seed
-        cold_task = ranking_task(*fit[:2], *cold, cold_items, threshold) if len(cold_items) else None
-        if cold_task is not None and len(cold_task.users):
-            cold_task = sample_users(cold_task, self.config.validation_users, seed)
-            figures.update(self._search(cold_task, {c: cases[c] for c in ("cold", "cold_no_network")},
-                                        self._cold_features(cold_items), len(cold_items), "cold products",
-                                        shrinkage=self.config.cold_weight_shrinkage))
-        else:  # nothing to learn the cold blend from: cold products are blended as warm ones
-            del self.weights["cold"], self.weights["cold_no_network"]
-        warm_items = np.flatnonzero(self.network_items)
-        task = sample_users(ranking_task(*fit[:2], *held, warm_items, threshold), self.config.validation_users, seed)
-        # a text-only user is not like any validation user (their profiles come from likes), so
-        # that case keeps equal weights: the sentence's two readings, retrieval and content
-        warm = {c: cases[c] for c in ("full", "no_network")}
-        figures.update(self._search(task, warm, self._known_user_features, 2 * self.config.candidates,
-                                    "warm products", warm_only=True, smoothing=self.config.weight_smoothing))
-        if "cold" in self.weights:
-            mixed = ranking_task(*fit[:2], *held, np.arange(n_items), threshold)
-            figures["cold_offset"] = self._search_offset(sample_users(mixed, self.config.validation_users, seed))
-            liked_items = np.concatenate([items[ratings >= threshold] for _, items, ratings in (fit, held, cold)])
-            figures["cold_offset"]["held_as_new_likes_share"] = float(np.isin(liked_items, cold_items).mean())
-        return self.weights, self.cold_offset, figures
-
-    def _search(self, task, cases: dict, batch_features, width: int, what: str, warm_only: bool = False,
-                smoothing: float = 0.0, shrinkage: float = 0.0) -> dict:
-        """Grid search of each case's weights by NDCG@10 over ``task``: ``self.weights[case]``
-        set to the best blend, or with ``smoothing`` to the blend whose neighbourhood has the best
-        mean (``_smoothed``; the warm blends, ``config.weight_smoothing``: on Musical Instruments,
-        3 seeds, the best point alone changed from seed to seed and ranked 0.0880 on test, the
-        best neighbourhood 0.0902; the cold blends keep their best point: they are chosen on
-        every rating of the products held out as new, a larger validation set than the warm
-        blends' share of likes, and smoothing pulls a choice away from the grid's edges, where a
-        content-heavy cold blend lies: on MovieLens-100k's cold products, 3 seeds, 0.168 with the
-        best point, 0.163 smoothed, within the run-to-run spread). ``batch_features(users)`` gives
-        ``(rows, valid, features)`` with at most ``width`` products per user (users go in batches
-        of some 65k scores each); ``warm_only``: products without training likes are left out of
-        the rankings. ``shrinkage`` (the cold blends, ``config.cold_weight_shrinkage``) moves the
-        chosen blend that share of the way to equal weights: on MovieLens-100k and Musical
-        Instruments (5 splits each) the cold products' best validation point put 0 or 0.8 on the
-        network from seed to seed, and halfway to equal weights ranked them better on both (0.151 ->
-        0.164 and 0.0915 -> 0.0945 NDCG@10; compared on those test splits)."""
+    def _grid_ndcg(self, task, cases: dict, batch_features, width: int, what: str,
+                   warm_only: bool = False) -> dict:
+        """NDCG@10 over ``task`` of every blend of each case's grid (``_weight_grid``), in grid
+        order. ``batch_features(users)`` gives ``(rows, valid, features)`` with at most ``width``
+        products per user (users go in batches of some 65k scores each); ``warm_only``: products
+        without training likes are left out of the rankings."""
         grids = {case: _weight_grid(parts, self.config.weight_step) for case, parts in cases.items()}
         tops = {case: [[] for _ in grid] for case, grid in grids.items()}
         batch = max(16, (1 << 16) // max(1, width))
@@ -422,37 +488,22 @@ class TwoStageRecommender:
                         self.weights[case] = weights
                         tops[case][g].append(_top(self._blend(present, rows), rows, valid, 10)[0])
                 progress.update(len(users))
-        figures = {}
-        for case, grid in grids.items():
-            ndcg = [ranking_metrics_from_lists(np.vstack(t), task.relevant, 10)["ndcg"] for t in tops[case]]
-            around = _smoothed(grid, ndcg, smoothing)
-            best = int(np.argmax(around))
-            self.weights[case] = {part: (1 - shrinkage) * weight + shrinkage / len(grid[best])
-                                  for part, weight in grid[best].items()}
-            figures[case] = {"ndcg@10": ndcg[best], "neighbourhood_ndcg@10": float(around[best]),
-                             "best": grid[best],
-                             "users": int(len(task.users)),
-                             "grid": [{**w, "ndcg@10": v} for w, v in zip(grid, ndcg)]}
-        return figures
+        return {case: [ranking_metrics_from_lists(np.vstack(t), task.relevant, 10)["ndcg"] for t in tops[case]]
+                for case in grids}
 
-    def _search_offset(self, task, offsets=tuple(np.arange(-3.0, 1.01, 0.25))) -> dict:
-        """The offset of the cold blend (``self.cold_offset`` set to the best) by NDCG@10."""
+    def _offset_ndcg(self, task, offsets, allowed: np.ndarray) -> list[float]:
+        """NDCG@10 over ``task`` of each cold offset, ranking the ``allowed`` products."""
         tops = [[] for _ in offsets]
         batch = 256
         with Progress(len(task.users), "recommender: cold products' offset on validation users", "users") as progress:
             for start in range(0, len(task.users), batch):
                 rows, valid, features = self._known_user_features(task.users[start:start + batch])
+                valid = valid & allowed[np.maximum(rows, 0)]
                 for o, offset in enumerate(offsets):
                     self.cold_offset = float(offset)
                     tops[o].append(_top(self._blend(features, rows), rows, valid, 10)[0])
                 progress.update(min(batch, len(task.users) - start))
-        ndcg = [ranking_metrics_from_lists(np.vstack(t), task.relevant, 10)["ndcg"] for t in tops]
-        best = int(np.argmax(ndcg))
-        self.cold_offset = float(offsets[best])
-        relevant = np.concatenate([np.fromiter(r, np.int64, len(r)) for r in task.relevant])
-        return {"offset": self.cold_offset, "ndcg@10": ndcg[best], "users": int(len(task.users)),
-                "cold_likes_share": float(1 - self.network_items[relevant].mean()) if len(relevant) else 0.0,
-                "grid": [{"offset": float(o), "ndcg@10": v} for o, v in zip(offsets, ndcg)]}
+        return [ranking_metrics_from_lists(np.vstack(t), task.relevant, 10)["ndcg"] for t in tops]
 
     def _cold_features(self, cold_items: np.ndarray):
         """``batch_features`` of known users over the given (cold) products only."""
