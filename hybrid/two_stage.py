@@ -327,7 +327,7 @@ class TwoStageRecommender:
         for case, parts in warm_cases.items():
             if users:
                 weights[case], figures[case] = _pick(_weight_grid(parts, config.weight_step),
-                                                 pooled[case] / max(1, users), users, config.weight_smoothing)
+                                                 pooled[case] / users, users, config.weight_smoothing)
         offset = 0.0
         if "cold" in weights:
             offsets = np.arange(-3.0, 1.01, 0.25)
@@ -342,11 +342,12 @@ class TwoStageRecommender:
                 probe.weights = weights
                 pooled = pooled + len(task.users) * np.asarray(probe._offset_ndcg(task, offsets, allowed))
                 users += len(task.users)
-                relevant = np.concatenate([np.fromiter(r, np.int64, len(r)) for r in task.relevant] or [[]])
-                cold_likes += int((~probe.network_items[relevant.astype(np.int64)]).sum())
-                likes += len(relevant)
-            ndcg = pooled / max(1, users) if users else np.zeros(len(offsets))
-            best = int(np.argmax(ndcg)) if users else int(np.flatnonzero(offsets == 0)[0])  # ties (cold products never in a top 10): the lowest
+                for liked in task.relevant:
+                    cold_likes += len(liked) - int(probe.network_items[list(liked)].sum())
+                    likes += len(liked)
+            ndcg = pooled / users if users else np.zeros(len(offsets))
+            # ties (cold products never in a top 10): the lowest offset; no validation user: 0
+            best = int(np.argmax(ndcg)) if users else int(np.flatnonzero(offsets == 0)[0])
             offset = float(offsets[best])
             figures["cold_offset"] = {"offset": offset, "ndcg@10": float(ndcg[best]), "users": users,
                                       "cold_likes_share": cold_likes / max(1, likes),
