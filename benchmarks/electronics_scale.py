@@ -37,7 +37,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks.synthetic import write_metadata, write_ratings
-from hybrid.runner import tree_rss
+from hybrid.pipeline.runner import tree_rss
 
 RESULTS = Path(__file__).parent / "results"
 STAGES = ("ingest", "text", "vectors", "dataset", "train", "recommender", "evaluate")

@@ -6,7 +6,7 @@ splits, 3 seeds per protocol.
     python -m benchmarks.models [--seeds 0 1 2] [--out benchmarks/results] [--spark]
     python -m benchmarks.models --protocols rating cv5 --spark --only als,als-implicit --merge
 
-Protocols (see hybrid.experiment): ``rating`` (random 80/20; RMSE/MAE, and ranking metrics over
+Protocols (see hybrid.experiments.protocols): ``rating`` (random 80/20; RMSE/MAE, and ranking metrics over
 all unseen items, NDCG@10 etc.), ``cold-items`` (20% of rated items held out with all their
 ratings; ranking among them) and ``cv5`` (5-fold cross-validation with folds seeded by the first
 seed, the protocol of most published MovieLens-100k RMSE figures; rating models only, ranking
@@ -24,20 +24,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from hybrid.config import EVALUATED_MODELS, MODEL_NAMES, TWO_STAGE
-from hybrid.dataset import load_dataset
-from hybrid.evaluation import evaluate_ranking, mae, ranking_task, rmse
-from hybrid.experiment import EvaluationConfig, evaluate_all, make_split
-from hybrid.runner import Runner
-from hybrid.steps import catalogue_texts
-from hybrid.vectors import TextEncoder
-from pipelines.recommender import PipelineConfig, build
+from hybrid.core.config import EVALUATED_MODELS, MODEL_NAMES, TWO_STAGE
+from hybrid.evaluation.metrics import evaluate_ranking, mae, ranking_task, rmse
+from hybrid.experiments.protocols import EvaluationConfig, evaluate_all, make_split
+from pipelines.recommender import prepare
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -89,7 +86,7 @@ def external_ranking_models(data, train, test, candidates, seed, threshold=4.0):
 
 def ablations(data, train, test, encoder, seed) -> dict:
     """The default hybrid without its blend, and without blend and history (RMSE/MAE only)."""
-    from hybrid.recommender import HybridRecommender
+    from hybrid.recommend.hybrid_recommender import HybridRecommender
 
     out = {}
     for name, settings in (("hybrid-network", {"blend": False}),
@@ -156,14 +153,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     if args.spark:
-        from hybrid import spark
+        from hybrid.core.spark import configure
 
-        spark.configure(args.spark_master)
+        configure(args.spark_master)
     work = Path(tempfile.mkdtemp(prefix="hybrid-bench-"))
-    Runner(build(PipelineConfig(out=str(work))), work).run(until="dataset")
-    data = load_dataset(work / "dataset")
-    encoder = TextEncoder.load(work / "vectors" / "text_encoder.joblib")
-    texts = catalogue_texts(data, work / "text" / "item_text.parquet")  # the two-stage content part's
+    ready = prepare(work, log=lambda line: print(line, file=sys.stderr, flush=True))
+    data, encoder, texts = ready.data, ready.encoder, ready.texts  # texts: the two-stage content part's
     out = Path(args.out)
     everything: dict = {"dataset": "MovieLens-100k", "seeds": args.seeds, "protocols": {}}
     if args.merge and (out / "models.json").exists():

@@ -28,7 +28,7 @@ RESULTS = Path(__file__).parent / "results"
 
 INGEST_META = """
 import json, resource, sys
-from hybrid.ingest import ingest
+from hybrid.data.ingest import ingest
 report = ingest([sys.argv[1]], [], sys.argv[2] + '/i.parquet', sys.argv[2] + '/r.parquet',
                 sys.argv[2] + '/q.jsonl')
 print(json.dumps({'items': report['items'], 'quarantine': report['quarantine'],

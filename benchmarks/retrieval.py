@@ -21,13 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hybrid.baselines import EASE, Popularity
-from hybrid.config import RetrievalConfig
-from hybrid.dataset import load_dataset
-from hybrid.evaluation import evaluate_ranking, random_split, ranking_task
-from hybrid.retrieval import RetrievalScorer, fit_retrieval
-from hybrid.runner import Runner
-from pipelines.recommender import PipelineConfig, build
+from hybrid.core.config import RetrievalConfig
+from hybrid.evaluation.metrics import evaluate_ranking, ranking_task
+from hybrid.evaluation.splits import random_split
+from hybrid.models.baselines import EASE, Popularity
+from hybrid.models.keras.retrieval import RetrievalScorer, fit_retrieval
+from pipelines.recommender import prepare
 
 RESULTS = Path(__file__).parent / "results"
 CANDIDATES = 200
@@ -89,8 +88,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="hybrid-retrieval-"))
-    Runner(build(PipelineConfig(out=str(work))), work, log=lambda m: None).run(until="dataset")
-    data = load_dataset(work / "dataset")
+    data = prepare(work).data
     runs = [run_seed(data, seed) for seed in args.seeds]
     lines = ["# Retrieval benchmark: MovieLens-100k (work in progress, issue 6)", "",
              f"Random 80/20, seeds {args.seeds}; NDCG@10 etc. over all items a user did not rate in "

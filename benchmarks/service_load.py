@@ -76,7 +76,7 @@ def start_server(model: str, port: int) -> subprocess.Popen:
 def request_plan(model: str, n: int, seed: int) -> list[tuple[str, str, str, dict | None]]:
     """``n`` requests (kind, method, path, json body) drawn from the mix, with ids and words of
     the served catalogue."""
-    from hybrid.two_stage import TwoStageRecommender
+    from hybrid.recommend.two_stage import TwoStageRecommender
 
     rec = TwoStageRecommender.load(model)  # ids and words only; the service loads its own copy
     rng = np.random.default_rng(seed)

@@ -39,9 +39,9 @@ RESULTS = Path(__file__).parent / "results"
 FIT = """
 import json, resource, sys, time
 import pyarrow.parquet as pq
-from hybrid.dataset import load_dataset
-from hybrid.two_stage import TwoStageRecommender
-from hybrid.vectors import TextEncoder
+from hybrid.data.dataset import load_dataset
+from hybrid.recommend.two_stage import TwoStageRecommender
+from hybrid.content.vectors import TextEncoder
 work, epochs, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 data = load_dataset(work + '/dataset')
 encoder = TextEncoder.load(work + '/vectors/text_encoder.joblib')
@@ -56,14 +56,14 @@ fit = time.perf_counter() - started
 rec.save(work + '/model')
 print(json.dumps({'fit_seconds': round(fit, 1), 'users': len(data.users), 'products': len(data.items),
                   'ratings': int(len(data.rating)), 'likes': rec.info['likes'],
-                  'item_item': rec.info['item_item'], 'index': rec.item_index.kind,
+                  'item_item': rec.info['item_item'], 'index': rec.retrieval_index.kind,
                   'fit_peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
 """
 
 SERVE = """
 import json, resource, sys, time
 import numpy as np, pandas as pd
-from hybrid.two_stage import TwoStageRecommender
+from hybrid.recommend.two_stage import TwoStageRecommender
 work, queries = sys.argv[1], int(sys.argv[2])
 started = time.perf_counter()
 rec = TwoStageRecommender.load(work + '/model')
@@ -126,11 +126,11 @@ def recall(index, vectors, queries_):
     return round(float(np.mean(hits)), 4)
 
 sample = rng.choice(len(rec.users), 500, replace=False)
-result['recall@10 retrieval index'] = recall(rec.item_index, rec.scorer.item_matrix, rec.scorer.user_matrix[sample])
+result['recall@10 retrieval index'] = recall(rec.retrieval_index, rec.scorer.item_matrix, rec.scorer.user_matrix[sample])
 unit = rec.catalogue.vectors / np.maximum(np.linalg.norm(rec.catalogue.vectors, axis=1, keepdims=True), 1e-12)
 queries_ = unit[rng.choice(warm, 500, replace=False)].astype(np.float32)
 result['recall@10 content index'] = recall(rec.content_index, unit.astype(np.float32), queries_)
-result['index'] = rec.item_index.kind
+result['index'] = rec.retrieval_index.kind
 result['peak_rss_with_recall_checks_mb'] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 print(json.dumps(result))
 """

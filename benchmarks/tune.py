@@ -18,12 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hybrid.dataset import load_dataset
-from hybrid.evaluation import random_split
-from hybrid.recommender import HybridRecommender
-from hybrid.runner import Runner
-from hybrid.vectors import TextEncoder
-from pipelines.recommender import PipelineConfig, build
+from hybrid.evaluation.splits import random_split
+from hybrid.recommend.hybrid_recommender import HybridRecommender
+from pipelines.recommender import prepare
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -43,9 +40,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train-grid", nargs="*", default=[])
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="hybrid-tune-"))
-    Runner(build(PipelineConfig(out=str(work))), work, log=lambda m: None).run(until="dataset")
-    data = load_dataset(work / "dataset")
-    encoder = TextEncoder.load(work / "vectors" / "text_encoder.joblib")
+    ready = prepare(work)
+    data, encoder = ready.data, ready.encoder
     train, _ = random_split(len(data.rating), 0.2, seed=0)  # the test part is left alone
     grid, train_grid = parse_grid(args.grid), parse_grid(args.train_grid)
     rows = []

@@ -29,17 +29,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from hybrid.baselines import EASE, ContentOnly, Popularity, RandomRanking, TfidfProfile, tfidf_rows
-from hybrid.dataset import load_dataset
-from hybrid.evaluation import (cold_item_split, evaluate_ranking, random_split, ranking_metrics_from_lists,
-                               ranking_task)
-from hybrid.runner import Runner
-from hybrid.two_stage import TwoStageRecommender
-from hybrid.vectors import TextEncoder, unit_rows
-from pipelines.recommender import PipelineConfig, build
+from hybrid.content.vectors import unit_rows
+from hybrid.evaluation.metrics import (
+    evaluate_ranking,
+    evaluate_recommendations,
+    ranking_metrics_from_lists,
+    ranking_task,
+)
+from hybrid.evaluation.splits import cold_item_split, random_split
+from hybrid.models.baselines import EASE, ContentOnly, Popularity, RandomRanking, TfidfProfile, tfidf_rows
+from hybrid.recommend.two_stage import TwoStageRecommender
+from pipelines.recommender import prepare
 
 RESULTS = Path(__file__).parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -53,13 +55,9 @@ DATASETS = {
 GIVEN = 5  # liked items a new user gives
 
 
-def prepare(name: str, work: Path):
-    Runner(build(PipelineConfig(out=str(work), **DATASETS[name])), work, log=lambda m: None).run(until="dataset")
-    data = load_dataset(work / "dataset")
-    text = pq.read_table(work / "text" / "item_text.parquet", columns=["item_id", "text"]).to_pydict()
-    by_id = dict(zip(text["item_id"], text["text"]))
-    texts = [by_id.get(i, "") for i in data.items.values]
-    return data, TextEncoder.load(work / "vectors" / "text_encoder.joblib"), texts, tfidf_rows(texts)
+def prepared(name: str, work: Path):
+    ready = prepare(work, **DATASETS[name])
+    return ready.data, ready.encoder, ready.texts, tfidf_rows(ready.texts)
 
 
 def two_stage(data, rows, encoder, texts, seed, overrides):
@@ -85,7 +83,7 @@ def warm(data, encoder, texts, tfidf, seed, overrides):
     out = {name: evaluate_ranking(model.score, task, (10,))
            for name, model in baselines(data, train, tfidf, ("popularity", "ease", "tfidf-profile", "content-only")).items()}
     out["retrieval stage"] = evaluate_ranking(rec.scorer.score, task, (10,))
-    out["two-stage"] = {**evaluate_ranking(rec.score, task, (10,)), "fit_seconds": seconds,
+    out["two-stage"] = {**evaluate_recommendations(rec.top_rows, task, (10,)), "fit_seconds": seconds,
                         "weights": rec.weights["full"]}
     return out
 
@@ -181,7 +179,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"--merge: the results in {out} are of seeds {everything['seeds']} and epochs "
                              f"{everything['epochs']}, not {args.seeds} and {args.epochs}")
     for dataset in args.datasets:
-        data, encoder, texts, tfidf = prepare(dataset, Path(tempfile.mkdtemp(prefix=f"hybrid-{dataset}-")))
+        data, encoder, texts, tfidf = prepared(dataset, Path(tempfile.mkdtemp(prefix=f"hybrid-{dataset}-")))
         for protocol in args.protocols:
             runs = []
             for seed in args.seeds:

@@ -17,10 +17,22 @@ import argparse
 import json
 import sys
 
-from .errors import ArgumentError, HybridError
+from hybrid.core.errors import ArgumentError, HybridError
 
 
 def _pipeline_args(parser: argparse.ArgumentParser) -> None:
+    _data_args(parser)
+    _text_args(parser)
+    _engine_args(parser)
+    filt = parser.add_argument_group("filtering")
+    filt.add_argument("--min-user-ratings", type=int, default=1)
+    filt.add_argument("--min-item-ratings", type=int, default=1)
+    filt.add_argument("--kcore", action="store_true",
+                      help="repeat the minimum-count filter until nothing changes")
+    _model_args(parser)
+
+
+def _data_args(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data (no files = MovieLens-100k)")
     data.add_argument("--ratings", action="append", default=[], metavar="FILE",
                       help="ratings/reviews file (repeatable); format detected unless given")
@@ -39,6 +51,9 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--out", default="artifacts", help="output directory (default artifacts)")
     data.add_argument("--rating-range", nargs=2, type=float, metavar=("LOW", "HIGH"),
                       help="valid rating range; ratings outside it are quarantined")
+
+
+def _text_args(parser: argparse.ArgumentParser) -> None:
     text = parser.add_argument_group("text and vectors")
     text.add_argument("--text-fields", help="comma-separated fields in order of preference "
                       "(default feature,description,category; category for MovieLens)")
@@ -58,6 +73,9 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
     text.add_argument("--vectors-sample", type=int, metavar="N",
                       help="fit the text encoder on a seeded sample of N products' texts (a "
                            "corpus too large for one fit); every product is still encoded")
+
+
+def _engine_args(parser: argparse.ArgumentParser) -> None:
     engine = parser.add_argument_group("engine of the data stages (ingest, text, vectors, dataset)")
     engine.add_argument("--engine", default="local", choices=["local", "spark"],
                         help="local: this machine's processes (default); spark: Spark jobs "
@@ -69,11 +87,9 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--spark-conf-file", metavar="FILE",
                         help="Spark settings in spark-defaults.conf form ('key value' per line); "
                              "--spark-conf wins over it")
-    filt = parser.add_argument_group("filtering")
-    filt.add_argument("--min-user-ratings", type=int, default=1)
-    filt.add_argument("--min-item-ratings", type=int, default=1)
-    filt.add_argument("--kcore", action="store_true",
-                      help="repeat the minimum-count filter until nothing changes")
+
+
+def _model_args(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model and evaluation")
     model.add_argument("--model", default="hybrid", help="mf, mf-bias, deep, hybrid, neumf, implicit")
     model.add_argument("--model-param", action="append", default=[], metavar="KEY=VALUE",
@@ -126,7 +142,7 @@ def _train_settings(args) -> dict:
 
 
 def _spark_conf(args) -> dict:
-    from .spark import parse_spark_conf, read_spark_conf_file
+    from hybrid.core.spark import parse_spark_conf, read_spark_conf_file
 
     conf = read_spark_conf_file(args.spark_conf_file) if args.spark_conf_file else {}
     return {**conf, **parse_spark_conf(args.spark_conf)}
@@ -156,9 +172,8 @@ def _config(args):
 
 
 def _runner(args):
+    from hybrid.pipeline.runner import Runner
     from pipelines.recommender import build
-
-    from .runner import Runner
 
     return Runner(build(_config(args)), args.out, processes=not getattr(args, "in_process", False))
 
@@ -215,23 +230,10 @@ def _print_frame(frame, as_json: bool) -> None:
 
 
 def _load_recommender(args):
-    """The saved recommender in ``--model-dir``: a two-stage one (``artifacts/recommender``, a
-    manifest) or a ``HybridRecommender`` (``artifacts/model``)."""
-    from pathlib import Path
+    """The saved recommender in ``--model-dir`` (any kind: ``hybrid.load``)."""
+    from hybrid.recommend.saved import load
 
-    if (Path(args.model_dir) / "manifest.json").is_file():
-        from .two_stage import TwoStageRecommender
-
-        return TwoStageRecommender.load(args.model_dir)
-    from .recommender import HybridRecommender
-
-    return HybridRecommender.load(args.model_dir)
-
-
-def _two_stage(rec) -> bool:
-    from .two_stage import TwoStageRecommender
-
-    return isinstance(rec, TwoStageRecommender)
+    return load(args.model_dir)
 
 
 def _check_n(n: int) -> None:
@@ -253,20 +255,12 @@ def cmd_recommend(args) -> int:
             raise ArgumentError(f"unknown user id {args.user!r}: the model never saw this user; "
                                 "for a new user give --liked ITEM_IDS and/or --text \"what they "
                                 "like\" instead of --user")
-        if _two_stage(rec):
-            frame = rec.frame(*rec.recommend(str(args.user), N=args.n, items=candidates, include_cold=not args.no_cold,
-                                             filter_already_liked_items=not args.include_rated))
-        else:
-            frame = rec.recommend(args.user, n=args.n, exclude_rated=not args.include_rated,
-                                  candidates=candidates, include_cold=not args.no_cold)
+        frame = rec.frame(*rec.recommend(str(args.user), N=args.n, items=candidates, include_cold=not args.no_cold,
+                                         filter_already_liked_items=not args.include_rated))
     else:
         liked = args.liked.split(",") if args.liked else None
-        if _two_stage(rec):
-            frame = rec.frame(*rec.recommend_for_new_user(liked_items=liked, text=args.text, N=args.n,
-                                                          items=candidates, include_cold=not args.no_cold))
-        else:
-            frame = rec.recommend_for_new_user(liked_items=liked, text=args.text, n=args.n,
-                                               candidates=candidates, include_cold=not args.no_cold)
+        frame = rec.frame(*rec.recommend_for_new_user(liked_items=liked, text=args.text, N=args.n,
+                                                      items=candidates, include_cold=not args.no_cold))
     _print_frame(frame, args.json)
     return 0
 
@@ -276,15 +270,8 @@ def cmd_similar(args) -> int:
     if (args.item is None) == (args.text is None):
         raise ArgumentError("give exactly one of --item or --text")
     rec = _load_recommender(args)
-    if _two_stage(rec):
-        frame = rec.frame(*(rec.similar_items(args.item, N=args.n, by=args.by) if args.item is not None
-                            else rec.similar_to_text(args.text, N=args.n)))
-    elif args.by != "content":
-        raise ArgumentError(f"{args.model_dir} holds a HybridRecommender, which finds similar items by content "
-                            "only; --by collaborative needs the two-stage recommender (artifacts/recommender)")
-    else:
-        frame = rec.similar_items(args.item, n=args.n) if args.item is not None else \
-            rec.similar_to_text(args.text, n=args.n)
+    frame = rec.frame(*(rec.similar_items(args.item, N=args.n, by=args.by) if args.item is not None
+                        else rec.similar_to_text(args.text, N=args.n)))
     _print_frame(frame, args.json)
     return 0
 
@@ -292,8 +279,9 @@ def cmd_similar(args) -> int:
 def cmd_serve(args) -> int:
     from pathlib import Path
 
-    from .config import check_count
-    from .service import ServiceLimits, serve
+    from hybrid.core.config import check_count
+    from hybrid.serving.handover import serve
+    from hybrid.serving.slot import ServiceLimits
 
     if not (Path(args.model) / "manifest.json").is_file():
         raise ArgumentError(f"{args.model} holds no saved recommender: run `hybrid run` first (it writes "
@@ -317,6 +305,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hybrid", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
+    _pipeline_commands(sub)
+    _answer_commands(sub)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["run", *(argv or [])])
+    try:
+        return args.func(args)
+    except HybridError as exc:
+        print(f"hybrid: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _pipeline_commands(sub) -> None:
     run = sub.add_parser("run", help="run the stale stages of the pipeline")
     _pipeline_args(run)
     run.add_argument("--force", action="store_true", help="run the selected stages even if fresh")
@@ -338,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--in-process", action="store_true", help=in_process)
         command.set_defaults(func=func, until=None, stage=None)
     # evaluate also takes --model-param/--train-param: they apply to every Keras model it fits
+
+
+def _answer_commands(sub) -> None:
     recommend = sub.add_parser("recommend", help="top-N for a known user, or a new one")
     recommend.add_argument("--user", help="a known user id")
     recommend.add_argument("--liked", help="comma-separated item ids a new user likes")
@@ -353,8 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     for command, func in ((recommend, cmd_recommend), (similar, cmd_similar)):
         command.add_argument("--n", type=int, default=10)
         command.add_argument("--model-dir", default="artifacts/recommender",
-                             help="saved recommender: the two-stage one (default artifacts/recommender) or "
-                                  "a HybridRecommender (artifacts/model)")
+                             help="saved recommender, any kind (default artifacts/recommender, the two-stage "
+                                  "one; artifacts/model is the HybridRecommender)")
         command.add_argument("--json", action="store_true", help="JSON records instead of a table")
         command.set_defaults(func=func)
     serve_cmd = sub.add_parser("serve", help="answer over HTTP (API under /api, docs at /docs, a page at /)")
@@ -369,14 +373,6 @@ def main(argv: list[str] | None = None) -> int:
                            help="threads per model call (TensorFlow, BLAS, faiss); 1 is fastest for single "
                                 "requests, more can help large batch requests")
     serve_cmd.set_defaults(func=cmd_serve)
-    args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["run", *(argv or [])])
-    try:
-        return args.func(args)
-    except HybridError as exc:
-        print(f"hybrid: error: {exc}", file=sys.stderr)
-        return 2
 
 
 if __name__ == "__main__":

@@ -35,11 +35,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from hybrid.dataset import load_dataset
-from hybrid.evaluation import cold_item_split
-from hybrid.recommender import HybridRecommender
-from hybrid.runner import Runner
-from hybrid.vectors import TextEncoder
+from hybrid import HybridRecommender
+from hybrid.content.vectors import TextEncoder
+from hybrid.data.dataset import load_dataset
+from hybrid.evaluation.splits import cold_item_split
+from hybrid.pipeline.runner import Runner
 from pipelines.recommender import PipelineConfig, build
 
 OUT = Path(os.environ.get("HYBRID_NOTEBOOK_OUT", "../artifacts"))
@@ -78,7 +78,7 @@ print(rec.training["best_epoch"], "best epoch of", rec.training["epochs_run"], "
 md("## 4. Top-10 for a user, with titles (films they rated are left out)")
 code("""
 user = data.users.ids([0])[0]
-rec.recommend(user, n=10)
+rec.frame(*rec.recommend(user, N=10))
 """)
 md("""
 ## 5. Cold start
@@ -88,25 +88,25 @@ text. They still get scores, from the text path the model learned through item-i
 """)
 code("""
 cold_ids = data.items.ids(cold_items)
-top_cold = rec.recommend(user, n=5, candidates=cold_ids)
+top_cold = rec.frame(*rec.recommend(user, N=5, items=cold_ids))
 top_cold
 """)
 code("""
 # A film that does not exist yet: metadata only, recommendable at once, no retraining.
 rec.add_items(pd.DataFrame({"item_id": ["new-1"], "title": ["Robot Toy Story 5"],
                             "text": ["animation children comedy toys robots"]}))
-rec.recommend(user, n=3, candidates=["new-1", "1", "50"])
+rec.frame(*rec.recommend(user, N=3, items=["new-1", "1", "50"]))
 """)
 code("""
 # A new user described by two liked films and a sentence
-rec.recommend_for_new_user(liked_items=["50", "181"], text="space adventure", n=5)
+rec.frame(*rec.recommend_for_new_user(liked_items=["50", "181"], text="space adventure", N=5))
 """)
 md("## 6. Similar films by content")
 code("""
-rec.similar_items("1", n=5)
+rec.frame(*rec.similar_items("1", N=5))
 """)
 code("""
-rec.similar_to_text("haunted house horror", n=5)
+rec.frame(*rec.similar_to_text("haunted house horror", N=5))
 """)
 md("## 7. Learned item embeddings in 2-D, coloured by first genre")
 code("""
@@ -127,14 +127,14 @@ ax.legend(markerscale=2, fontsize=8); ax.set_title("item embeddings (PCA)"); plt
 md("""
 ## 8. Two-stage recommending: candidates from indexes, then re-ranking
 
-What `hybrid serve` answers from (`hybrid.two_stage`). A two-tower retrieval model and sparse
+What `hybrid serve` answers from (`hybrid.recommend.two_stage`). A two-tower retrieval model and sparse
 item-item neighbours give a few hundred candidates per user from vector indexes; the hybrid
 network, the retrieval and item-item scores and a TF-IDF content score re-rank them, with
 weights chosen on a validation share of the training likes. Films without training likes have
 their own blend, chosen on training films held out as if new.
 """)
 code("""
-from hybrid.two_stage import TwoStageRecommender
+from hybrid import TwoStageRecommender
 
 FAST_TWO = {"retrieval": {"epochs": 4}, "train": {"epochs": 2}, "config": {"validation_users": 300}} if FAST else {}
 two = TwoStageRecommender(seed=0, **FAST_TWO).fit_dataset(data, train_rows, encoder, texts=text.set_index("item_id")

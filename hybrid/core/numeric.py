@@ -1,0 +1,29 @@
+"""Small numeric helpers shared by every layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def top_k(scores: np.ndarray, rows: np.ndarray, valid: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best valid entries of every row of ``scores``: ``(rows, scores)``, ``n`` wide,
+    best first (ties in column order), -1 / -inf where fewer than ``n`` are valid.
+
+    Example:
+        >>> chosen, best = top_k(np.array([[0.1, 0.9, 0.5]]), np.array([[7, 8, 9]]), np.array([[True, True, False]]), 3)
+        >>> chosen.tolist(), best.tolist()
+        ([[8, 7, -1]], [[0.9, 0.1, -inf]])
+    """
+    wanted = n
+    scores = np.where(valid, scores, -np.inf)
+    n = min(n, scores.shape[1])
+    part = np.argpartition(-scores, n - 1, axis=1)[:, :n] if n < scores.shape[1] else \
+        np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    best = np.take_along_axis(scores, part, 1)
+    order = np.argsort(-best, axis=1, kind="stable")
+    part, best = np.take_along_axis(part, order, 1), np.take_along_axis(best, order, 1)
+    chosen = np.where(np.isfinite(best), np.take_along_axis(rows, part, 1), -1)
+    if n < wanted:  # fewer entries than asked for: the answer keeps its width
+        chosen = np.pad(chosen, ((0, 0), (0, wanted - n)), constant_values=-1)
+        best = np.pad(best, ((0, 0), (0, wanted - n)), constant_values=-np.inf)
+    return chosen, best

@@ -1,0 +1,111 @@
+"""Saving and loading fitted recommenders: a manifest with a kind and a format version, and
+the arrays beside it. Saving writes only what is needed to answer; it draws nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from hybrid.core.errors import InputFormatError
+
+MANIFEST = "manifest.json"
+
+
+def write_manifest(directory: str | os.PathLike, kind: str, version: int, meta: dict) -> Path:
+    """Create ``directory`` and write its manifest; returns the directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    saved_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    (directory / MANIFEST).write_text(json.dumps({"kind": kind, "format_version": version, "saved_at": saved_at, **meta},
+                                                 indent=2, default=float))
+    return directory
+
+
+def read_manifest(directory: str | os.PathLike, kind: str, version: int) -> dict:
+    """The manifest of a saved ``kind`` of the given format version, or ``InputFormatError``."""
+    path = Path(directory) / MANIFEST
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputFormatError(f"{directory}: not a saved {kind} ({exc})") from None
+    if meta.get("kind") != kind:
+        raise InputFormatError(f"{directory}: holds a {meta.get('kind')!r}, not a {kind!r}")
+    if meta.get("format_version") != version:
+        raise InputFormatError(f"{directory}: saved with format {meta.get('format_version')}, "
+                               f"this version reads {version}")
+    return meta
+
+
+def _replace(path: str | os.PathLike, write) -> None:
+    """Write ``path`` through a temporary file beside it, then rename it into place: a process
+    that has the old file memory-mapped (``load_array``) keeps reading the old contents."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            write(handle)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def save_array(path: str | os.PathLike, array: np.ndarray) -> None:
+    """One array as ``.npy`` (replaced atomically), for ``load_array``."""
+    _replace(path, lambda handle: np.save(handle, np.asarray(array), allow_pickle=False))
+
+
+def load_array(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
+    """An array written by ``save_array``, memory-mapped read-only by default: its pages are read
+    when touched, so a large table of which a request reads a few rows costs little memory."""
+    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
+def save_table(path: str | os.PathLike, table) -> None:
+    """An Arrow table as an uncompressed Arrow IPC file (replaced atomically), for ``load_table``."""
+    import pyarrow as pa
+
+    def write(handle):
+        with pa.ipc.new_file(handle, table.schema) as writer:
+            writer.write_table(table)
+    _replace(path, write)
+
+
+def load_table(path: str | os.PathLike):
+    """A table written by ``save_table``, memory-mapped: its strings stay in the file's pages
+    (Parquet would decode them all into memory)."""
+    import pyarrow as pa
+
+    return pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+
+
+_CSR_PARTS = ("data", "indices", "indptr")
+
+
+def save_csr(directory: str | os.PathLike, name: str, matrix: sp.spmatrix) -> None:
+    """A sparse matrix as ``name.{data,indices,indptr,shape}.npy`` in ``directory``, for ``load_csr``."""
+    matrix, directory = sp.csr_matrix(matrix), Path(directory)
+    for part in _CSR_PARTS:
+        save_array(directory / f"{name}.{part}.npy", getattr(matrix, part))
+    save_array(directory / f"{name}.shape.npy", np.asarray(matrix.shape, np.int64))
+
+
+def load_csr(directory: str | os.PathLike, name: str, mmap: bool = True) -> sp.csr_matrix:
+    """A matrix written by ``save_csr``, its arrays memory-mapped read-only (``load_array``)."""
+    directory = Path(directory)
+    shape = tuple(int(n) for n in load_array(directory / f"{name}.shape.npy", mmap=False))
+    return sp.csr_matrix(tuple(load_array(directory / f"{name}.{part}.npy", mmap) for part in _CSR_PARTS),
+                         shape=shape, copy=False)
+
+
+def save_arrays(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    np.savez(path, **arrays)
+
+
+def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as stored:
+        return {name: stored[name] for name in stored.files}

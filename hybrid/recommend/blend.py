@@ -1,0 +1,103 @@
+"""The re-ranking blend of the two-stage recommender, as a plain value: weights per case, the
+scales that standardise each part's score, and the offset of products nobody liked.
+
+A case is the set of parts a request has (``cases``): ``full`` (a known user), ``no_network``
+(a new user with liked products), ``retrieval_only`` (a new user from words alone), and
+``cold`` / ``cold_no_network`` for products without training likes, which have no item-item
+score. A product's score is the weighted sum of its parts' standardised scores; a pointwise
+score, the same whatever else is ranked with it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+
+def cases(network: bool, content: bool) -> dict[str, tuple[str, ...]]:
+    """The parts each case's blend reads, given which optional parts the recommender has.
+
+    Example:
+        >>> cases(network=False, content=True)["full"]
+        ('retrieval', 'item_item', 'content')
+    """
+    net = ("network",) if network else ()
+    text = ("content",) if content else ()
+    return {"full": ("retrieval", "item_item") + net + text, "no_network": ("retrieval", "item_item") + text,
+            "retrieval_only": ("retrieval",) + text, "cold": ("retrieval",) + net + text,
+            "cold_no_network": ("retrieval",) + text}
+
+
+def equal_weights(parts_of: dict[str, tuple[str, ...]]) -> dict[str, dict[str, float]]:
+    """Every case's parts weighted alike."""
+    return {case: {p: 1 / len(parts) for p in parts} for case, parts in parts_of.items()}
+
+
+def weight_grid(parts: tuple[str, ...], step: float) -> list[dict]:
+    """Every blend of ``parts`` with weights on a grid of ``step`` that sum to 1.
+
+    Example:
+        >>> weight_grid(("a", "b"), 0.5)
+        [{'a': 0.0, 'b': 1.0}, {'a': 0.5, 'b': 0.5}, {'a': 1.0, 'b': 0.0}]
+    """
+    ticks = int(round(1 / step))
+    grid = []
+    for cut in itertools.product(range(ticks + 1), repeat=len(parts)):
+        if sum(cut) == ticks:
+            grid.append({p: c / ticks for p, c in zip(parts, cut)})
+    return grid
+
+
+@dataclass
+class Blend:
+    """``weights[case][part]``, ``scales[part] = (mean, spread)``, ``cold_offset`` added to the
+    score of products without training likes (when the weights have a cold case)."""
+
+    weights: dict[str, dict[str, float]]
+    scales: dict[str, tuple[float, float]] = field(default_factory=dict)
+    cold_offset: float = 0.0
+
+    def with_case(self, case: str, weights: dict[str, float]) -> "Blend":
+        """This blend with one case's weights replaced (a new value; this one is unchanged)."""
+        return replace(self, weights={**self.weights, case: weights})
+
+    @staticmethod
+    def case_of(features: dict) -> str:
+        """The warm case of a request from the parts it has scores for."""
+        if "item_item" not in features:
+            return "retrieval_only"
+        return "full" if "network" in features else "no_network"
+
+    def score(self, features: dict, rows: np.ndarray, liked_products: np.ndarray) -> np.ndarray:
+        """The blended score of every (request, product row) in ``features`` (part -> scores,
+        shaped like ``rows``); products that ``liked_products`` does not mark get the cold blend
+        plus the offset, when there is one."""
+        warm = self.weighted(features, self.weights[self.case_of(features)])
+        cold_case = "cold" if "network" in features else "cold_no_network"
+        if cold_case not in self.weights:
+            return warm
+        cold = ~liked_products[np.maximum(rows, 0)]
+        if not cold.any():
+            return warm
+        return np.where(cold, self.weighted(features, self.weights[cold_case]) + self.cold_offset, warm)
+
+    def weighted(self, features: dict, weights: dict) -> np.ndarray:
+        """The weighted sum of the standardised part scores."""
+        out = 0.0
+        for part, weight in weights.items():
+            if weight and part in features:
+                mean, spread = self.scales[part]
+                out = out + weight * (features[part] - mean) / spread
+        shape = next(iter(features.values())).shape
+        return np.full(shape, out, np.float64) if np.isscalar(out) else out
+
+    def to_dict(self) -> dict:
+        return {"weights": self.weights, "cold_offset": self.cold_offset,
+                "scales": {part: list(value) for part, value in self.scales.items()}}
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> "Blend":
+        return cls(saved["weights"], {part: tuple(value) for part, value in saved["scales"].items()},
+                   float(saved["cold_offset"]))

@@ -1,0 +1,365 @@
+"""Two-stage recommending: retrieve a few hundred candidates from indexes, then re-rank them.
+
+``TwoStageRecommender`` orchestrates named parts, each owning its state and its files:
+
+- ``Catalogue`` (products: ids, text vectors, titles, texts) and the users' ``IdMap``;
+- ``ScoringParts`` (``hybrid.recommend.parts``): the interactions, the candidate sources (the
+  two-tower retrieval model and its index, sparse item-item neighbours) and the scoring parts
+  (retrieval, item-item, the ``implicit`` network, TF-IDF content);
+- ``Blend`` (``hybrid.recommend.blend``): weights per case, scales and the cold offset, a value;
+- ``choose_blend`` (``hybrid.recommend.blend_choice``): the blend chosen on validation likes carved
+  from the training rows, outside the model;
+- ``rank`` (``hybrid.recommend.ranking``): the blended candidates, or an exact ranking.
+
+``docs/two-stage.md`` describes the method.
+
+Example:
+    >>> rec = TwoStageRecommender().fit(ratings, items)                            # doctest: +SKIP
+    >>> ids, scores = rec.recommend(["u1", "u2"], N=10)                            # doctest: +SKIP
+    >>> rec.frame(*rec.recommend_for_new_user(liked_items=["B01"], text="usb c hub"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from hybrid.content.frames import (
+    display_texts,
+    encode_query,
+    frame_ids,
+    frame_titles,
+    item_text_vectors,
+    item_token_strings,
+    new_item_vectors,
+    require_columns,
+)
+from hybrid.content.terms import TermWeights
+from hybrid.content.vectors import TextEncoder
+from hybrid.core.config import ModelConfig, RetrievalConfig, TrainConfig, TwoStageConfig, check_count, check_settings
+from hybrid.core.errors import ArgumentError, NotFittedError
+from hybrid.core.persistence import read_manifest, write_manifest
+from hybrid.data.dataset import EncodedDataset
+from hybrid.data.ids import IdMap
+from hybrid.data.io import release_arrow_pages
+from hybrid.data.text import TextConfig
+from hybrid.recommend.base import Recommender, is_single, padded_answer
+from hybrid.recommend.blend import Blend, cases, equal_weights
+from hybrid.recommend.blend_choice import choose_blend
+from hybrid.recommend.catalogue import Catalogue
+from hybrid.recommend.parts import ScoringParts
+from hybrid.recommend.ranking import pair_scores, rank
+
+KIND = "two-stage"  # the manifest's kind (``hybrid.load`` dispatches on it)
+FORMAT_VERSION = 2
+
+
+def _config(value, cls, what: str, seed: int, **fixed):
+    """A fresh config from a dict (keys checked) or a copy of a dataclass: never the caller's."""
+    if isinstance(value, cls):
+        return dataclasses.replace(value, **fixed)
+    return cls(seed=seed, **fixed, **check_settings(value, cls, what))
+
+
+def _part(name: str) -> property:
+    return property(lambda self: getattr(self.parts, name), doc=f"The fitted parts' ``{name}``.")
+
+
+class TwoStageRecommender(Recommender):
+    """Retrieval (two-tower model + indexes, item-item neighbours), then re-ranking.
+
+    Parameters: ``retrieval`` (``RetrievalConfig`` or a dict of its fields), ``network``
+    (``ModelConfig`` fields of the re-ranking network, trained as the ``implicit`` model),
+    ``train`` (its ``TrainConfig``), ``config`` (``TwoStageConfig``: candidates, neighbours,
+    blend grid, index settings), ``text``/``pretrained`` (the text encoder fitted when item
+    vectors are not given), ``seed``, ``log`` (receives a line per training epoch).
+    """
+
+    def __init__(self, retrieval: dict | RetrievalConfig | None = None,
+                 network: dict | ModelConfig | None = None, train: dict | TrainConfig | None = None,
+                 config: dict | TwoStageConfig | None = None, text: TextConfig = TextConfig(),
+                 pretrained: str | None = "glove-6b-50d", seed: int = 42, log=None):
+        self.config = _config(config, TwoStageConfig, "config", seed)
+        self.retrieval_config = _config(retrieval, RetrievalConfig, "retrieval", seed,
+                                        threshold=self.config.threshold)
+        self.network_config = _config(network, ModelConfig, "network", seed, name="implicit")
+        self.train_config = _config(train, TrainConfig, "train", seed)
+        self.text_config, self.pretrained, self.log = text, pretrained, log
+        self.encoder: TextEncoder | None = None
+        self.catalogue: Catalogue | None = None
+        self.parts: ScoringParts | None = None
+        self.blend = Blend({})
+        self.validation: dict = {}
+        self._terms: TermWeights | None = None
+
+    weights = property(lambda self: self.blend.weights, doc="The blend's weights per case.")
+    cold_offset = property(lambda self: self.blend.cold_offset, doc="The blend's offset of cold products.")
+    scales = property(lambda self: self.blend.scales, doc="Each part's score mean and spread.")
+    terms = property(lambda self: self._terms, doc="The catalogue's TF-IDF terms (None: no content part).")
+
+    # the fitted parts' tables, read as the recommender's own
+    scorer, likes, rated, neighbours = (_part(n) for n in ("scorer", "likes", "rated", "neighbours"))
+    retrieval_index, content_index = _part("retrieval_index"), _part("content_index")
+    network_items, info = _part("network_items"), _part("info")
+
+    # ================================================================== fitting
+    def fit(self, ratings: pd.DataFrame, items: pd.DataFrame | None = None,
+            item_vectors: pd.DataFrame | np.ndarray | None = None,
+            encoder: TextEncoder | None = None) -> "TwoStageRecommender":
+        """Train on ratings (``user_id, item_id, rating``) and item text.
+
+        ``items``: ``item_id``, optional ``title``, and a free-text ``text`` column or the
+        canonical fields (feature, description, category...); unless ``item_vectors`` are given
+        (a DataFrame ``item_id, vector`` or an array aligned with ``items``), a Word2Vec encoder
+        is fitted on that text. Items nobody rated are in the catalogue as cold products.
+        """
+        users, items_map = frame_ids(ratings, items)
+        vectors, self.encoder = item_text_vectors(items, item_vectors, encoder, items_map, self.text_config,
+                                                  self.pretrained, self.config.seed)
+        catalogue = Catalogue(items_map, vectors, frame_titles(items, items_map), texts=display_texts(items, items_map))
+        self._terms = None
+        if items is not None:
+            tokens = [""] * len(items_map)
+            for row, text in zip(items_map.index(items["item_id"].astype(str)), item_token_strings(items, self.text_config)):
+                tokens[row] = text
+            self._fit_terms(tokens)
+        return self._fit(users.index(ratings["user_id"].astype(str)), items_map.index(ratings["item_id"].astype(str)),
+                         ratings["rating"].to_numpy(np.float32), users, catalogue)
+
+    def fit_dataset(self, data: EncodedDataset, rows: np.ndarray | None = None,
+                    encoder: TextEncoder | None = None, texts=None) -> "TwoStageRecommender":
+        """Train on the pipeline's encoded dataset (``rows``: the training rows, default all;
+        ``texts``: the products' cleaned texts in catalogue order, as the text stage writes them:
+        shown for each product and read for the content part's TF-IDF terms; without them the
+        recommender has no content part)."""
+        rows = np.arange(len(data.rating)) if rows is None else np.asarray(rows)
+        self.encoder, self._terms = encoder, None
+        catalogue = Catalogue(data.items, data.item_vectors, data.item_titles, texts=texts)
+        if texts is not None:
+            self._fit_terms(catalogue.texts.to_pylist())
+        return self._fit(data.user_index[rows], data.item_index[rows], data.rating[rows], data.users, catalogue)
+
+    def _fit_terms(self, token_strings) -> None:
+        """The content part's TF-IDF terms of the catalogue's products (unless switched off)."""
+        if self.config.content_terms > 0:
+            started = time.perf_counter()
+            self._terms = TermWeights.fit(token_strings, self.config.content_terms)
+            self._log(f"recommender: TF-IDF terms of {len(token_strings):,} products ({self._terms.vocabulary:,} "
+                      f"terms), {time.perf_counter() - started:.0f} s")
+
+    def _log(self, line: str) -> None:
+        if self.log is not None:
+            self.log(line)
+
+    def _new_parts(self, catalogue: Catalogue) -> ScoringParts:
+        return ScoringParts(self.config, self.retrieval_config, self.network_config, self.train_config, self.users,
+                            catalogue, self._terms, self.log)
+
+    def _fit(self, user_index, item_index, rating, users: IdMap, catalogue: Catalogue):
+        user_index, item_index = np.asarray(user_index, np.int64), np.asarray(item_index, np.int64)
+        rating = np.asarray(rating, np.float32)
+        if not (rating >= self.config.threshold).any():
+            raise ArgumentError(f"no rating reaches the like threshold {self.config.threshold}: "
+                                "nothing to learn from (set config threshold)")
+        self.users, self.catalogue, self.parts = users, catalogue, None
+        parts_of = cases(self.config.network, self._terms is not None)
+        blend = Blend({case: w for case, w in equal_weights(parts_of).items() if not case.startswith("cold")})
+        n_likes = int((rating >= self.config.threshold).sum())
+        validated = self.config.validation_share > 0 and n_likes >= 200
+        keep = validated and n_likes > self.config.refit_max_likes
+        if validated:
+            # parts fitted to choose the blend have a catalogue of their own (they mark which
+            # products they learnt), unless they are kept
+            new_parts = (lambda: self._new_parts(catalogue)) if keep else \
+                (lambda: self._new_parts(Catalogue(catalogue.ids, catalogue.vectors, catalogue.titles)))
+            choice = choose_blend(self.config, parts_of, new_parts, user_index, item_index, rating, keep)
+            blend, self.validation = choice.blend, choice.figures
+            if keep:  # the parts stay as fitted; the held likes join the tables they read
+                self._log(f"recommender: {n_likes:,} likes, above refit_max_likes "
+                          f"({self.config.refit_max_likes:,}): the models fitted on "
+                          f"{1 - self.config.validation_share:.0%} of them are kept, not refitted on all "
+                          f"(the products held out as new stay known by their text)")
+                self.parts = choice.kept
+                self.parts.derive_tables(user_index, item_index, rating)
+        if self.parts is None:
+            self.parts = self._new_parts(catalogue).fit(user_index, item_index, rating)
+        self.blend = Blend(blend.weights, self.parts.scales, blend.cold_offset)
+        self.parts.info["refit"] = validated and not keep
+        return self
+
+    # ================================================================== the scorer protocol
+    def score(self, users, candidates) -> np.ndarray:
+        """users x candidates blended scores, every pair scored: a pointwise score, the same
+        whatever else is asked (the protocol every model and baseline follows). What serving
+        ranks, the retrieved candidates, is ``recommend``'s (``top_rows`` by row)."""
+        users, candidates = np.asarray(users, np.int64), np.asarray(candidates, np.int64)
+        self._check_fitted()
+        return pair_scores(self.parts, self.blend, users, candidates)
+
+    # ================================================================== answering
+    def _check_fitted(self) -> None:
+        if self.catalogue is None or self.parts is None:
+            raise NotFittedError("the recommender is not fitted: call fit() or load() first")
+
+    def _item_rows(self, ids) -> np.ndarray:
+        """Rows of item ids: one id or any sequence of them."""
+        return self.catalogue.index([ids] if is_single(ids) else list(ids))
+
+    _product_rows = _item_rows
+
+    def _blocked(self, filter_items) -> np.ndarray:
+        return np.zeros(0, np.int64) if filter_items is None else self._item_rows(filter_items)
+
+    def _choice(self, items, include_cold: bool):
+        """``(allowed, chosen)``: the mask of items that may be answered (None: all) and the rows
+        of ``items`` to rank exactly (None: rank from the candidates)."""
+        allowed = None if include_cold else self.catalogue.trained
+        chosen = None if items is None else self._item_rows(items)
+        if chosen is not None and allowed is not None:
+            chosen = chosen[allowed[chosen]]
+        return allowed, chosen
+
+    def _ranked(self, single, vectors, histories, excluded, network_users, n, items, include_cold, profiles):
+        allowed, chosen = self._choice(items, include_cold)
+        if chosen is not None and len(chosen) == 0:
+            return padded_answer(np.full((len(vectors), 0), -1), np.zeros((len(vectors), 0)), self.catalogue.ids,
+                                 single)
+        rows, scores = rank(self.parts, self.blend, vectors, histories, excluded, network_users, n, allowed, chosen,
+                            profiles)
+        return padded_answer(rows, scores, self.catalogue.ids, single)
+
+    def recommend(self, user_ids, N: int = 10, filter_already_liked_items: bool = True,
+                  filter_items: Iterable | None = None, items: Iterable | None = None,
+                  include_cold: bool = True):
+        self._check_fitted()
+        n = check_count(N, "N")
+        users, single = self._user_rows(user_ids)
+        parts, blocked = self.parts, self._blocked(filter_items)
+        excluded = [np.union1d(rated, blocked) for rated in parts.rated_rows(users)] \
+            if filter_already_liked_items else [blocked] * len(users)
+        return self._ranked(single, parts.scorer.user_matrix[users], parts.likes[users], excluded, users, n, items,
+                            include_cold, parts.profiles(parts.likes[users]))
+
+    def recommend_for_new_user(self, liked_items: Iterable | None = None, text: str | None = None,
+                               N: int = 10, filter_items: Iterable | None = None,
+                               items: Iterable | None = None, include_cold: bool = True):
+        """One pass through the user tower, then the same two stages without the network (which
+        knows only the users it was trained on)."""
+        self._check_fitted()
+        n = check_count(N, "N")
+        liked = self._item_rows([] if liked_items is None else liked_items)
+        has_text = text is not None and bool(str(text).strip())
+        if not len(liked) and not has_text:
+            raise ArgumentError("give liked_items and/or text for a new user")
+        vector = self.parts.scorer.new_user(liked, encode_query(self.encoder, text) if has_text else None)
+        history = sp.csr_matrix((np.ones(len(liked), np.float32), (np.zeros(len(liked), int), liked)),
+                                shape=(1, len(self.catalogue)))
+        text_terms = None
+        if has_text and self._terms is not None:
+            text_terms = self._terms.transform(item_token_strings(pd.DataFrame({"text": [str(text)]}), self.text_config))
+        excluded = [np.union1d(liked, self._blocked(filter_items))]
+        return self._ranked(True, vector[None, :], history, excluded, None, n, items, include_cold,
+                            self.parts.profiles(history, text_terms))
+
+    def similar_items(self, item_ids, N: int = 10, by: str = "content", filter_items: Iterable | None = None):
+        self._check_fitted()
+        n = check_count(N, "N")
+        if by not in ("content", "collaborative"):
+            raise ArgumentError(f"by must be 'content' or 'collaborative', got {by!r}")
+        single = is_single(item_ids)
+        rows = self._item_rows([item_ids] if single else item_ids)
+        found, scores = self.parts.similar_products(rows, n, by, self._blocked(filter_items))
+        return padded_answer(found, scores, self.catalogue.ids, single)
+
+    def similar_to_text(self, text: str, N: int = 10, filter_items: Iterable | None = None):
+        self._check_fitted()
+        n = check_count(N, "N")
+        if not text or not str(text).strip():
+            raise ArgumentError("give a non-empty text")
+        found, scores = self.parts.nearest_in_content(encode_query(self.encoder, text), n, self._blocked(filter_items))
+        return padded_answer(found, scores, self.catalogue.ids, True)
+
+    def similar_users(self, user_ids, N: int = 10):
+        self._check_fitted()
+        n = check_count(N, "N")
+        single = is_single(user_ids)
+        found, scores = self.parts.similar_users(self.users.index([str(user_ids)] if single else map(str, user_ids)), n)
+        return padded_answer(found, scores, self.users, single)
+
+    def _item_columns(self, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.catalogue.index(item_ids) if len(item_ids) else np.zeros(0, np.int64)
+        return self.catalogue.titles[rows], self.catalogue.cold[rows]
+
+    def item_details(self, item_ids) -> list[dict]:
+        """What a page shows of each product: ``item_id, title, text, cold, ratings, likes``
+        (ratings and likes the model was trained on; 0 for products added later)."""
+        self._check_fitted()
+        return self.parts.details(self._item_rows(item_ids))
+
+    def user_history(self, user_id) -> tuple[np.ndarray, np.ndarray]:
+        """The products a known user rated in training and whether each was a like
+        (rating >= the threshold): ``(item_ids, liked)``."""
+        self._check_fitted()
+        rows, liked = self.parts.history(self.users.index([str(user_id)])[0])
+        return self.catalogue.ids.ids(rows), liked
+
+    def add_items(self, items: pd.DataFrame, item_vectors: np.ndarray | None = None) -> int:
+        self._check_fitted()
+        require_columns(items, ["item_id"], "items")
+        self.catalogue.check_new(items["item_id"])  # before any text work
+        vectors, tokens = new_item_vectors(items, self.encoder, self.text_config, item_vectors, self._terms is not None)
+        texts = display_texts(items, None) if self.catalogue.texts is not None else None
+        rows = self.catalogue.append(items["item_id"].astype(str), vectors, frame_titles(items), texts)
+        if self._terms is not None:
+            self._terms.append(tokens)
+        self.parts.add_products(rows)
+        return len(rows)
+
+    # ================================================================== persistence
+    def save(self, directory: str | os.PathLike) -> None:
+        self._check_fitted()
+        directory = write_manifest(directory, KIND, FORMAT_VERSION, {
+            "config": self.config.to_dict(), "retrieval": dataclasses.asdict(self.retrieval_config),
+            "network": self.network_config.to_dict(), "train": self.train_config.to_dict(),
+            "text": {"fields": list(self.text_config.fields), "title": self.text_config.title,
+                     "brand": self.text_config.brand},
+            "pretrained": self.pretrained, "blend": self.blend.to_dict(), "validation": self.validation,
+            "info": self.parts.info, "n_users": len(self.users), "n_model_items": self.parts.scorer.n_model_items,
+            "has_network": self.parts.network is not None})
+        self.catalogue.save(directory)
+        self.users.save(directory / "users.parquet")
+        self.parts.save(directory)
+        if self.encoder is not None:
+            self.encoder.save(directory / "text_encoder.joblib")
+        if self._terms is not None:
+            self._terms.save(directory)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "TwoStageRecommender":
+        """A recommender written by ``save``; answers are identical to the saved one's."""
+        directory = Path(directory)
+        meta = read_manifest(directory, KIND, FORMAT_VERSION)
+        text = meta["text"]
+        rec = cls(RetrievalConfig(**meta["retrieval"]), ModelConfig.from_dict(meta["network"]),
+                  TrainConfig(**meta["train"]), TwoStageConfig(**meta["config"]),
+                  TextConfig(tuple(text["fields"]), text["title"], text["brand"]), meta["pretrained"])
+        parts = ScoringParts(rec.config, rec.retrieval_config, rec.network_config, rec.train_config, None, None, None)
+        parts.load_tables(directory, meta["n_model_items"], meta["has_network"])
+        rec.catalogue = parts.catalogue = Catalogue.load(directory)
+        rec.users = parts.users = IdMap.load(directory / "users.parquet", "user")
+        encoder = directory / "text_encoder.joblib"
+        rec.encoder = TextEncoder.load(encoder) if encoder.is_file() else None
+        rec._terms = parts.terms = TermWeights.load(directory) if TermWeights.saved_in(directory) else None
+        parts.info = meta["info"]
+        rec.parts, rec.blend, rec.validation = parts, Blend.from_dict(meta["blend"]), meta["validation"]
+        # Arrow's allocator keeps the pages of the tables read above (ids, titles) for reuse:
+        # some 100 MB at 800k products that a serving process would otherwise hold for good
+        release_arrow_pages()
+        return rec

@@ -1,0 +1,406 @@
+"""``hybrid serve``: the two-stage recommender over HTTP (FastAPI on uvicorn) and a small page.
+
+    hybrid serve --model artifacts/recommender --port 8000     # then open http://127.0.0.1:8000/
+
+The model directory is loaded once and answered from memory. The API lives under ``/api``
+(OpenAPI at ``/docs``); the page at ``/`` uses only that API. What a request can and cannot do:
+
+- every answer is JSON; bad input is a 4xx whose ``detail`` names the field or id at fault
+  (unknown user: 404 with the hint to use the new-user endpoint; N or a batch out of range:
+  422; a body over ``max_body_bytes``: 413); an unexpected failure is a 500 with a short
+  message, never a traceback;
+- no request names a file: ``POST /api/admin/reload`` (or ``SIGHUP``) loads the configured
+  directory again in a new process beside the one serving, which hands the socket over only
+  once the new model has loaded and warmed up (:mod:`hybrid.serving.handover`), so no request fails
+  during a reload and a failed load leaves the old model serving;
+- model calls run on the event loop one at a time, each a few milliseconds (numpy and TensorFlow
+  use the cores within a call; faiss searches one query on one thread).
+"""
+
+import json
+import logging
+import os
+from importlib import resources
+from typing import Literal
+
+from hybrid import __version__
+from hybrid.core.errors import ArgumentError, HybridError, UnknownIdError
+from hybrid.serving.slot import ModelLoadError, ModelSlot, ServiceLimits
+
+LOG = logging.getLogger("hybrid.serving.app")
+
+
+def _fastapi():
+    try:
+        import fastapi  # noqa: F401
+        import pydantic  # noqa: F401
+    except ImportError:  # pragma: no cover - both are dependencies
+        raise ArgumentError("the service needs fastapi and uvicorn: pip install fastapi uvicorn") from None
+
+
+def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits | None = None):
+    """The FastAPI application serving ``model_dir`` (a saved recommender), or the model of a
+    ``ModelSlot`` (whose reload loads in a thread of this process; the ``WorkerSlot`` of a
+    :mod:`hybrid.serving.handover` worker loads it in a new process)."""
+    _fastapi()
+    from fastapi import FastAPI
+
+    limits = limits or ServiceLimits()
+    answers = _Answers(model_dir if isinstance(model_dir, ModelSlot) else ModelSlot(model_dir), limits)
+    app = FastAPI(title="hybrid recommender", version=__version__,
+                  description="Recommendations, cold start and similar products from a two-stage "
+                              "hybrid recommender. Every error is JSON with a `detail`.")
+    app.state.slot, app.state.limits = answers.slot, limits
+    app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+    _error_handlers(app)
+    schemas = {**_response_models(), **_request_models(limits)}
+    _user_routes(app, answers, schemas)
+    _item_routes(app, answers, schemas)
+    _service_routes(app, answers)
+    return app
+
+
+class _Answers:
+    """What every endpoint shares: the serving model and the checks and shapes of answers."""
+
+    def __init__(self, slot: ModelSlot, limits: ServiceLimits):
+        self.slot, self.limits = slot, limits
+
+    def on_model(self, work):
+        """``work(rec)`` on the serving model. Called from the event loop: model calls run one at a
+        time (a few ms each; numpy, faiss and TensorFlow use the cores within a call) with no
+        thread hand-off, and a request sees one model from its first id check to its last title,
+        whatever a reload (in a worker thread) swaps in meanwhile."""
+        return work(self.slot.current.rec)
+
+    @staticmethod
+    def items_of(rec, ids, scores) -> list[dict]:
+        keep = [i for i, item in enumerate(ids) if item is not None]
+        if not keep:
+            return []
+        rows = rec.catalogue.index([ids[i] for i in keep])
+        return [{"item_id": str(ids[i]), "score": float(scores[i]), "title": rec.catalogue.titles[r],
+                 "cold": bool(rec.catalogue.cold[r])} for i, r in zip(keep, rows)]
+
+    @staticmethod
+    def known_users(rec, user_ids: list[str]) -> None:
+        unknown = [u for u in user_ids if u not in rec.users]
+        if unknown:
+            raise UnknownIdError(f"unknown user id(s): {unknown[:5]}: the model never saw "
+                                 f"{'this user' if len(unknown) == 1 else 'these users'}; for a new user "
+                                 "POST their liked item ids and/or a sentence to /api/recommendations/new-user")
+
+    def text_query(self, text: str) -> str:
+        if len(text) > self.limits.max_text:
+            raise ArgumentError(f"text: at most {self.limits.max_text} characters, got {len(text)}")
+        if not text.strip():
+            raise ArgumentError("text: give some words")
+        return text
+
+
+def _response_models() -> dict:
+    from pydantic import BaseModel, Field
+
+    class Item(BaseModel):
+        item_id: str
+        score: float
+        title: str | None
+        cold: bool = Field(description="no ratings in training: known from its text only")
+
+    class Answer(BaseModel):
+        items: list[Item]
+
+    class UserAnswer(Answer):
+        user_id: str
+
+    class ItemAnswer(Answer):
+        item_id: str
+
+    class Batch(BaseModel):
+        results: list[UserAnswer]
+
+    class ItemBatch(BaseModel):
+        results: list[ItemAnswer]
+
+    class Details(BaseModel):
+        item_id: str
+        title: str | None
+        text: str | None
+        cold: bool
+        ratings: int = Field(description="ratings of the item the model was trained on")
+        likes: int
+
+    class DetailsBatch(BaseModel):
+        items: list[Details]
+
+    class History(BaseModel):
+        user_id: str
+        rated: list[Details]
+        liked: list[bool]
+
+    class Added(BaseModel):
+        added: int
+        items: int
+
+    return {model.__name__: model for model in (Answer, UserAnswer, ItemAnswer, Batch, ItemBatch, Details,
+                                                 DetailsBatch, History, Added)}
+
+
+def _request_models(limits: ServiceLimits) -> dict:
+    from pydantic import BaseModel, ConfigDict, Field
+
+    Ids = list[str]
+
+    class Choice(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        n: int = Field(10, ge=1, le=limits.max_n)
+        items: Ids | None = Field(None, max_length=limits.max_batch * 100,
+                                  description="choose only among these item ids")
+        filter_items: Ids | None = Field(None, max_length=limits.max_batch * 100,
+                                         description="never answer these item ids")
+        include_cold: bool = True
+
+    class RecommendRequest(Choice):
+        user_ids: Ids = Field(min_length=1, max_length=limits.max_batch)
+        filter_already_liked_items: bool = True
+
+    class NewUserRequest(Choice):
+        liked_items: Ids = Field(default_factory=list, max_length=limits.max_batch)
+        text: str | None = Field(None, max_length=limits.max_text)
+
+    class SimilarRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        item_ids: Ids = Field(min_length=1, max_length=limits.max_batch)
+        by: Literal["content", "collaborative"] = "content"
+        n: int = Field(10, ge=1, le=limits.max_n)
+
+    class DetailsRequest(BaseModel):
+        item_ids: Ids = Field(min_length=1, max_length=limits.max_batch)
+
+    class NewItem(BaseModel):
+        model_config = ConfigDict(extra="allow")  # metadata fields (description, feature, ...)
+        item_id: str = Field(min_length=1, max_length=200)
+        title: str | None = Field(None, max_length=limits.max_text)
+        text: str | None = Field(None, max_length=limits.max_text)
+
+    class AddRequest(BaseModel):
+        items: list[NewItem] = Field(min_length=1, max_length=limits.max_batch)
+
+    return {model.__name__: model for model in (RecommendRequest, NewUserRequest, SimilarRequest, DetailsRequest,
+                                                 AddRequest)}
+
+
+def _error_handlers(app) -> None:
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    @app.exception_handler(UnknownIdError)
+    async def unknown(_, exc: UnknownIdError):
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(HybridError)
+    async def refused(_, exc: HybridError):
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_, exc: RequestValidationError):
+        errors = [{"field": _field(e), "message": e.get("msg")} for e in exc.errors()]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception):
+        LOG.exception("request %s %s failed", request.method, request.url.path)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the server log"},
+                            status_code=500)
+
+
+def _user_routes(app, answers: _Answers, m: dict) -> None:
+    from fastapi import Path as PathParam
+    from fastapi import Query
+
+    on_model, items_of, known_users = answers.on_model, answers.items_of, answers.known_users
+    RecommendRequest, NewUserRequest = m["RecommendRequest"], m["NewUserRequest"]  # noqa: N806 (request types)
+    N = Query(10, ge=1, le=answers.limits.max_n, description=f"how many items, 1 to {answers.limits.max_n}")
+
+    @app.get("/api/users/{user_id}/recommendations", response_model=m["UserAnswer"])
+    async def recommend_user(user_id: str = PathParam(max_length=200), n: int = N,
+                             filter_already_liked_items: bool | None = Query(
+                                 None, description="leave out what the user rated (default true)"),
+                             filter_liked: bool | None = Query(
+                                 None, deprecated=True, description="the former name of filter_already_liked_items"),
+                             include_cold: bool = True):
+        chosen = [f for f in (filter_already_liked_items, filter_liked) if f is not None]
+
+        def work(rec):
+            known_users(rec, [user_id])
+            return items_of(rec, *rec.recommend(user_id, N=n, filter_already_liked_items=chosen[0] if chosen else True,
+                                                include_cold=include_cold))
+        return {"user_id": user_id, "items": on_model(work)}
+
+    @app.post("/api/recommendations", response_model=m["Batch"])
+    async def recommend_users(request: RecommendRequest):
+        def work(rec):
+            known_users(rec, request.user_ids)
+            ids, scores = rec.recommend(request.user_ids, N=request.n,
+                                        filter_already_liked_items=request.filter_already_liked_items,
+                                        filter_items=request.filter_items, items=request.items,
+                                        include_cold=request.include_cold)
+            return [{"user_id": u, "items": items_of(rec, i, s)} for u, i, s in zip(request.user_ids, ids, scores)]
+        return {"results": on_model(work)}
+
+    @app.get("/api/users/{user_id}", response_model=m["History"])
+    async def user_history(user_id: str = PathParam(max_length=200)):
+        def work(rec):
+            known_users(rec, [user_id])
+            ids, liked = rec.user_history(user_id)
+            return {"user_id": user_id, "rated": rec.item_details(ids) if len(ids) else [],
+                    "liked": [bool(x) for x in liked]}
+        return on_model(work)
+
+    @app.post("/api/recommendations/new-user", response_model=m["Answer"])
+    async def recommend_new_user(request: NewUserRequest):
+        text = request.text if request.text and request.text.strip() else None
+        if not request.liked_items and text is None:
+            raise ArgumentError("give liked_items (item ids) and/or text (what the person likes)")
+        return {"items": on_model(lambda rec: items_of(rec, *rec.recommend_for_new_user(
+            liked_items=request.liked_items, text=text, N=request.n, filter_items=request.filter_items,
+            items=request.items, include_cold=request.include_cold)))}
+
+
+def _item_routes(app, answers: _Answers, m: dict) -> None:
+    from fastapi import Body, Query
+    from fastapi import Path as PathParam
+
+    on_model, items_of = answers.on_model, answers.items_of
+    DetailsRequest, SimilarRequest, AddRequest = m["DetailsRequest"], m["SimilarRequest"], m["AddRequest"]  # noqa: N806
+    N = Query(10, ge=1, le=answers.limits.max_n, description=f"how many items, 1 to {answers.limits.max_n}")
+
+    @app.get("/api/items/{item_id}", response_model=m["Details"])
+    async def item(item_id: str = PathParam(max_length=200)):
+        return on_model(lambda rec: rec.item_details([item_id])[0])
+
+    @app.post("/api/items/details", response_model=m["DetailsBatch"])
+    async def items_details(request: DetailsRequest):
+        return {"items": on_model(lambda rec: rec.item_details(request.item_ids))}
+
+    @app.get("/api/items/{item_id}/similar", response_model=m["ItemAnswer"])
+    async def similar(item_id: str = PathParam(max_length=200), n: int = N,
+                      by: Literal["content", "collaborative"] = "content"):
+        return {"item_id": item_id, "items": on_model(lambda rec: items_of(rec, *rec.similar_items(item_id, N=n, by=by)))}
+
+    @app.post("/api/items/similar", response_model=m["ItemBatch"])
+    async def similar_batch(request: SimilarRequest):
+        def work(rec):
+            ids, scores = rec.similar_items(request.item_ids, N=request.n, by=request.by)
+            return [{"item_id": item_id, "items": items_of(rec, i, s)}
+                    for item_id, i, s in zip(request.item_ids, ids, scores)]
+        return {"results": on_model(work)}
+
+    @app.get("/api/search", response_model=m["Answer"])
+    async def search(text: str = Query(max_length=answers.limits.max_text, description="free text"), n: int = N):
+        query = answers.text_query(text)
+        return {"items": on_model(lambda rec: items_of(rec, *rec.similar_to_text(query, N=n)))}
+
+    @app.post("/api/items", response_model=m["Added"])
+    async def add_items(request: AddRequest = Body()):
+        import pandas as pd
+
+        frame = pd.DataFrame([item.model_dump(exclude_none=True) for item in request.items])
+        return on_model(lambda rec: {"added": rec.add_items(frame), "items": len(rec.catalogue)})
+
+
+def _service_routes(app, answers: _Answers) -> None:
+    from fastapi.responses import HTMLResponse, JSONResponse
+
+    slot, limits = answers.slot, answers.limits
+
+    @app.get("/api/health")
+    async def health() -> dict:
+        return {"status": "ok", "generation": slot.current.generation}
+
+    @app.get("/api/model")
+    async def model_info() -> dict:
+        loaded = slot.current
+        rec, manifest = loaded.rec, loaded.manifest
+        return {"version": __version__, "kind": manifest.get("kind"),
+                "format_version": manifest.get("format_version"), "saved_at": manifest.get("saved_at"),
+                "trained_on": rec.info.get("trained_on"), "users": len(rec.users),
+                "items": len(rec.catalogue), "cold_items": int(rec.catalogue.cold.sum()),
+                "likes": rec.info.get("likes"), "ratings": rec.info.get("ratings"),
+                "item_item": rec.info.get("item_item"), "index": rec.retrieval_index.kind,
+                "weights": rec.weights, "generation": loaded.generation, "loaded_at": loaded.loaded_at,
+                "load_seconds": loaded.load_seconds, "last_reload_error": slot.last_reload_error,
+                "pid": os.getpid(), "limits": vars(limits)}
+
+    @app.post("/api/admin/reload")
+    def reload():
+        try:
+            loaded = slot.reload()
+        except ModelLoadError as exc:
+            return JSONResponse({"detail": f"reload failed, still serving generation {exc.serving}: {exc}"},
+                                status_code=503)
+        return {"generation": loaded.generation, "loaded_at": loaded.loaded_at,
+                "load_seconds": loaded.load_seconds}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page():
+        return resources.files("hybrid.serving").joinpath("web/index.html").read_text(encoding="utf-8")
+
+
+def _field(error: dict) -> str:
+    """Where a validation error is: ``n``, ``query.n``, ``user_ids.3``; ``body`` for the body as a whole."""
+    loc = [str(p) for p in error.get("loc", ())]
+    if error.get("type") == "json_invalid" or loc in (["body"], []):
+        return "body"
+    return ".".join(loc[1:] if loc[0] == "body" else loc)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets a 413 (declared length or
+    counted while reading), before any handler parses it."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers", ())).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            return await self._refuse(send)
+        received, started = 0, False
+
+        async def limited():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracked(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracked)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send):
+        body = json.dumps({"detail": f"request body over {self.limit} bytes"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+__all__ = ["create_app"]

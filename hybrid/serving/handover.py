@@ -1,0 +1,381 @@
+"""Serving with reloads by process handover: what ``hybrid serve`` runs.
+
+The ``hybrid serve`` process is a small supervisor. It binds the listening socket and starts a
+worker process that loads the model and answers on that socket (uvicorn running the app of
+:mod:`hybrid.serving.app`). A reload (``SIGHUP`` to the supervisor, or ``POST /api/admin/reload``,
+which the worker passes on) starts a second worker on the same socket:
+
+1. the new worker loads and warms up the model while the old one goes on serving, on its own
+   interpreter (no shared GIL, so a load of many seconds costs the serving process nothing but
+   a share of the cores);
+2. once it is ready it starts accepting; the old worker stops accepting, answers what it has
+   been asked with ``Connection: close`` (clients reconnect, to the new worker, without a failed
+   request) and exits once its connections are gone, or after ``drain_seconds``;
+3. if the new worker fails to load, it exits, and the old one serves on and is told why
+   (``last_reload_error`` in ``GET /api/model``; the reload endpoint answers 503).
+
+A worker that dies on its own is replaced by a fresh one from the same directory. ``SIGTERM`` or
+``SIGINT`` stop the supervisor and its workers (uvicorn's graceful shutdown in each).
+"""
+
+import asyncio
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hybrid.core.errors import ArgumentError, HybridError
+from hybrid.serving.slot import Loaded, ModelLoadError, ModelSlot, ServiceLimits
+
+LOG = logging.getLogger("hybrid.serving.app")
+LOG_FORMAT = "%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s"
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.Process
+    conn: multiprocessing.connection.Connection
+    info: dict  # generation, loaded_at, load_seconds
+
+    @property
+    def generation(self) -> int:
+        return self.info["generation"]
+
+
+class Supervisor:
+    """Starts, replaces and stops the worker processes that serve ``directory`` on ``sock``."""
+
+    def __init__(self, directory: str | os.PathLike, sock: socket.socket, limits, log_level: str = "info",
+                 drain_seconds: float = 10.0, threads: int = 1):
+        self.directory = Path(directory)
+        self.sock, self.limits, self.log_level, self.threads = sock, limits, log_level, threads
+        self.drain_seconds = drain_seconds
+        self._context = multiprocessing.get_context("spawn")
+        self._retiring: list[_Worker] = []
+        self._reload_asked = False
+        self._stopping = False
+        self.current: _Worker | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def run(self) -> None:
+        """Serve until ``SIGTERM``/``SIGINT``; raises ``ModelLoadError`` if the first load fails."""
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        if hasattr(signal, "SIGHUP"):
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_signal)
+        try:
+            started = self._start(1)
+            if isinstance(started, str):
+                if self._stopping:
+                    return
+                raise ModelLoadError(started, 0)
+            self.current = started
+            LOG.info("serving generation 1 (process %d, loaded in %.1f s)", started.process.pid,
+                     started.info["load_seconds"])
+            while not self._stopping:
+                self._step()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._stop_all()
+
+    def _on_signal(self, signum, _frame) -> None:
+        if hasattr(signal, "SIGHUP") and signum == signal.SIGHUP:
+            self._reload_asked = True
+        else:
+            self._stopping = True
+
+    def _step(self) -> None:
+        worker = self.current
+        ready = multiprocessing.connection.wait([worker.conn, worker.process.sentinel], timeout=0.25)
+        if self._stopping:
+            return
+        dead = worker.process.sentinel in ready
+        if worker.conn in ready:
+            try:
+                message = worker.conn.recv()
+            except (EOFError, OSError):  # its end of the pipe closed: it has died (or is dying)
+                message, dead = None, True
+            if message is not None and message[0] == "reload":
+                self._reload(asked=True)
+        if dead:
+            self._replace_dead(worker)
+        if self._reload_asked and not self._stopping:
+            self._reload_asked = False
+            self._reload(asked=False)
+        self._reap()
+
+    def _replace_dead(self, worker: _Worker) -> None:
+        worker.process.join(10)
+        if worker.process.is_alive():  # its pipe is gone but it lingers: finish it
+            worker.process.kill()
+            worker.process.join()
+        worker.conn.close()
+        LOG.error("the serving process (generation %d) exited with code %s; starting a new one",
+                  worker.generation, worker.process.exitcode)
+        started = self._start(worker.generation + 1)
+        if isinstance(started, str):
+            if self._stopping:
+                return
+            raise ModelLoadError(f"the serving process died and a new one could not load the model: {started}", 0)
+        self.current = started
+
+    def _reload(self, asked: bool) -> None:
+        old = self.current
+        new = self._start(old.generation + 1)
+        if isinstance(new, str):
+            LOG.error("reload of %s failed, still serving generation %d: %s", self.directory, old.generation, new)
+            self._tell(old, ("reload_failed", new, asked))
+            return
+        self._tell(old, ("retire", new.info, self.drain_seconds))
+        self._retiring.append(old)
+        self.current = new
+        LOG.info("serving generation %d from %s (process %d, loaded in %.1f s); process %d drains and exits",
+                 new.generation, self.directory, new.process.pid, new.info["load_seconds"], old.process.pid)
+
+    def _start(self, generation: int) -> "_Worker | str":
+        """A new worker for ``generation``, once it has loaded; or why it could not."""
+        ours, theirs = self._context.Pipe()
+        process = self._context.Process(
+            target=_worker_main, name=f"hybrid-serve-{generation}", daemon=True,
+            args=(str(self.directory), generation, self.sock, self.limits, self.log_level, theirs, self.threads))
+        process.start()
+        theirs.close()
+        while True:  # loading takes seconds to minutes; a stop request ends the wait
+            if ours.poll(0.25):
+                try:
+                    kind, payload = ours.recv()
+                except (EOFError, OSError):
+                    kind, payload = "failed", None
+                if kind == "ready":
+                    return _Worker(process, ours, payload)
+                process.join(30)
+                return payload or f"the loading process exited with code {process.exitcode}"
+            if not process.is_alive():
+                process.join()
+                return f"the loading process exited with code {process.exitcode} before it was ready"
+            if self._stopping:
+                process.terminate()
+                process.join(30)
+                return "stopped while loading"
+
+    @staticmethod
+    def _tell(worker: _Worker, message) -> None:
+        try:
+            worker.conn.send(message)
+        except (OSError, ValueError):  # it has gone meanwhile: nothing to tell
+            pass
+
+    def _reap(self) -> None:
+        for worker in list(self._retiring):
+            if not worker.process.is_alive():
+                worker.process.join()
+                worker.conn.close()
+                self._retiring.remove(worker)
+
+    def _stop_all(self) -> None:
+        workers = [w for w in [self.current, *self._retiring] if isinstance(w, _Worker)]
+        for worker in workers:
+            if worker.process.is_alive():
+                worker.process.terminate()  # uvicorn's graceful shutdown
+        deadline = time.monotonic() + 30
+        for worker in workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+
+
+class WorkerSlot(ModelSlot):
+    """The worker's model slot: its reloads are asked of the supervisor (the new model loads in
+    another process; this one answers until it is retired)."""
+
+    def __init__(self, directory, generation: int, conn):
+        super().__init__(directory, generation=generation)
+        self._conn = conn
+        self._answers: queue.Queue = queue.Queue()
+        self._successor: dict | None = None  # the generation that replaces this worker
+
+    def reload_failed(self, message: str, asked: bool) -> None:
+        """A reload (ours if ``asked``, else one the supervisor was signalled) did not load."""
+        self.last_reload_error = message
+        if asked:
+            self._answers.put(("reload_failed", message))
+
+    def retire(self, successor: dict) -> None:
+        """This worker is being replaced: a reload asked of it is answered by the replacement
+        (whether it caused the reload or crossed the supervisor's retire message)."""
+        self._successor, self.last_reload_error = successor, None
+        self._answers.put(("reloaded", successor))
+
+    def reload(self) -> Loaded:
+        with self._reloading:
+            if self._successor is not None:
+                kind, payload = "reloaded", self._successor
+            else:
+                self._conn.send(("reload",))
+                kind, payload = self._answers.get()
+        if kind == "reload_failed":
+            raise ModelLoadError(payload, self.current.generation)
+        return Loaded(None, self.directory, payload["generation"], payload["loaded_at"], payload["load_seconds"],
+                      {})
+
+
+class Draining:
+    """ASGI wrapper of the worker's app: notes the event loop, and once the worker is retired
+    answers every request with ``Connection: close`` so that clients reconnect elsewhere."""
+
+    def __init__(self, app):
+        self.app, self.loop, self.active = app, None, False
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":  # the app itself needs no start-up: note the loop
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    self.loop = asyncio.get_running_loop()
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def closing(message):
+            if self.active and message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
+            await send(message)
+
+        return await self.app(scope, receive, closing)
+
+
+def _logging(log_level: str) -> None:
+    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format=LOG_FORMAT)
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which CPU build it picked
+
+
+def _limit_threads(threads: int) -> None:
+    """Threads per model call in this process (TensorFlow, BLAS/OpenMP, faiss). A request's
+    calls are small: on one thread they take 2.8 ms where TensorFlow's pool of two takes 3.7-5
+    (median recommend on MovieLens-100k, 2 cores), and the cores stay free for other requests'
+    parsing and for a reload."""
+    import tensorflow as tf
+    from threadpoolctl import threadpool_limits
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    threadpool_limits(threads)
+    import faiss
+
+    faiss.omp_set_num_threads(threads)
+
+
+def _worker_main(directory: str, generation: int, sock: socket.socket, limits, log_level: str, conn,
+                 threads: int = 1) -> None:
+    """A worker process: load, say ready, serve on ``sock`` until retired or stopped."""
+    _logging(log_level)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor's signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the supervisor, which stops us
+    try:
+        import uvicorn
+
+        from hybrid.serving.app import create_app
+
+        _limit_threads(threads)
+        slot = WorkerSlot(directory, generation, conn)
+    except Exception as exc:  # reported to the supervisor, which reports it
+        conn.send(("failed", f"{type(exc).__name__}: {exc}" if not isinstance(exc, HybridError) else str(exc)))
+        conn.close()
+        return
+    app = Draining(create_app(slot, limits))
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
+                                           timeout_graceful_shutdown=30))
+
+    def control():
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):  # the supervisor is gone: stop too
+                server.should_exit = True
+                return
+            if message[0] == "retire":  # a new worker serves: close to new clients, then say so
+                _, successor, drain_seconds = message
+                app.active = True
+                _stop_accepting(server, app)
+                slot.retire(successor)
+                _drain(server, drain_seconds)
+            else:  # ("reload_failed", message, asked)
+                slot.reload_failed(*message[1:])
+
+    current = slot.current
+    conn.send(("ready", {"generation": generation, "loaded_at": current.loaded_at,
+                         "load_seconds": current.load_seconds}))
+    threading.Thread(target=control, name="hybrid-control", daemon=True).start()
+    server.run(sockets=[sock])
+
+
+def _stop_accepting(server, app: Draining) -> None:
+    """Close this worker's listener (the socket stays open in the supervisor and the new worker)
+    and wait until that is done: a client told of the reload connects only to the new worker."""
+    if app.loop is None:
+        return
+    done = threading.Event()
+
+    def close():
+        for listener in getattr(server, "servers", []):
+            listener.close()
+        done.set()
+
+    app.loop.call_soon_threadsafe(close)
+    done.wait(5)
+
+
+def _drain(server, drain_seconds: float) -> None:
+    """Exit once every open connection has had its last answer (``Connection: close``), or
+    after ``drain_seconds``."""
+    deadline = time.monotonic() + drain_seconds
+    while server.server_state.connections and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.should_exit = True
+
+
+def serve_forever(directory, host: str, port: int, limits, log_level: str = "info", threads: int = 1) -> None:
+    """Bind ``host:port`` and serve ``directory`` with reloads by process handover."""
+    _logging(log_level)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP: asyncio then sets TCP_NODELAY
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ArgumentError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    LOG.info("loading %s, then serving on http://%s:%d/", directory, host, port)
+    try:
+        Supervisor(directory, sock, limits, log_level, threads=threads).run()
+    finally:
+        sock.close()
+
+
+def serve(model_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
+          limits: ServiceLimits | None = None, log_level: str = "info", threads: int = 1) -> None:
+    """Serve ``model_dir`` until interrupted; ``SIGHUP`` or ``POST /api/admin/reload`` load it
+    again in a new process that takes over the socket (see ``Supervisor``). ``threads``:
+    threads per model call (TensorFlow, BLAS, faiss) in the serving process."""
+    from hybrid.serving.app import _fastapi
+
+    _fastapi()
+    try:
+        import uvicorn  # noqa: F401
+    except ImportError:  # pragma: no cover - a dependency
+        raise ArgumentError("the service needs uvicorn: pip install uvicorn") from None
+    serve_forever(model_dir, host, port, limits or ServiceLimits(), log_level, threads)

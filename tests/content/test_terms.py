@@ -1,0 +1,80 @@
+"""TF-IDF term weights of the two-stage recommender's content part (``hybrid.content.terms``)."""
+
+import numpy as np
+import scipy.sparse as sp
+
+from hybrid.content.terms import TermWeights, keep_heaviest
+
+
+def corpus(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    words = [f"w{k}" for k in range(300)]
+    texts = [" ".join(rng.choice(words, rng.integers(0, 40), p=np.linspace(2, 1, 300) / np.linspace(2, 1, 300).sum()))
+             for _ in range(n)]
+    texts[3], texts[7] = "", None  # no text at all
+    return texts
+
+
+def test_candidate_scores_are_the_cosines_of_profiles_and_product_terms():
+    terms = TermWeights.fit(corpus(), max_terms=16)
+    rng = np.random.default_rng(1)
+    history = sp.random(30, 400, density=0.02, random_state=2, format="csr")
+    history.data[:] = 1.0
+    sentence = terms.transform(["w1 w5 w299 unknownword"])
+    extra = sp.vstack([sentence] + [sp.csr_matrix((1, terms.vocabulary), dtype=np.float32)] * 29).tocsr()
+    profiles = terms.profiles(history, extra)
+    rows = rng.integers(0, 400, (30, 50))
+    dense = (profiles @ terms.rows.T).toarray()
+    np.testing.assert_allclose(terms.scores(profiles, rows), np.take_along_axis(dense, rows, 1), atol=1e-6)
+    norms = np.sqrt(np.asarray(profiles.multiply(profiles).sum(axis=1)).ravel())
+    assert np.allclose(norms[norms > 0], 1.0) and norms[0] > 0
+    # at most max_terms per product, the heaviest of its full TF-IDF row; empty texts stay empty
+    full = TermWeights.fit(corpus(), max_terms=0).rows
+    assert np.diff(terms.rows.indptr).max() == 16 and terms.rows[[3, 7]].nnz == 0
+    for row in (0, 1, 2):
+        kept = set(terms.rows[row].indices)
+        weights = full[row].toarray().ravel()
+        assert weights[list(kept)].min() >= np.sort(weights[weights > 0])[-16] - 1e-7
+
+
+def test_keep_heaviest_and_degenerate_catalogues(tmp_path):
+    matrix = sp.csr_matrix(np.array([[0.3, 0.1, 0.3, 0.0], [0.0, 0.0, 0.0, 0.0], [0.5, 0.4, 0.1, 0.2]]))
+    assert keep_heaviest(matrix, 2).toarray().tolist() == [[0.3, 0, 0.3, 0], [0, 0, 0, 0], [0.5, 0.4, 0, 0]]
+    # no text anywhere: no vocabulary, every score 0, nothing raised
+    empty = TermWeights.fit(["", None, "  "])
+    assert empty.vocabulary == 0 and not empty.scores(empty.profiles(sp.eye(3, format="csr")), np.array([[0, 1]])).any()
+    # every word in one product only: min_df falls back so that a tiny catalogue still has terms
+    tiny = TermWeights.fit(["red strap", "blue cable"], min_df=2)
+    assert tiny.vocabulary == 4
+    tiny.append(["red cable", "unknown words only"])
+    assert tiny.rows.shape == (4, 4) and tiny.rows[3].nnz == 0
+    tiny.save(tmp_path)
+    loaded = TermWeights.load(tmp_path)
+    assert TermWeights.saved_in(tmp_path) and (loaded.rows != tiny.rows).nnz == 0
+    assert (loaded.transform(["blue strap"]) != tiny.transform(["blue strap"])).nnz == 0
+
+
+def test_dropped_rare_words_still_count_in_a_products_length():
+    # the same genre word, once in a short title and once among words no other product has:
+    # the full TF-IDF cosine prefers the short one, and so must the rows that left the rare words out
+    texts = ["comedy", "comedy zebra quokka narwhal", "drama", "drama comedy", "thriller", "thriller drama"]
+    terms = TermWeights.fit(texts, max_terms=0, min_df=2)
+    full = TermWeights.fit(texts, max_terms=0, min_df=1)
+    assert "zebra" not in terms.terms and "zebra" in full.terms
+    liked = sp.csr_matrix(np.array([[0, 0, 0, 1.0, 0, 0]]))  # liked "drama comedy"
+    ours = terms.scores(terms.profiles(liked), np.array([[0, 1]]))[0]
+    exact = full.scores(full.profiles(liked), np.array([[0, 1]]))[0]
+    np.testing.assert_allclose(ours, exact, rtol=1e-5)
+    assert ours[0] > 2 * ours[1]
+    # each kept entry is the full row's entry, not scaled up
+    columns = [full.terms.index(t) for t in terms.terms]
+    np.testing.assert_allclose(terms.rows.toarray(), full.rows.toarray()[:, columns], rtol=1e-6)
+
+
+def test_transforming_a_catalogue_text_gives_its_fitted_row():
+    texts = corpus()
+    texts[5] = texts[5] + " onlyhere alsoonlyhere onlyhere"  # words no other product has
+    terms = TermWeights.fit(texts, max_terms=12, min_df=2)
+    again = terms.transform(texts)
+    np.testing.assert_allclose(again.toarray(), terms.rows.toarray(), atol=1e-6)
+    assert 0 < np.linalg.norm(again[5].toarray()) < 0.99  # its rare words hold the rest of its length

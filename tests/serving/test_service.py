@@ -1,0 +1,309 @@
+"""``hybrid serve`` over real HTTP: a uvicorn process on a free loopback port serving a two-stage
+recommender fitted on MovieLens-100k by the pipeline's ``recommender`` stage."""
+
+import json
+import os
+import shutil
+import signal
+import time
+
+import pytest
+from conftest import Server
+
+httpx = pytest.importorskip("httpx")
+
+@pytest.fixture(scope="module")
+def server(served_model, tmp_path_factory):
+    model = tmp_path_factory.mktemp("live") / "recommender"
+    shutil.copytree(served_model, model)
+    server = Server(model, "--max-n", "50", "--max-batch", "20")
+    server.model = model
+    yield server
+    log = server.stop()
+    assert "Traceback" not in log, log
+
+
+def detail(response, status):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert isinstance(body["detail"], str) and "Traceback" not in response.text
+    return body["detail"]
+
+
+def test_model_info_and_health(server):
+    api = server.client
+    assert api.get("/api/health").json()["status"] == "ok"
+    info = api.get("/api/model").json()
+    assert (info["users"], info["items"], info["kind"]) == (943, 1682, "two-stage")
+    assert info["trained_on"]["ratings"] == 100_000 and info["saved_at"] and info["index"] == "exact"
+    assert info["limits"]["max_n"] == 50
+    docs = api.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    schema = api.get("/openapi.json").json()
+    assert "/api/recommendations/new-user" in schema["paths"]
+
+
+def test_known_user_single_and_batch_agree_and_filters_apply(server):
+    api = server.client
+    one = api.get("/api/users/196/recommendations", params={"n": 10}).json()
+    assert one["user_id"] == "196" and len(one["items"]) == 10
+    assert {"item_id", "score", "title", "cold"} == set(one["items"][0])
+    scores = [item["score"] for item in one["items"]]
+    assert scores == sorted(scores, reverse=True)
+    history = api.get("/api/users/196").json()
+    rated = {item["item_id"] for item in history["rated"]}
+    assert len(rated) == len(history["liked"]) > 0 and not rated & {i["item_id"] for i in one["items"]}
+    batch = api.post("/api/recommendations", json={"user_ids": ["186", "196"], "n": 10}).json()
+    assert [r["user_id"] for r in batch["results"]] == ["186", "196"]
+    assert [i["item_id"] for i in batch["results"][1]["items"]] == [i["item_id"] for i in one["items"]]
+    # a candidate list restricts the answer; rated items may come back when asked for
+    candidates = ["1", "50", "100", "181", "258"]
+    chosen = api.post("/api/recommendations", json={"user_ids": ["196"], "n": 3, "items": candidates,
+                                                    "filter_already_liked_items": False}).json()
+    assert {i["item_id"] for i in chosen["results"][0]["items"]} <= set(candidates)
+    blocked = api.post("/api/recommendations", json={"user_ids": ["196"], "n": 10,
+                                                     "filter_items": [one["items"][0]["item_id"]]}).json()
+    assert one["items"][0]["item_id"] not in {i["item_id"] for i in blocked["results"][0]["items"]}
+    # GET takes the contract's name for the filter, and its former name the same way
+    everything = {"n": 50, "filter_already_liked_items": "false"}
+    with_rated = {i["item_id"] for i in api.get("/api/users/196/recommendations", params=everything).json()["items"]}
+    former = api.get("/api/users/196/recommendations", params={"n": 50, "filter_liked": "false"}).json()["items"]
+    assert with_rated & rated and with_rated == {i["item_id"] for i in former}
+
+
+def test_new_user_answers_are_the_python_api_answers(server):
+    """Over HTTP exactly what the library answers for the same saved model (the model's own
+    quality is tested in test_two_stage)."""
+    from hybrid.recommend.two_stage import TwoStageRecommender
+
+    rec = TwoStageRecommender.load(server.model)
+    api = server.client
+    for body in ({"liked_items": ["50", "172"]}, {"text": "horror vampire nightmare"},
+                 {"liked_items": ["1"], "text": "toy animation", "include_cold": False}):
+        answer = api.post("/api/recommendations/new-user", json={**body, "n": 10}).json()
+        ids, scores = rec.recommend_for_new_user(N=10, **body)
+        assert [i["item_id"] for i in answer["items"]] == ids.tolist()
+        assert [i["score"] for i in answer["items"]] == pytest.approx(scores.tolist(), rel=1e-5)
+        assert not set(body.get("liked_items", [])) & set(ids)
+
+
+def test_similar_products_search_and_details(server):
+    api = server.client
+    content = api.get("/api/items/50/similar", params={"by": "content", "n": 5}).json()
+    collaborative = api.get("/api/items/50/similar", params={"by": "collaborative", "n": 5}).json()
+    assert len(content["items"]) == len(collaborative["items"]) == 5
+    assert "50" not in {i["item_id"] for i in content["items"] + collaborative["items"]}
+    batch = api.post("/api/items/similar", json={"item_ids": ["50", "1"], "by": "collaborative", "n": 5}).json()
+    assert batch["results"][0]["items"] == collaborative["items"]
+    found = api.get("/api/search", params={"text": "star wars space", "n": 5}).json()
+    titles = [i["title"] for i in found["items"]]
+    assert "Star Wars" in titles and all("Star" in t for t in titles), titles
+    item = api.get("/api/items/50").json()
+    assert item["title"] == "Star Wars" and item["ratings"] > 100 and item["likes"] <= item["ratings"]
+    assert "sci" in item["text"] and item["cold"] is False
+    both = api.post("/api/items/details", json={"item_ids": ["50", "1"]}).json()
+    assert [i["title"] for i in both["items"]] == ["Star Wars", "Toy Story"]
+
+
+def test_bad_requests_get_4xx_json_naming_the_problem(server):
+    api = server.client
+    assert "new-user" in detail(api.get("/api/users/nobody/recommendations"), 404)
+    assert "nobody" in detail(api.post("/api/recommendations", json={"user_ids": ["196", "nobody"]}), 404)
+    assert "n" in detail(api.get("/api/users/196/recommendations", params={"n": 0}), 422)
+    assert "n" in detail(api.get("/api/users/196/recommendations", params={"n": 51}), 422)
+    assert "n" in detail(api.get("/api/users/196/recommendations", params={"n": "ten"}), 422)
+    assert "user_ids" in detail(api.post("/api/recommendations", json={"user_ids": [str(u) for u in range(21)]}), 422)
+    assert "user_ids" in detail(api.post("/api/recommendations", json={"user_ids": []}), 422)
+    assert "bogus" in detail(api.post("/api/recommendations", json={"user_ids": ["196"], "bogus": 1}), 422)
+    assert "body" in detail(api.post("/api/recommendations", content=b"{not json",
+                                     headers={"content-type": "application/json"}), 422)
+    assert "nope" in detail(api.get("/api/items/nope"), 404)
+    assert "nope" in detail(api.get("/api/items/nope/similar"), 404)
+    assert "nope" in detail(api.post("/api/recommendations/new-user", json={"liked_items": ["nope"]}), 404)
+    assert "liked_items" in detail(api.post("/api/recommendations/new-user", json={}), 422)
+    assert "by" in detail(api.get("/api/items/50/similar", params={"by": "magic"}), 422)
+    assert "words" in detail(api.get("/api/search", params={"text": "   "}), 422)
+    assert "no known word" in detail(api.get("/api/search", params={"text": "xyzzy qwrtp"}), 422)
+    assert "text" in detail(api.get("/api/search"), 422)
+    assert "text" in detail(api.get("/api/search", params={"text": "a" * 10_001}), 422)
+    assert "bytes" in detail(api.post("/api/recommendations/new-user", content=b"{" + b" " * (5 << 20) + b"}",
+                                      headers={"content-type": "application/json"}), 413)
+    # no request names a file: ids that look like paths are ids, unknown ones
+    assert detail(api.get("/api/items/..%2F..%2Fetc%2Fpasswd"), 404)
+    assert "unknown" in detail(api.post("/api/items/details", json={"item_ids": ["../../etc/passwd"]}), 404)
+    assert api.get("/api/health").status_code == 200  # still serving
+
+
+def test_added_items_are_recommendable_at_once(server):
+    api = server.client
+    new = {"items": [{"item_id": "web-1", "title": "Vampire Nights", "description": "a horror film of vampires "
+                      "and a haunted castle at night"},
+                     {"item_id": "web-2", "text": "documentary about tax law"}]}
+    added = api.post("/api/items", json=new).json()
+    assert added["added"] == 2 and added["items"] == 1684
+    item = api.get("/api/items/web-1").json()
+    assert item["cold"] and item["ratings"] == 0 and "vampires" in item["text"]
+    found = api.get("/api/search", params={"text": "vampires haunted castle", "n": 10}).json()
+    assert "web-1" in {i["item_id"] for i in found["items"]}
+    chosen = api.post("/api/recommendations", json={"user_ids": ["196"], "n": 2, "items": ["web-1", "web-2"]}).json()
+    assert {i["item_id"] for i in chosen["results"][0]["items"]} == {"web-1", "web-2"}
+    assert all(i["cold"] for i in chosen["results"][0]["items"])
+    assert "already known" in detail(api.post("/api/items", json={"items": [{"item_id": "web-1", "text": "x"}]}), 422)
+    assert "no usable text" in detail(api.post("/api/items", json={"items": [{"item_id": "web-3"}]}), 422)
+    assert "items" in detail(api.post("/api/items", json={"items": []}), 422)
+
+
+def test_reload_swaps_the_model_and_a_failed_reload_keeps_the_old_one(served_model, tmp_path):
+    model = tmp_path / "recommender"
+    shutil.copytree(served_model, model)
+    server = Server(model)
+    try:
+        api = server.client
+        before = api.get("/api/users/196/recommendations").json()
+        api.post("/api/items", json={"items": [{"item_id": "gone", "text": "space war"}]})
+        reloaded = api.post("/api/admin/reload").json()
+        assert reloaded["generation"] == 2
+        # the reloaded model is the saved directory: live additions are not in it
+        assert api.get("/api/items/gone").status_code == 404
+        assert api.get("/api/users/196/recommendations").json() == before
+        manifest = model / "manifest.json"
+        saved = manifest.read_text()
+        manifest.write_text("{ broken")
+        failed = detail(api.post("/api/admin/reload"), 503)
+        assert "still serving generation 2" in failed
+        assert api.get("/api/users/196/recommendations").json() == before
+        assert "not a saved two-stage" in api.get("/api/model").json()["last_reload_error"]
+        manifest.write_text(saved)
+        os.kill(server.process.pid, signal.SIGHUP)
+        deadline = time.time() + 60
+        while api.get("/api/health").json()["generation"] != 3 and time.time() < deadline:
+            time.sleep(0.2)
+        assert api.get("/api/health").json()["generation"] == 3
+    finally:
+        log = server.stop()
+    assert "Traceback" not in log, log
+
+
+def test_a_reload_under_load_fails_no_request_and_a_dead_process_is_replaced(served_model, tmp_path):
+    """The new model loads in a new process; the old one answers until the handover and closes
+    its connections after their next answer: a client busy on several connections sees no error."""
+    import threading
+
+    model = tmp_path / "recommender"
+    shutil.copytree(served_model, model)
+    server = Server(model)
+    statuses, generations, stop = [], set(), threading.Event()
+
+    def client():
+        with httpx.Client(base_url=server.url, timeout=30) as api:
+            while not stop.is_set():
+                try:
+                    response = api.get("/api/users/196/recommendations", params={"n": 5})
+                    statuses.append(response.status_code)
+                    generations.add(api.get("/api/health").json()["generation"])
+                except httpx.HTTPError as exc:
+                    statuses.append(type(exc).__name__)
+
+    try:
+        first = server.client.get("/api/model").json()
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1)
+        assert server.client.post("/api/admin/reload").json()["generation"] == 2
+        time.sleep(2)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        assert len(statuses) > 20 and set(statuses) == {200}, {s for s in statuses if s != 200}
+        assert generations == {1, 2}
+        with httpx.Client(base_url=server.url, timeout=30) as fresh:
+            second = fresh.get("/api/model").json()
+            assert second["generation"] == 2 and second["pid"] != first["pid"]
+            os.kill(second["pid"], signal.SIGKILL)  # a crash: a new process takes over
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                try:
+                    if fresh.get("/api/health").json()["generation"] == 3:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            third = fresh.get("/api/model").json()
+            assert third["generation"] == 3 and third["pid"] not in (first["pid"], second["pid"])
+    finally:
+        stop.set()
+        log = server.stop()
+    assert server.process.returncode == 0, log
+    assert "Traceback" not in log, log
+    assert "exited with code -9; starting a new one" in log
+
+
+def test_serve_reports_a_model_that_cannot_load(served_model, tmp_path):
+    import subprocess
+    import sys
+
+    model = tmp_path / "recommender"
+    shutil.copytree(served_model, model)
+    (model / "manifest.json").write_text("{ broken")
+    from conftest import free_port
+
+    done = subprocess.run([sys.executable, "-m", "hybrid", "serve", "--model", str(model), "--port", str(free_port())],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "not a saved two-stage" in done.stderr, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_an_unexpected_failure_is_a_500_without_a_traceback(served_model):
+    from fastapi.testclient import TestClient
+
+    from hybrid.serving.app import create_app
+    from hybrid.serving.slot import ModelSlot
+
+    slot = ModelSlot(served_model)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire at /secret/path")
+
+    slot.current.rec.recommend = broken
+    client = TestClient(create_app(slot), raise_server_exceptions=False)
+    response = client.get("/api/users/196/recommendations")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error (RuntimeError); see the server log"}
+    assert client.get("/api/health").status_code == 200
+
+
+def test_serve_refuses_a_directory_without_a_model(tmp_path, served_model, capsys):
+    from hybrid.cli import main
+
+    assert main(["serve", "--model", str(tmp_path)]) == 2
+    assert "no saved recommender" in capsys.readouterr().err
+    assert main(["serve", "--model", str(served_model), "--port", "0"]) == 2
+    assert "--port" in capsys.readouterr().err
+
+
+def test_the_page_is_served(server):
+    page = server.client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert 'id="search-text"' in page.text and 'fetch("/api" + path' in page.text
+
+
+def test_the_command_line_answers_from_the_two_stage_model(served_model, capsys):
+    from hybrid.cli import main
+    from hybrid.recommend.two_stage import TwoStageRecommender
+
+    model = ["--model-dir", str(served_model)]
+    rec = TwoStageRecommender.load(served_model)
+    assert main(["recommend", "--user", "196", "--n", "5", "--json", *model]) == 0
+    top = json.loads(capsys.readouterr().out)
+    assert [t["item_id"] for t in top] == rec.recommend("196", N=5)[0].tolist()
+    assert main(["recommend", "--liked", "50,172", "--text", "space", "--json", "--no-cold", *model]) == 0
+    picks = json.loads(capsys.readouterr().out)
+    assert len(picks) == 10 and not {"50", "172"} & {p["item_id"] for p in picks}
+    assert main(["similar", "--item", "50", "--by", "collaborative", "--n", "3", "--json", *model]) == 0
+    similar = json.loads(capsys.readouterr().out)
+    assert [s["item_id"] for s in similar] == rec.similar_items("50", N=3, by="collaborative")[0].tolist()
+    assert main(["similar", "--text", "haunted house", "--json", *model]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 10
+    assert main(["recommend", "--user", "nobody", *model]) == 2
+    assert "--liked" in capsys.readouterr().err
+    assert main(["recommend", "--user", "196", "--n", "0", *model]) == 2
