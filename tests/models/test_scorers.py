@@ -73,7 +73,12 @@ def data():
     return data, *random_split(len(data.rating), 0.2, seed=0)
 
 
-@pytest.mark.parametrize("name", sorted(SCORERS))
+#: fitted by Spark, or with the blend chosen on several validation fits: a minute each
+SLOW_SCORERS = {"als", "als-implicit", "two-stage"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_SCORERS else name
+                                  for name in sorted(SCORERS)])
 def test_every_scorer_keeps_the_protocol(name, data):
     data, train, test = data
     scorer = SCORERS[name](data, train)
