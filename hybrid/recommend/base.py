@@ -1,8 +1,8 @@
 """The contract every id-level recommender implements, in implicit's vocabulary.
 
 Ids are the catalogue's own (strings); answers are ``(ids, scores)``: 1-D arrays for one query,
-2-D (queries x N) for a list of them, padded with ``None`` ids and NaN scores where fewer than
-``N`` products qualify. ``frame(ids, scores)`` turns an answer into a DataFrame. The classes
+2-D for a list of them, as wide as the longest answer (at most ``N``), shorter answers padded with
+``None`` ids and NaN scores; where nothing qualifies the arrays are empty. ``frame(ids, scores)`` turns an answer into a DataFrame. The classes
 document each method once, here; ``help()`` shows these texts on every implementation.
 """
 
@@ -71,8 +71,8 @@ class Recommender:
 
         Returns
         -------
-        (ids, scores) : object and float arrays, 1-D for one user, users x N for a batch; padded
-            with None and NaN where fewer than ``N`` products qualify.
+        (ids, scores) : object and float arrays, 1-D for one user, 2-D for a batch (users x at
+            most ``N``); shorter answers padded with None and NaN.
 
         Raises
         ------
