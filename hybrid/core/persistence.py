@@ -26,13 +26,24 @@ def write_manifest(directory: str | os.PathLike, kind: str, version: int, meta: 
     return directory
 
 
-def read_manifest(directory: str | os.PathLike, kind: str, version: int) -> dict:
-    """The manifest of a saved ``kind`` of the given format version, or ``InputFormatError``."""
+def load_manifest(directory: str | os.PathLike, what: str = "recommender") -> dict:
+    """The manifest in ``directory``, whatever its kind; ``InputFormatError`` naming ``what`` was
+    expected when there is none or it is not a JSON object."""
     path = Path(directory) / MANIFEST
     try:
         meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputFormatError(f"{directory}: not a saved {what} (no {MANIFEST})") from None
     except (OSError, ValueError) as exc:
-        raise InputFormatError(f"{directory}: not a saved {kind} ({exc})") from None
+        raise InputFormatError(f"{directory}: not a saved {what} ({exc})") from None
+    if not isinstance(meta, dict):
+        raise InputFormatError(f"{directory}: not a saved {what} ({MANIFEST} is not a JSON object)")
+    return meta
+
+
+def read_manifest(directory: str | os.PathLike, kind: str, version: int) -> dict:
+    """The manifest of a saved ``kind`` of the given format version, or ``InputFormatError``."""
+    meta = load_manifest(directory, kind)
     if meta.get("kind") != kind:
         raise InputFormatError(f"{directory}: holds a {meta.get('kind')!r}, not a {kind!r}")
     if meta.get("format_version") != version:

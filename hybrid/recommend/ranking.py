@@ -38,14 +38,17 @@ def rank(parts: ScoringParts, blend: Blend, user_vectors, histories, excluded: l
     for b, gone in enumerate(excluded):
         if len(gone):
             valid[b] &= ~np.isin(rows[b], gone)
-    scores = blend.score(parts.pair_scores(user_vectors, histories, network_users, rows, profiles), rows,
-                         parts.network_items)
-    return top_k(scores, rows, valid, n)
+    return top_k(_blended(parts, blend, user_vectors, histories, network_users, rows, profiles), rows, valid, n)
 
 
 def pair_scores(parts: ScoringParts, blend: Blend, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """users x candidates blended scores, every pair scored (a pointwise score)."""
+    """users x candidates blended scores of known users, every pair scored (a pointwise score)."""
     rows = np.broadcast_to(candidates, (len(users), len(candidates)))
-    features = parts.pair_scores(parts.scorer.user_matrix[users], parts.likes[users], users, rows,
-                                 parts.profiles(parts.likes[users]))
-    return blend.score(features, rows, parts.network_items)
+    likes = parts.likes[users]
+    return _blended(parts, blend, parts.scorer.user_matrix[users], likes, users, rows, parts.profiles(likes))
+
+
+def _blended(parts: ScoringParts, blend: Blend, user_vectors, histories, network_users, rows, profiles):
+    """The blended score of every given (request, product row) pair."""
+    return blend.score(parts.pair_scores(user_vectors, histories, network_users, rows, profiles), rows,
+                       parts.network_items)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 from hybrid.core.errors import InputFormatError
-from hybrid.core.persistence import MANIFEST
+from hybrid.core.persistence import load_manifest
 
 
 def _readers() -> dict:
@@ -39,13 +37,7 @@ def load(path: str | os.PathLike):
         ...
         hybrid.core.errors.InputFormatError: ...: not a saved recommender (no manifest.json)
     """
-    manifest = Path(path) / MANIFEST
-    try:
-        kind = json.loads(manifest.read_text()).get("kind")
-    except FileNotFoundError:
-        raise InputFormatError(f"{path}: not a saved recommender (no {MANIFEST})") from None
-    except (OSError, ValueError, AttributeError) as exc:
-        raise InputFormatError(f"{manifest}: not a readable manifest ({exc})") from None
+    kind = load_manifest(path).get("kind")
     readers = _readers()
     if kind not in readers:
         raise InputFormatError(f"{path}: a saved {kind!r}, which no recommender reads; "
