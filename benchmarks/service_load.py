@@ -17,6 +17,11 @@ a slow server shows up as latency, not as a lower rate). The mix, by share of re
     10% similar products, collaborative           GET  /api/items/{id}/similar?by=collaborative
     10% products matching free text               GET  /api/search
 
+With ``--heavy``, one more client sends the largest batch the service takes (``max_answers / max_n``
+users, n = ``max_n``) again as soon as each is answered; its batches are reported apart
+("heavy batch", results ``service_load_heavy.*``), and the figures of the mix are those of the
+other clients, whom the heavy one must not hold up.
+
 Half-way through, ``POST /api/admin/reload`` loads the model again in a new server process, which
 takes over the socket once loaded. Printed and written to benchmarks/results/service_load.{json,md}
 (service_load_no_reload.* with ``--no-reload``), each of ``--repeat`` runs and their medians: per
@@ -34,6 +39,7 @@ import asyncio
 import json
 import os
 import platform
+import secrets
 import socket
 import subprocess
 import sys
@@ -54,12 +60,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: the admin token of the service this benchmark starts (its reload needs one)
+ADMIN_TOKEN = secrets.token_urlsafe()
+
+
 def start_server(model: str, port: int) -> subprocess.Popen:
     import httpx
 
     process = subprocess.Popen([sys.executable, "-m", "hybrid", "serve", "--model", model, "--port", str(port),
                                 "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+                               text=True, env={**os.environ, "HYBRID_ADMIN_TOKEN": ADMIN_TOKEN})
     deadline = time.time() + 600
     while time.time() < deadline:
         if process.poll() is not None:
@@ -108,7 +118,18 @@ def request_plan(model: str, n: int, seed: int) -> list[tuple[str, str, str, dic
     return plan
 
 
-async def drive(url: str, plan: list, rate: float, reload_at: float | None) -> dict:
+def heavy_request(model: str, limits: dict, seed: int) -> tuple[str, str, str, dict]:
+    """The largest batch the service's limits allow: ``max_answers / max_n`` known users, n = ``max_n``."""
+    from hybrid.data.ids import IdMap
+
+    users = IdMap.load(Path(model) / "users.parquet", "user")
+    n = limits["max_n"]
+    count = max(1, min(limits["max_batch"], limits.get("max_answers", limits["max_batch"] * n) // n, len(users)))
+    chosen = np.random.default_rng(seed).choice(len(users), count, replace=False)
+    return ("heavy batch", "POST", "/api/recommendations", {"user_ids": [str(u) for u in users.ids(chosen)], "n": n})
+
+
+async def drive(url: str, plan: list, rate: float, reload_at: float | None, heavy: tuple | None = None) -> dict:
     import httpx
 
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
@@ -136,19 +157,28 @@ async def drive(url: str, plan: list, rate: float, reload_at: float | None) -> d
             await asyncio.sleep(reload_at)
             before = (await client.get("/api/health")).json()["generation"]
             started = time.perf_counter()
-            response = await client.post("/api/admin/reload", timeout=600)
+            response = await client.post("/api/admin/reload", timeout=600,
+                                         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
             reload.update(status=response.status_code, seconds=round(time.perf_counter() - started, 2),
                           window=[round(started - start, 2), round(time.perf_counter() - start, 2)],
                           generation_before=before, generation_after=await fresh_generation())
 
+        sending = True
+
+        async def heavy_client():  # closed loop: the next batch as soon as the last is answered
+            while sending:
+                await one(*heavy)
+
         start = time.perf_counter()
         tasks = [asyncio.create_task(reload_midway())] if reload_at is not None else []
+        heavy_task = asyncio.create_task(heavy_client()) if heavy else None
         for k, request in enumerate(plan):
             delay = start + k / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(*request)))
-        await asyncio.gather(*tasks)
+        sending = False
+        await asyncio.gather(*tasks, *([heavy_task] if heavy_task else []))
         elapsed = time.perf_counter() - start
     return {"results": results, "reload": reload, "elapsed": elapsed, "failures": failures}
 
@@ -169,12 +199,16 @@ def summarise(results: list, elapsed: float, rate: float, reload: dict, failures
                 "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
                 "max_ms": round(float(ms.max()), 2)}
 
+    heavy = [r for r in results if r[0] == "heavy batch"]
+    results = [r for r in results if r[0] != "heavy batch"]
     kinds = np.array([r[0] for r in results])
     ms = np.array([r[1] for r in results])
     statuses = np.array([r[2] for r in results])
     sent = np.array([r[3] for r in results])
     out = {"overall": figures(ms, statuses), "target_rate": rate,
            "achieved_rate": round(len(results) / elapsed, 1), "reload": reload, "failures": failures}
+    if heavy:
+        out["heavy batch"] = figures(np.array([r[1] for r in heavy]), np.array([r[2] for r in heavy]))
     if reload.get("window"):  # sent while the new model loaded, or in the 10 s after the handover
         during = (sent >= reload["window"][0]) & (sent <= reload["window"][1] + 10)
         if during.any():
@@ -196,6 +230,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-reload", dest="reload", action="store_false", help="no model reload during the run")
     parser.add_argument("--repeat", type=int, default=1, help="runs per model (each with its own request "
                         "plan seed); the table gives each run and the medians")
+    parser.add_argument("--heavy", action="store_true", help="one more client sending the largest batches "
+                        "the service takes, back to back")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.seconds <= 0 or args.repeat < 1:
@@ -211,8 +247,9 @@ def main(argv=None) -> int:
         server = start_server(model, port)
         try:
             info = json.loads(__import__("httpx").get(f"http://127.0.0.1:{port}/api/model").text)
+            heavy = heavy_request(model, info["limits"], args.seed + repeat) if args.heavy else None
             driven = run_loop(drive(f"http://127.0.0.1:{port}", plan, args.rate,
-                                    args.seconds / 2 if args.reload else None))
+                                    args.seconds / 2 if args.reload else None, heavy))
         finally:
             server.terminate()
             log = server.communicate(timeout=60)[0]
@@ -225,7 +262,9 @@ def main(argv=None) -> int:
              f"Machine: {platform.machine()}, {os.cpu_count()} cores, client and server on the same machine; "
              f"{args.rate:g} requests/s open loop for {args.seconds:g} s, mixed calls "
              f"({', '.join(f'{k} {s:.0%}' for k, s in MIX)}); "
-             + ("the model reloaded half-way through." if args.reload else "no reload."), ""]
+             + ("the model reloaded half-way through." if args.reload else "no reload.")
+             + (" One more client sent the largest batch the service takes, back to back (`heavy batch`); "
+                "the other figures are those of the mix." if args.heavy else ""), ""]
     lines += ["| model | products | runs | errors | p50 ms (median of runs) | p99 ms (median) | p99 ms (worst run) "
               "| p99 ms during reload (median) |", "|---|---|---|---|---|---|---|---|"]
     for model in models:
@@ -246,14 +285,14 @@ def main(argv=None) -> int:
                   + f"; server tracebacks {run['server_tracebacks']}"
                   + (f"; failures {run['failures']}" if run["failures"] else "") + ".", "",
                   "| call | requests | errors | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
-        for kind in ["overall", "during reload"] + [k for k, _ in MIX]:
+        for kind in ["overall", "during reload", "heavy batch"] + [k for k, _ in MIX]:
             if kind in run:
                 f = run[kind]
                 lines.append(f"| {kind} | {f['requests']} | {f['errors']} | {f['p50_ms']} | {f['p99_ms']} | {f['max_ms']} |")
         lines.append("")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = "service_load" if args.reload else "service_load_no_reload"
+    name = ("service_load" if args.reload else "service_load_no_reload") + ("_heavy" if args.heavy else "")
     (out / f"{name}.json").write_text(json.dumps({"args": vars(args), "runs": runs}, indent=2))
     (out / f"{name}.md").write_text("\n".join(lines))
     print("\n".join(lines))

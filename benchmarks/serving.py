@@ -44,7 +44,7 @@ from hybrid.recommend.two_stage import TwoStageRecommender
 from hybrid.content.vectors import TextEncoder
 work, epochs, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 data = load_dataset(work + '/dataset')
-encoder = TextEncoder.load(work + '/vectors/text_encoder.joblib')
+encoder = TextEncoder.load(work + '/vectors/text_encoder.npz')
 table = pq.read_table(work + '/text/item_text.parquet', columns=['item_id', 'text']).to_pydict()
 by_id = dict(zip(table['item_id'], table['text']))
 texts = [by_id.get(i, '') for i in data.items.values]

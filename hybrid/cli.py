@@ -45,6 +45,8 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--ratings-columns", metavar="SPEC",
                       help="columns of a delimited ratings file with a header, e.g. "
                            "user=reviewerID,item=asin,rating=overall,timestamp=unixReviewTime")
+    data.add_argument("--max-line-mb", type=float, default=64.0, metavar="MB",
+                      help="a longer input line is quarantined without being read whole (default 64)")
     data.add_argument("--source", default="recbole",
                       help="where MovieLens-100k comes from: recbole (PyPI wheel, default), "
                            "grouplens, auto, or zip:PATH to a local ml-100k.zip")
@@ -154,7 +156,7 @@ def _config(args):
     return PipelineConfig(
         out=args.out, ratings=args.ratings, meta=args.meta,
         ratings_formats=args.ratings_format, meta_formats=args.meta_format, source=args.source,
-        ratings_columns=args.ratings_columns, deterministic=args.deterministic,
+        ratings_columns=args.ratings_columns, deterministic=args.deterministic, max_line_mb=args.max_line_mb,
         vectors_sample=args.vectors_sample,
         rating_range=tuple(args.rating_range) if args.rating_range else None,
         text_fields=tuple(f.strip() for f in args.text_fields.split(",")) if args.text_fields else None,
@@ -281,17 +283,40 @@ def cmd_serve(args) -> int:
 
     from hybrid.core.config import check_count
     from hybrid.serving.handover import serve
-    from hybrid.serving.slot import ServiceLimits
+    from hybrid.serving.slot import ServiceLimits, allowed_hosts
 
     if not (Path(args.model) / "manifest.json").is_file():
         raise ArgumentError(f"{args.model} holds no saved recommender: run `hybrid run` first (it writes "
                             "artifacts/recommender), or give --model DIR")
     if not 0 < args.port < 65536:
         raise ArgumentError(f"--port must be 1 to 65535, got {args.port}")
-    serve(args.model, args.host, args.port, ServiceLimits(max_n=check_count(args.max_n, "--max-n"),
-                                                          max_batch=check_count(args.max_batch, "--max-batch", "ids")),
-          log_level=args.log_level, threads=check_count(args.threads, "--threads", "threads"))
+    limits = ServiceLimits(max_n=check_count(args.max_n, "--max-n"),
+                           max_batch=check_count(args.max_batch, "--max-batch", "ids"),
+                           max_answers=check_count(args.max_answers, "--max-answers", "answers"),
+                           admin_token=_admin_token(args.admin_token_file),
+                           allowed_hosts=allowed_hosts(args.host, args.allowed_host))
+    serve(args.model, args.host, args.port, limits, log_level=args.log_level,
+          threads=check_count(args.threads, "--threads", "threads"))
     return 0
+
+
+def _admin_token(path: str | None) -> str | None:
+    """The admin token: the first line of ``path``, else ``HYBRID_ADMIN_TOKEN``, else None (the
+    state-changing endpoints are off). A token under 16 characters is refused."""
+    import os
+
+    if path is not None:
+        try:
+            token = open(path, encoding="utf-8").readline().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ArgumentError(f"--admin-token-file {path}: cannot read it ({exc})") from None
+        where = f"--admin-token-file {path}"
+    else:
+        token, where = os.environ.get("HYBRID_ADMIN_TOKEN", "").strip() or None, "HYBRID_ADMIN_TOKEN"
+    if token is not None and len(token) < 16:
+        raise ArgumentError(f"{where}: the admin token must be at least 16 characters "
+                            "(python -c 'import secrets; print(secrets.token_urlsafe())')")
+    return token
 
 
 def cmd_status(args) -> int:
@@ -315,6 +340,25 @@ def main(argv: list[str] | None = None) -> int:
     except HybridError as exc:
         print(f"hybrid: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the system refused: a read-only or full disk, a path under a file...
+        print(f"hybrid: error: {os_error(exc)}", file=sys.stderr)
+        return 1
+
+
+def os_error(exc: OSError) -> str:
+    """One line for an error of the system: the path(s) it names and the system's reason.
+
+    Example:
+        >>> os_error(PermissionError(13, "Permission denied", "/srv/out/state.json"))
+        '/srv/out/state.json: Permission denied'
+    """
+    from hybrid.data.io import shown_path
+
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    paths = shown_path(exc.filename) + (f" -> {shown_path(exc.filename2)}" if exc.filename2 else "")
+    return f"{paths}: {reason}"
 
 
 def _pipeline_commands(sub) -> None:
@@ -368,6 +412,13 @@ def _answer_commands(sub) -> None:
     serve_cmd.add_argument("--port", type=int, default=8000)
     serve_cmd.add_argument("--max-n", type=int, default=100, help="largest N a request may ask for")
     serve_cmd.add_argument("--max-batch", type=int, default=1000, help="most ids in one batch request")
+    serve_cmd.add_argument("--max-answers", type=int, default=20_000,
+                           help="most answers (ids x n) in one batch request (default 20000)")
+    serve_cmd.add_argument("--admin-token-file", metavar="FILE",
+                           help="file whose first line is the token that reloading and adding products "
+                                "need (or set HYBRID_ADMIN_TOKEN); without one those endpoints are off")
+    serve_cmd.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                           help="a Host name to answer besides the bound address and loopback (repeatable)")
     serve_cmd.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve_cmd.add_argument("--threads", type=int, default=1,
                            help="threads per model call (TensorFlow, BLAS, faiss); 1 is fastest for single "

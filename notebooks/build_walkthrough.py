@@ -51,7 +51,7 @@ code("""
 runner = Runner(build(PipelineConfig(out=str(OUT))), OUT, log=print)
 runner.run(until="dataset")
 data = load_dataset(OUT / "dataset")
-encoder = TextEncoder.load(OUT / "vectors" / "text_encoder.joblib")
+encoder = TextEncoder.load(OUT / "vectors" / "text_encoder.npz")
 items = pq.read_table(OUT / "ingest" / "items.parquet").to_pandas()
 print(f"{len(data.users)} users, {len(data.items)} films, {len(data.rating)} ratings, "
       f"text vectors {data.item_vectors.shape}")
@@ -113,7 +113,7 @@ code("""
 from sklearn.decomposition import PCA
 
 weights = rec.model.get_layer("item_embedding").get_weights()[0][: rec.n_model_items]
-trained = rec.item_trained
+trained = rec.catalogue.trained[: rec.n_model_items]
 points = PCA(n_components=2, random_state=0).fit_transform(weights[trained])
 genre_of = items.set_index("item_id")["category"].map(lambda g: g[0] if len(g) else "none")
 genres = genre_of.reindex(data.items.ids(np.flatnonzero(trained))).fillna("none").to_numpy()
@@ -143,8 +143,8 @@ two.frame(*two.recommend(user, N=10))
 """)
 code("""
 # The blend weights chosen on validation, for known users (full) and for films nobody rated (cold)
-weights = pd.DataFrame({case: two.weights[case] for case in ("full", "cold") if case in two.weights}).fillna(0).T
-weights.plot.barh(stacked=True, figsize=(7, 2.5), title=f"blend weights (cold offset {two.cold_offset:+.2f})")
+weights = pd.DataFrame({case: two.weights[case] for case in ("full", "unliked") if case in two.weights}).fillna(0).T
+weights.plot.barh(stacked=True, figsize=(7, 2.5), title=f"blend weights (unliked offset {two.unliked_offset:+.2f})")
 plt.xlabel("weight"); plt.tight_layout(); plt.show()
 """)
 code("""

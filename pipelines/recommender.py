@@ -5,7 +5,7 @@ vectors -> encoded dataset.
     ingest   raw metadata + ratings  -> ingest/items.parquet, ingest/ratings.parquet,
                                         ingest/quarantine.jsonl
     text     items                   -> text/item_text.parquet
-    vectors  item text               -> vectors/item_vectors.parquet, vectors/text_encoder.joblib
+    vectors  item text               -> vectors/item_vectors.parquet, vectors/text_encoder.npz
     dataset  ratings + text + vectors -> dataset/{ratings,users,items}.parquet, item_vectors.npy
     train    encoded dataset         -> model/ (the saved HybridRecommender)
     recommender encoded dataset + text -> recommender/ (the saved TwoStageRecommender that
@@ -26,7 +26,6 @@ from hybrid.data.datasets import fetch_movielens_100k, ml100k_file_names
 from hybrid.data.ingest import ingest
 from hybrid.pipeline.runner import Stage
 from hybrid.pipeline.stages import (
-    MODEL_FILES,
     clean_text_step,
     dataset_step,
     evaluate_step,
@@ -63,6 +62,7 @@ class PipelineConfig:
     min_item_ratings: int = 1
     kcore: bool = False
     partition_mb: float = 128.0
+    max_line_mb: float = 64.0  # a longer input line is quarantined unread
     model: str = "hybrid"
     model_config: dict = field(default_factory=dict)
     train_config: dict = field(default_factory=dict)
@@ -204,7 +204,8 @@ def build(config: PipelineConfig) -> list[Stage]:
                  "quarantine_out": str(ingest_dir / "quarantine.jsonl")},
         params={"meta_formats": config.meta_formats, "ratings_formats": config.ratings_formats,
                 "rating_range": list(config.rating_range) if config.rating_range else None,
-                "partition_mb": config.partition_mb, "ratings_columns": config.ratings_columns},
+                "partition_mb": config.partition_mb, "ratings_columns": config.ratings_columns,
+                "max_line_mb": config.max_line_mb},
         description="raw files -> canonical items and ratings tables", own_process=data_own_process))
     stages.append(Stage(
         "text", steps["text"],
@@ -216,7 +217,7 @@ def build(config: PipelineConfig) -> list[Stage]:
         "vectors", steps["vectors"],
         inputs={"item_text_path": str(item_text)},
         outputs={"item_vectors_path": str(item_vectors),
-                 "encoder_path": str(vec_dir / "text_encoder.joblib")},
+                 "encoder_path": str(vec_dir / "text_encoder.npz")},
         params={"method": config.vector_method, "pretrained": config.pretrained,
                 "dim": config.dim, "epochs": config.epochs, "min_count": config.min_count,
                 "seed": config.seed, "deterministic": config.deterministic,
@@ -238,13 +239,9 @@ def build(config: PipelineConfig) -> list[Stage]:
                       "dataset_users": str(data_dir / "users.parquet"),
                       "dataset_items": str(data_dir / "items.parquet"),
                       "dataset_vectors": str(data_dir / "item_vectors.npy"),
-                      "encoder_path": str(vec_dir / "text_encoder.joblib")}
-    model_dir = out / "model"
-    model_outputs = ("model_keras", "model_json", "model_users", "model_items", "model_vectors",
-                     "model_train_items", "model_encoder", "model_curve")
+                      "encoder_path": str(vec_dir / "text_encoder.npz")}
     stages.append(Stage(
-        "train", train_step, inputs=dataset_inputs,
-        outputs={key: str(model_dir / name) for key, name in zip(model_outputs, MODEL_FILES)},
+        "train", train_step, inputs=dataset_inputs, outputs={"model_dir": str(out / "model")},
         params={"model": config.model, "model_config": config.model_config,
                 "train_config": config.train_config, "seed": config.seed},
         description="the recommender trained on all ratings", own_process=True))
@@ -302,4 +299,4 @@ def prepare(out: str | Path, log=None, **settings) -> Prepared:
     Runner(build(PipelineConfig(out=str(out), **settings)), out, log=log or (lambda line: None)).run(until="dataset")
     data = load_dataset(out / "dataset")
     texts = [text or "" for text in catalogue_texts(data, out / "text" / "item_text.parquet").to_pylist()]
-    return Prepared(data, TextEncoder.load(out / "vectors" / "text_encoder.joblib"), texts, out)
+    return Prepared(data, TextEncoder.load(out / "vectors" / "text_encoder.npz"), texts, out)

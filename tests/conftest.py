@@ -95,14 +95,21 @@ def free_port() -> int:
 
 
 class Server:
-    """``hybrid serve`` in its own process on a free loopback port, with an httpx client."""
+    """``hybrid serve`` in its own process on a free loopback port, with an httpx client; its
+    admin token is in ``HYBRID_ADMIN_TOKEN`` and ``admin`` holds the header that sends it."""
 
     def __init__(self, model_dir, *extra):
+        import os
+        import secrets
+
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        token = secrets.token_urlsafe()
+        self.admin = {"Authorization": f"Bearer {token}"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "hybrid", "serve", "--model", str(model_dir), "--port", str(self.port),
-             "--log-level", "warning", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             "--log-level", "warning", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "HYBRID_ADMIN_TOKEN": token})
         import httpx
 
         self.client = httpx.Client(base_url=self.url, timeout=30)

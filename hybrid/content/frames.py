@@ -41,12 +41,18 @@ def _present(value) -> bool:
 
 def frame_ids(ratings: pd.DataFrame, items: pd.DataFrame | None) -> tuple[IdMap, IdMap]:
     """User and item id maps of ratings and items DataFrames: items in the order of ``items``,
-    then the rated items it lacks (sorted); users sorted."""
+    then the rated items it lacks (sorted); users sorted. An item id on two rows of ``items`` is
+    an ``ArgumentError``: which row's text would be the product's is the caller's choice."""
     require_columns(ratings, ["user_id", "item_id", "rating"], "ratings")
     if len(ratings) == 0:
         raise ArgumentError("ratings is empty")
     if items is not None:
         require_columns(items, ["item_id"], "items")
+        repeated = pd.Index(items["item_id"].astype(str))
+        repeated = repeated[repeated.duplicated()].unique()
+        if len(repeated):
+            raise ArgumentError(f"items has {len(repeated)} item_id(s) on more than one row "
+                                f"(first: {repeated[0]!r}); give each product one row")
     catalogue_ids = list(dict.fromkeys(
         ([str(i) for i in items["item_id"]] if items is not None else [])
         + sorted(set(map(str, ratings["item_id"])))))

@@ -187,24 +187,27 @@ class TermWeights:
         return np.bincount(entry, products, minlength=rows.size).astype(np.float32).reshape(rows.shape)
 
     def save(self, directory: str | os.PathLike) -> None:
-        import joblib
+        """``terms.npz`` (the vocabulary, no pickle) and the rows (``save_csr``) in ``directory``."""
+        from hybrid.core.persistence import save_bundle, save_csr
 
-        from hybrid.core.persistence import save_csr
-
-        joblib.dump({"terms": self.terms, "idf": self.idf, "rare_idf": self.rare_idf, "max_terms": self.max_terms},
-                    os.path.join(directory, "terms.joblib"))
+        save_bundle(os.path.join(directory, "terms.npz"), {"rare_idf": self.rare_idf, "max_terms": self.max_terms},
+                    {"terms": self.terms}, idf=self.idf)
         save_csr(directory, "terms", self.rows)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "TermWeights":
-        import joblib
+        """Terms ``save`` wrote; the rows memory-mapped. Loading runs no code from the files."""
+        from hybrid.core.errors import InputFormatError
+        from hybrid.core.persistence import load_bundle, load_csr
 
-        from hybrid.core.persistence import load_csr
-
-        stored = joblib.load(os.path.join(directory, "terms.joblib"))
-        rows = load_csr(directory, "terms")
-        return cls(stored["terms"], stored["idf"], stored["rare_idf"], rows, stored["max_terms"])
+        path = os.path.join(directory, "terms.npz")
+        meta, strings, arrays = load_bundle(path)
+        try:
+            return cls(strings["terms"], arrays["idf"], meta["rare_idf"], load_csr(directory, "terms"),
+                       meta["max_terms"])
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            raise InputFormatError(f"{path}: not saved terms ({exc})") from None
 
     @staticmethod
     def saved_in(directory: str | os.PathLike) -> bool:
-        return os.path.isfile(os.path.join(directory, "terms.joblib"))
+        return os.path.isfile(os.path.join(directory, "terms.npz"))

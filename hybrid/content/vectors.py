@@ -5,7 +5,7 @@ Methods:
     ``word2vec``        mean of the product's word vectors (vocabulary built on the corpus,
                         initialised from pretrained vectors where the word exists, then trained)
     ``word2vec-tfidf``  the same words, mean weighted by TF-IDF
-    ``tfidf``           TF-IDF of the tokens reduced with TruncatedSVD
+    ``tfidf``           TF-IDF of the tokens (L2-normalised) reduced with TruncatedSVD
 Products with no known token get the zero vector and ``known=False``.
 """
 
@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import joblib
 import numpy as np
 import scipy.sparse as sp
 
 from hybrid.core.errors import InputFormatError
+from hybrid.core.persistence import load_bundle, save_bundle
 from hybrid.core.progress import Progress
 from hybrid.data.io import open_binary
 from hybrid.data.text import stop_words, tokenize
@@ -168,7 +168,7 @@ class TextEncoder:
     """Turns cleaned token strings (or raw free text) into fixed-size product vectors.
 
     Example:
-        >>> encoder = TextEncoder.load("artifacts/text_encoder.joblib")  # doctest: +SKIP
+        >>> encoder = TextEncoder.load("artifacts/vectors/text_encoder.npz")  # doctest: +SKIP
         >>> vectors, known = encoder.transform(["wireless mouse", "usb cable"])  # doctest: +SKIP
         >>> encoder.encode("A quiet <b>wireless</b> mouse").shape  # doctest: +SKIP
         (50,)
@@ -178,8 +178,8 @@ class TextEncoder:
     dim: int
     words: list[str] = field(default_factory=list)
     vectors: np.ndarray | None = None  # word vectors for the averaging methods
-    idf: np.ndarray | None = None  # per-word weights for word2vec-tfidf
-    reducer: object = None  # fitted (TfidfVectorizer, TruncatedSVD) for tfidf
+    idf: np.ndarray | None = None  # per-word weights (word2vec-tfidf and tfidf)
+    components: np.ndarray | None = None  # tfidf: the SVD's components, dim x words
     info: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -200,17 +200,14 @@ class TextEncoder:
 
     def transform(self, texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """Vectors (n x dim float32) and a mask of the texts that had at least one known token."""
-        texts = list(texts)
-        if self.method == "tfidf":
-            vectorizer, svd = self.reducer
-            tfidf = vectorizer.transform(texts)
-            known = np.asarray(tfidf.getnnz(axis=1) > 0)
-            out = svd.transform(tfidf).astype(np.float32) if len(texts) else np.zeros((0, self.dim), np.float32)
-            out[~known] = 0.0
-            return out, known
         weights = self.counts(texts)
         if self.idf is not None:
             weights = weights.multiply(self.idf[None, :]).tocsr()
+        if self.method == "tfidf":
+            norms = np.sqrt(np.asarray(weights.multiply(weights).sum(axis=1), np.float64).ravel())
+            known = norms > 0
+            unit = sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=known)) @ weights
+            return np.asarray(unit @ self.components.T, dtype=np.float32), known
         totals = np.asarray(weights.sum(axis=1)).ravel()
         known = totals > 0
         scale = np.divide(1.0, totals, out=np.zeros_like(totals), where=known)
@@ -222,23 +219,22 @@ class TextEncoder:
         return self.transform([" ".join(tokenize(raw_text))])[0][0]
 
     def save(self, path: str | os.PathLike) -> None:
-        joblib.dump(self, path)
+        """One ``.npz`` of arrays, words and JSON (``hybrid.core.persistence.save_bundle``):
+        loading it runs no code."""
+        arrays = {name: getattr(self, name) for name in ("vectors", "idf", "components")
+                  if getattr(self, name) is not None}
+        info = {key: value for key, value in self.info.items() if not isinstance(value, np.ndarray)}
+        save_bundle(path, {"kind": "text-encoder", "method": self.method, "dim": self.dim, "info": info},
+                    {"words": self.words}, **arrays)
 
     @staticmethod
     def load(path: str | os.PathLike) -> "TextEncoder":
-        encoder = joblib.load(path)
-        if not isinstance(encoder, TextEncoder):
+        """An encoder ``save`` wrote; anything else is an ``InputFormatError`` naming the file."""
+        meta, strings, arrays = load_bundle(path)
+        if meta.get("kind") != "text-encoder" or "words" not in strings:
             raise InputFormatError(f"{path}: not a saved TextEncoder")
-        return encoder
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self.__post_init__()
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state.pop("_index", None)
-        return state
+        return TextEncoder(meta["method"], int(meta["dim"]), strings["words"], arrays.get("vectors"),
+                           arrays.get("idf"), arrays.get("components"), meta.get("info", {}))
 
 
 #: Below this many corpus tokens Word2Vec trains on one thread by default (reproducible).
@@ -373,8 +369,8 @@ def fit_tfidf_encoder(corpus: Callable[[], Iterator[list[str]]], dim: int = 100,
     info = {"method": "tfidf", "vocabulary": len(vectorizer.vocabulary_),
             "explained_variance": round(float(svd.explained_variance_ratio_.sum()), 4),
             "corpus_documents": matrix.shape[0]}
-    words = list(vectorizer.get_feature_names_out())
-    return TextEncoder("tfidf", components, words, None, None, (vectorizer, svd), info)
+    words = [str(word) for word in vectorizer.get_feature_names_out()]
+    return TextEncoder("tfidf", components, words, None, vectorizer.idf_.astype(np.float32), svd.components_, info)
 
 
 # stop_words is re-exported so callers can report which list the text used

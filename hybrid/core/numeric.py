@@ -27,3 +27,20 @@ def top_k(scores: np.ndarray, rows: np.ndarray, valid: np.ndarray, n: int) -> tu
         chosen = np.pad(chosen, ((0, 0), (0, wanted - n)), constant_values=-1)
         best = np.pad(best, ((0, 0), (0, wanted - n)), constant_values=-np.inf)
     return chosen, best
+
+
+def id_rows(index: np.ndarray, learnt: np.ndarray, unknown: int) -> np.ndarray:
+    """Rows of an id-embedding table for entity indices: the entity's own row where
+    ``learnt[index]`` (indices past the end of ``learnt`` were never learnt), else the shared
+    ``unknown`` row, which a model trained with id dropout scores from the entity's text alone.
+
+    Example:
+        >>> id_rows(np.array([0, 1, 2, 5]), np.array([True, False, True]), 3).tolist()
+        [0, 3, 2, 3]
+    """
+    index = np.asarray(index, np.int64)
+    learnt = np.asarray(learnt, bool)
+    inside = index < len(learnt)
+    known = np.zeros(index.shape, bool)
+    known[inside] = learnt[index[inside]]
+    return np.where(known, index, unknown).astype(np.int32)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import time
+import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from hybrid.core.errors import InputFormatError
+from hybrid.core.errors import HybridError, InputFormatError
 
 MANIFEST = "manifest.json"
 
@@ -24,6 +26,19 @@ def write_manifest(directory: str | os.PathLike, kind: str, version: int, meta: 
     (directory / MANIFEST).write_text(json.dumps({"kind": kind, "format_version": version, "saved_at": saved_at, **meta},
                                                  indent=2, default=float))
     return directory
+
+
+@contextmanager
+def reading_folder(directory: str | os.PathLike, what: str = "saved recommender"):
+    """Any failure to read the files of ``directory`` inside this block (a file missing,
+    truncated or not of its format) becomes one ``InputFormatError`` that names the folder."""
+    try:
+        yield
+    except HybridError:
+        raise
+    except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        raise InputFormatError(f"{directory}: a damaged or incomplete {what} "
+                               f"({type(error).__name__}: {error}); save it again") from error
 
 
 def load_manifest(directory: str | os.PathLike, what: str = "recommender") -> dict:
@@ -48,7 +63,8 @@ def read_manifest(directory: str | os.PathLike, kind: str, version: int) -> dict
         raise InputFormatError(f"{directory}: holds a {meta.get('kind')!r}, not a {kind!r}")
     if meta.get("format_version") != version:
         raise InputFormatError(f"{directory}: saved with format {meta.get('format_version')}, "
-                               f"this version reads {version}")
+                               f"this version reads {version}: fit and save it again with this version "
+                               "(`hybrid run --out DIR` refits the pipeline's models where they are stale)")
     return meta
 
 
@@ -114,9 +130,60 @@ def load_csr(directory: str | os.PathLike, name: str, mmap: bool = True) -> sp.c
 
 
 def save_arrays(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    np.savez(path, **arrays)
+    """Numeric arrays in one ``.npz`` (replaced atomically), for ``load_arrays``."""
+    _replace(path, lambda handle: np.savez(handle, **{name: np.asarray(a) for name, a in arrays.items()}))
 
 
 def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as stored:
-        return {name: stored[name] for name in stored.files}
+    """The arrays ``save_arrays`` wrote; never unpickles (an object array is refused), and a
+    missing or damaged file is an ``InputFormatError`` naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {name: stored[name] for name in stored.files}
+    except FileNotFoundError:
+        raise InputFormatError(f"{path}: missing") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputFormatError(f"{path}: not readable as saved arrays ({exc})") from None
+
+
+def save_bundle(path: str | os.PathLike, meta: dict, strings: dict[str, list] | None = None,
+                **arrays: np.ndarray) -> None:
+    """A JSON-able ``meta``, lists of strings (None allowed) and numeric arrays in one ``.npz``,
+    for ``load_bundle``: no pickle, so loading a bundle runs no code whatever the file holds.
+
+    Example:
+        >>> import tempfile; path = Path(tempfile.mkdtemp()) / "b.npz"
+        >>> save_bundle(path, {"dim": 2}, {"words": ["a", "b\u00e9"]}, idf=np.ones(2))
+        >>> meta, strings, arrays = load_bundle(path)
+        >>> meta, strings["words"], arrays["idf"].tolist()
+        ({'dim': 2}, ['a', 'bé'], [1.0, 1.0])
+    """
+    packed = {"meta.json": np.frombuffer(json.dumps(meta, default=float).encode(), np.uint8)}
+    for name, values in (strings or {}).items():
+        encoded = [b"" if v is None else str(v).encode() for v in values]
+        packed[f"strings.{name}.bytes"] = np.frombuffer(b"".join(encoded), np.uint8)
+        packed[f"strings.{name}.ends"] = np.cumsum([len(e) for e in encoded], dtype=np.int64)
+        packed[f"strings.{name}.none"] = np.array([v is None for v in values], bool)
+    save_arrays(path, **packed, **{f"array.{name}": value for name, value in arrays.items()})
+
+
+def load_bundle(path: str | os.PathLike) -> tuple[dict, dict[str, list], dict[str, np.ndarray]]:
+    """``(meta, strings, arrays)`` as ``save_bundle`` wrote them; a file that is not one is an
+    ``InputFormatError`` naming it."""
+    stored = load_arrays(path)
+    try:
+        meta = json.loads(stored["meta.json"].tobytes().decode())
+        strings = {}
+        for key in stored:
+            if key.startswith("strings.") and key.endswith(".bytes"):
+                name = key[len("strings."):-len(".bytes")]
+                blob, ends = stored[key].tobytes(), stored[f"strings.{name}.ends"]
+                starts = np.concatenate([[0], ends[:-1]])
+                strings[name] = [None if none else blob[a:b].decode()
+                                 for a, b, none in zip(starts, ends, stored[f"strings.{name}.none"])]
+    except (KeyError, ValueError) as exc:  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+        raise InputFormatError(f"{path}: not a saved bundle ({exc})") from None
+    if not isinstance(meta, dict):
+        raise InputFormatError(f"{path}: not a saved bundle (its meta is not a JSON object)")
+    arrays = {key[len("array."):]: value for key, value in stored.items() if key.startswith("array.")}
+    return meta, strings, arrays

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import errno
 import math
 import os
 from dataclasses import dataclass
@@ -107,8 +108,19 @@ def parse_rating(value, low: float, high: float) -> float:
     return rating
 
 
+#: Timestamps outside this many seconds either way are refused: they would overflow the int64
+#: column. (Implausible ones inside it, milliseconds given as seconds, are kept and reported.)
+TIMESTAMP_RANGE = (-9e18, 9e18)
+
+
 def parse_timestamp(value, scale: float = 1.0) -> int | None:
-    """Unix seconds from a number of seconds (``scale`` 1) or milliseconds (``scale`` 1000)."""
+    """Unix seconds from a number of seconds (``scale`` 1) or milliseconds (``scale`` 1000), in
+    ``TIMESTAMP_RANGE`` (else ``BadRecord``: that record is quarantined, the file goes on).
+
+    Example:
+        >>> parse_timestamp("1700000000"), parse_timestamp(1.7e12, 1000.0)
+        (1700000000, 1700000000)
+    """
     if value is None or value == "":
         return None
     if type(value) is str:
@@ -118,9 +130,14 @@ def parse_timestamp(value, scale: float = 1.0) -> int | None:
     elif type(value) is bool:
         raise BadRecord(f"timestamp is not a number: {value!r}")
     try:
-        return int(float(value) / scale)
+        seconds = float(value) / scale
     except (TypeError, ValueError, OverflowError):
         raise BadRecord(f"timestamp is not a number: {value!r}") from None
+    if not math.isfinite(seconds):
+        raise BadRecord(f"timestamp is not a number: {value!r}")
+    if not TIMESTAMP_RANGE[0] <= seconds <= TIMESTAMP_RANGE[1]:
+        raise BadRecord(f"timestamp out of range (does not fit 64 bits): {str(value)[:40]!r}")
+    return int(seconds)
 
 
 def parse_date_or_timestamp(value) -> int | None:
@@ -604,6 +621,15 @@ def check_input_file(path: str | os.PathLike) -> None:
     path = Path(path)
     if path.is_dir():
         raise InputFormatError(f"{path}: is a directory; give the data file(s) inside it")
+    if path.is_symlink() and not path.exists():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # (Python 3.11 says a loop so; later versions raise OSError)
+            raise InputFormatError(f"{path}: a symbolic link loop") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise InputFormatError(f"{path}: a symbolic link loop") from None
+            raise InputFormatError(f"{path}: a symbolic link to {os.readlink(path)}, which does not exist") from None
     if not path.exists():
         raise InputFormatError(f"{path}: no such file")
     if not path.is_file():

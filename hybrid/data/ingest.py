@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hybrid.core.errors import InputFormatError
+from hybrid.core.errors import ArgumentError, InputFormatError
 from hybrid.data.formats import (
     PLAUSIBLE_TIMESTAMPS,
     BadRecord,
@@ -34,7 +34,14 @@ from hybrid.data.formats import (
     get_format,
     parse_column_names,
 )
-from hybrid.data.io import ParquetBatchWriter, Quarantine, compressed_damage, is_gzip, iter_line_chunks
+from hybrid.data.io import (
+    MAX_LINE_BYTES,
+    ParquetBatchWriter,
+    Quarantine,
+    compressed_damage,
+    is_gzip,
+    iter_line_chunks,
+)
 from hybrid.data.schema import ITEMS_SCHEMA, RATINGS_SCHEMA
 
 #: How many leading lines of a file may all be rejected before the file is declared to be
@@ -72,6 +79,10 @@ def parse_lines(fmt: Format, ctx: dict, first: int, lines: list[bytes]) -> Parse
             line = raw.decode(encoding).rstrip("\r")
         except UnicodeDecodeError as exc:
             rejects.append((number, f"undecodable bytes ({exc.reason})", raw))
+            seen += 1
+            continue
+        except ValueError as exc:  # an OverlongLine
+            rejects.append((number, str(exc), raw))
             seen += 1
             continue
         if not line or line.isspace():
@@ -167,8 +178,17 @@ def _count(stats: Counter, chunk: ParsedChunk, records: int) -> None:
         stats.update(implausible_timestamps=chunk.implausible_timestamps)
 
 
+def reading_context(fmt: Format, rating_range=None, column_names: dict | None = None,
+                    max_line_mb: float = MAX_LINE_BYTES / 2**20) -> dict:
+    """What parsing one file needs besides its lines (both engines; sent to workers as JSON)."""
+    if not max_line_mb > 0:
+        raise ArgumentError(f"max_line_mb must be positive, got {max_line_mb}")
+    return {"rating_range": tuple(rating_range or fmt.rating_range), "column_names": column_names or {},
+            "max_line_bytes": int(max_line_mb * 2**20)}
+
+
 def _blocks(path, fmt: Format, quarantine: Quarantine, ctx: dict, chunk_lines: int):
-    blocks = iter_line_chunks(path, quarantine, chunk_lines)
+    blocks = iter_line_chunks(path, quarantine, chunk_lines, max_line_bytes=ctx["max_line_bytes"])
     return _header_context(path, fmt, blocks, ctx) if fmt.header is not None else blocks
 
 
@@ -186,7 +206,7 @@ def read_records(
         >>> fmt = get_format("amazon2018-ratings")
         >>> records = list(read_records("ratings.csv", fmt, q))  # doctest: +SKIP
     """
-    ctx: dict = {"rating_range": tuple(rating_range or fmt.rating_range)}
+    ctx = reading_context(fmt, rating_range)
     stats = stats if stats is not None else Counter()
     fail_fast = _FailFast(path, fmt)
     for first, lines in _blocks(path, fmt, quarantine, ctx, 20_000):
@@ -356,7 +376,7 @@ def _resolve(paths: list[str], formats: list[str] | None, kind: str,
 
 
 def _ingest_kind(sources, schema, key, dedupe, out_path, quarantine, partition_mb,
-                 rating_range, report, what, workers, column_names=None):
+                 rating_range, report, what, workers, column_names=None, max_line_mb=MAX_LINE_BYTES / 2**20):
     """Parse ``sources`` into hash partitions of ``key``, de-duplicate each, and write them in
     order: partition ``crc32(key) % n``, then the line of each kept record (the first line of a
     merged item) in file order. The Spark engine writes the same rows in the same order."""
@@ -367,8 +387,7 @@ def _ingest_kind(sources, schema, key, dedupe, out_path, quarantine, partition_m
         spill = PartitionSpill(Path(spill_dir), schema, key, n)
         try:
             for path, fmt in sources:
-                ctx = {"rating_range": tuple(rating_range or fmt.rating_range),
-                       "column_names": column_names or {}}
+                ctx = reading_context(fmt, rating_range, column_names, max_line_mb)
                 parallel = workers > 1 and os.path.getsize(path) >= PARALLEL_MIN_BYTES
                 stats = _spill_file(path, fmt, ctx, spill, quarantine, workers if parallel else 1)
                 per_file[path] = {"format": fmt.name, **stats}
@@ -416,6 +435,7 @@ def ingest(
     partition_mb: float = 128.0,
     workers: int | None = None,
     ratings_columns: dict | str | None = None,
+    max_line_mb: float = MAX_LINE_BYTES / 2**20,
 ) -> dict:
     """Read metadata and rating files into the canonical items and ratings Parquet tables.
 
@@ -424,7 +444,8 @@ def ingest(
     in file order. ``ratings_columns`` names the user/item/rating/timestamp columns of
     delimited ratings files with a header (``user=reviewerID,item=asin,...``); ratings files
     without an explicit format are then read as ``delimited-ratings``. Returns the
-    stage report; ``report["warnings"]`` lists implausible timestamps.
+    stage report; ``report["warnings"]`` lists implausible timestamps. A line over
+    ``max_line_mb`` is quarantined without being held in memory whole.
 
     Example:
         >>> report = ingest(["meta.json.gz"], ["ratings.csv"], "items.parquet",
@@ -442,10 +463,10 @@ def ingest(
     report: dict = {}
     try:
         _ingest_kind(meta_sources, ITEMS_SCHEMA, "item_id", deduplicate_items, items_out,
-                     quarantine, partition_mb, rating_range, report, "items", workers)
+                     quarantine, partition_mb, rating_range, report, "items", workers, None, max_line_mb)
         _ingest_kind(rating_sources, RATINGS_SCHEMA, "user_id", deduplicate_ratings,
                      ratings_out, quarantine, partition_mb, rating_range, report, "ratings", workers,
-                     column_names)
+                     column_names, max_line_mb)
     finally:
         quarantine.close()
     report["quarantine"] = {"total": quarantine.total, "by_reason": dict(quarantine.counts)}

@@ -18,6 +18,18 @@ import pyarrow.parquet as pq
 
 from hybrid.core.progress import Progress
 
+
+def shown_path(path: str | os.PathLike) -> str:
+    """A path as text any writer takes: bytes of a file name that are not UTF-8 (which Python
+    keeps as lone surrogates) shown as ``\\xNN`` escapes.
+
+    Example:
+        >>> shown_path(os.fsdecode(b"meta_\\xff.json"))
+        'meta_\\\\xff.json'
+    """
+    return os.fsencode(os.fspath(path)).decode("utf-8", errors="backslashreplace")
+
+
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -156,6 +168,11 @@ def head_lines(path: str | os.PathLike, n: int = 5, encoding: str = "utf-8") -> 
     return lines[:n]
 
 
+def raw_text(raw: bytes | str) -> str:
+    """A rejected line as text for the quarantine: bytes that are not UTF-8 as ``\\xNN``."""
+    return bytes(raw).decode("utf-8", errors="backslashreplace") if isinstance(raw, bytes) else raw
+
+
 @dataclass
 class Quarantine:
     """Collects rejected lines: counts per reason and one JSON line per rejection.
@@ -178,9 +195,7 @@ class Quarantine:
             return
         if self._handle is None:
             self._handle = open(self.path, "ab")
-        if isinstance(raw, bytes):
-            raw = raw.decode("utf-8", errors="backslashreplace")
-        entry = {"file": str(file), "line": line, "reason": reason, "raw": raw[: self.raw_limit]}
+        entry = {"file": shown_path(file), "line": line, "reason": reason, "raw": raw_text(raw)[: self.raw_limit]}
         self._handle.write(orjson.dumps(entry) + b"\n")
 
     @property
@@ -195,27 +210,63 @@ class Quarantine:
             Path(self.path).touch()  # an empty quarantine is still a declared output
 
 
+MAX_LINE_BYTES = 64 << 20  # a longer line is quarantined unread: no product or rating is that long
+HEAD_BYTES = 2000  # what the quarantine keeps of a line
+
+
+class OverlongLine(bytes):
+    """What the line readers hand on for a line over their bound: its first ``HEAD_BYTES``, whose
+    ``decode`` raises ``ValueError`` naming the line's size, so the parser quarantines it in
+    its place (the line numbers of the lines after it do not move)."""
+
+    def __new__(cls, head: bytes, size: int, limit: int):
+        line = super().__new__(cls, head[:HEAD_BYTES])
+        line.size, line.limit = size, limit
+        return line
+
+    def __reduce__(self):  # sent to worker processes whole
+        return OverlongLine, (bytes(self), self.size, self.limit)
+
+    def decode(self, *_, **__):
+        raise ValueError(f"line of {self.size} bytes, over the bound of {self.limit} (max_line_mb)")
+
+
 def iter_line_chunks(
     path: str | os.PathLike,
     quarantine: Quarantine,
     chunk_lines: int = 20_000,
     progress: str | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Iterator[tuple[int, list[bytes]]]:
     """Yield ``(first_line_number, raw_lines)`` blocks of a plain or gzip file, undecoded.
 
     A truncated or corrupt gzip stream ends the file with one quarantine entry (holding the
     cut-off partial line); every complete line before the cut is still delivered. A last line
-    without a newline is a complete line.
+    without a newline is a complete line. A line over ``max_line_bytes`` is never held whole:
+    it comes as an ``OverlongLine`` (its head), which the parser quarantines.
     """
     bar = Progress(os.path.getsize(path), f"reading {progress or Path(path).name}", unit="B")
     number = 1  # number of the next line
     pending = b""
+    overlong = None  # [head, size] of the line being skipped
     block: list[bytes] = []
     try:
         try:
             for chunk in iter_chunks(path, progress=bar):
+                if overlong is not None:
+                    end = chunk.find(b"\n")
+                    overlong[1] += len(chunk) if end < 0 else end
+                    if end < 0:
+                        continue
+                    block.append(OverlongLine(overlong[0], overlong[1], max_line_bytes))
+                    overlong, chunk = None, chunk[end + 1:]
                 lines = (pending + chunk).split(b"\n")
                 pending = lines.pop()
+                if len(pending) > max_line_bytes:
+                    overlong, pending = [pending[:HEAD_BYTES], len(pending)], b""
+                if max(map(len, lines), default=0) > max_line_bytes:
+                    lines = [OverlongLine(line, len(line), max_line_bytes) if len(line) > max_line_bytes else line
+                             for line in lines]
                 block.extend(lines)
                 if len(block) >= chunk_lines:
                     yield number, block
@@ -227,7 +278,9 @@ def iter_line_chunks(
                 number += len(block)
             quarantine.reject(path, number, f"truncated or corrupt compressed stream: {exc}", pending)
             return
-        if pending.strip():
+        if overlong is not None:
+            block.append(OverlongLine(overlong[0], overlong[1], max_line_bytes))
+        elif pending.strip():
             block.append(pending)
         if block:
             yield number, block
@@ -235,14 +288,15 @@ def iter_line_chunks(
         bar.close()
 
 
-def iter_range_blocks(path: str | os.PathLike, start: int, end: int,
-                      chunk_lines: int = 20_000) -> Iterator[tuple[int, list[bytes]]]:
+def iter_range_blocks(path: str | os.PathLike, start: int, end: int, chunk_lines: int = 20_000,
+                      max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, list[bytes]]]:
     """Blocks of the lines of a plain (uncompressed) file that *begin* in bytes
     ``[start, end)``, as ``(line number within the range, counted from 1, raw lines)``.
 
     Consecutive ranges split a file the way Hadoop splits text: a line belongs to the range its
     first byte is in, so every line is read exactly once. The lines are those
-    ``iter_line_chunks`` gives (byte-order mark dropped, a last line without a newline kept).
+    ``iter_line_chunks`` gives (byte-order mark dropped, a last line without a newline kept,
+    an ``OverlongLine`` for a line over ``max_line_bytes``).
     """
     with open(path, "rb") as handle:
         if start > 0:
@@ -253,11 +307,18 @@ def iter_range_blocks(path: str | os.PathLike, start: int, end: int,
         position = handle.tell()
         number, block = 1, []
         while position < end:
-            line = handle.readline()
+            line = handle.readline(max_line_bytes + 1)
             if not line:
                 break
             position += len(line)
-            if line.endswith(b"\n"):
+            if len(line) > max_line_bytes and not line.endswith(b"\n"):
+                size, rest = len(line), line
+                while rest and not rest.endswith(b"\n"):
+                    rest = handle.readline(1 << 20)
+                    position += len(rest)
+                    size += len(rest)
+                line = OverlongLine(line, size - rest.endswith(b"\n"), max_line_bytes)
+            elif line.endswith(b"\n"):
                 line = line[:-1]
             elif not line.strip():
                 break

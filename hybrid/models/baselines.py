@@ -18,10 +18,15 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import scipy.sparse as sp
 
 from hybrid.content.vectors import unit_rows
+from hybrid.core.errors import InputFormatError
+from hybrid.core.persistence import load_bundle, load_csr, save_bundle, save_csr
 from hybrid.core.progress import Progress
 from hybrid.models.base import Baseline
 
@@ -142,11 +147,43 @@ class ItemKNN(Baseline):
         users, items, ratings = np.asarray(users), np.asarray(items), np.asarray(ratings, float)
         self.baseline = Biases().fit(users, items, ratings, n_users, n_items)
         residuals = ratings - self.baseline.predict(users, items)
-        self.residuals = sp.csr_matrix((residuals, (users, items)), shape=(n_users, n_items))
+        self._set_residuals(sp.csr_matrix((residuals, (users, items)), shape=(n_users, n_items)))
+        return self
+
+    def _set_residuals(self, residuals: sp.csr_matrix) -> None:
+        self.residuals = residuals
         self.residuals.sort_indices()
         self.rated = sp.csr_matrix((np.ones(self.residuals.nnz, np.float32), self.residuals.indices,
                                     self.residuals.indptr), shape=self.residuals.shape)
-        return self
+
+    def save(self, directory: str | os.PathLike, name: str) -> None:
+        """The fitted model as ``name.*`` files in ``directory`` (arrays and JSON, no pickle)."""
+        baseline = self.baseline
+        save_bundle(Path(directory) / f"{name}.npz",
+                    {"neighbours": self.neighbours, "shrinkage": self.shrinkage, "keep": self.keep,
+                     "min_support": self.min_support, "mean": float(baseline.mean), "reg_user": baseline.reg_user,
+                     "reg_item": baseline.reg_item, "iterations": baseline.iterations},
+                    user_bias=baseline.user_bias, item_bias=baseline.item_bias)
+        save_csr(directory, f"{name}.residuals", self.residuals)
+        similar = self.similar  # symmetric: its CSC arrays, read as CSR, are the same matrix
+        save_csr(directory, f"{name}.similar",
+                 sp.csr_matrix((similar.data, similar.indices, similar.indptr), shape=similar.shape))
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, name: str) -> "ItemKNN":
+        """A model ``save`` wrote; a missing or damaged file is an ``InputFormatError``."""
+        meta, _, arrays = load_bundle(Path(directory) / f"{name}.npz")
+        try:
+            knn = cls(meta["neighbours"], meta["shrinkage"], meta["keep"], meta["min_support"])
+            knn.baseline = Biases(meta["reg_user"], meta["reg_item"], meta["iterations"])
+            knn.baseline.mean = float(meta["mean"])
+            knn.baseline.user_bias, knn.baseline.item_bias = arrays["user_bias"], arrays["item_bias"]
+            knn._set_residuals(load_csr(directory, f"{name}.residuals", mmap=False))
+            similar = load_csr(directory, f"{name}.similar", mmap=False)
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            raise InputFormatError(f"{directory}: {name} is not a saved {cls.name} model ({exc})") from None
+        knn.similar = sp.csc_matrix((similar.data, similar.indices, similar.indptr), shape=similar.shape)
+        return knn
 
     def too_large(self, users, items, n_users, n_items):
         per_user = np.bincount(np.asarray(users, np.int64), minlength=n_users).astype(np.float64)
@@ -267,6 +304,16 @@ class UserKNN(Baseline):
 
     def score(self, users, candidates):
         return self._inner.score(candidates, users).T
+
+    def save(self, directory: str | os.PathLike, name: str) -> None:
+        self._inner.save(directory, name)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, name: str) -> "UserKNN":
+        knn = cls()
+        knn._inner = ItemKNN.load(directory, name)
+        knn._inner.what = cls.name
+        return knn
 
 
 class ContentOnly(Baseline):

@@ -20,10 +20,17 @@ raters) is left out of the blend, and ``skipped`` says why.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
+from hybrid.core.errors import InputFormatError
+from hybrid.core.persistence import load_bundle, save_bundle
 from hybrid.evaluation.metrics import rmse
 from hybrid.models.baselines import ItemKNN, UserKNN
+
+_PARTS = {part.name: part for part in (ItemKNN, UserKNN)}
 
 
 class RatingBlend:
@@ -75,6 +82,34 @@ class RatingBlend:
         for weight, part in zip(self.weights[2:], self.parts):
             out = out + weight * part.score(users, items)
         return out
+
+    def save(self, directory: str | os.PathLike) -> None:
+        """The weights (``weights.npz``) and each neighbourhood model's files in ``directory``,
+        created if missing (arrays and JSON, no pickle)."""
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        meta = {"ridge": self.ridge, "refit_max_ratings": self.refit_max_ratings,
+                "parts": [part.name for part in self.parts], "validation": self.validation,
+                "skipped": self.skipped, "similarities_from": getattr(self, "similarities_from", None)}
+        save_bundle(Path(directory) / "weights.npz", meta, weights=self.weights)
+        for part in self.parts:
+            part.save(directory, part.name)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "RatingBlend":
+        """A blend ``save`` wrote; a missing or damaged file is an ``InputFormatError``."""
+        meta, _, arrays = load_bundle(Path(directory) / "weights.npz")
+        try:
+            blend = cls(meta["ridge"], meta["refit_max_ratings"])
+            blend.parts = tuple(_PARTS[name].load(directory, name) for name in meta["parts"])
+            blend.weights = np.asarray(arrays["weights"], np.float64)
+            blend.validation, blend.skipped = dict(meta["validation"]), dict(meta["skipped"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputFormatError(f"{directory}: not a saved rating blend ({exc})") from None
+        if len(blend.weights) != 2 + len(blend.parts):
+            raise InputFormatError(f"{directory}: the rating blend's weights do not match its parts")
+        if meta.get("similarities_from") is not None:
+            blend.similarities_from = meta["similarities_from"]
+        return blend
 
     def describe(self) -> dict:
         names = ["intercept", "network"] + [part.name for part in self.parts]

@@ -11,6 +11,7 @@ found unchanged.
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib.util
 import inspect
@@ -470,15 +471,44 @@ class Runner:
         Returns ``{stage: report}`` for the stages that ran; fresh stages are skipped and say so.
         """
         ran: dict[str, dict] = {}
-        for stage in self.select(until, only, target):
-            status = self.stage_status(stage)
-            if status == "fresh" and not force:
-                self.log(f"[skip] {stage.name}: fresh")
-                continue
-            self.log(f"[run ] {stage.name}: {'forced' if force and status == 'fresh' else status}")
-            ran[stage.name] = self._run_stage(stage)
-        self._save_state()
+        with self.lock():
+            self._state = self._load_state()  # (as the run before, which may have ended meanwhile, left it)
+            for stage in self.select(until, only, target):
+                status = self.stage_status(stage)
+                if status == "fresh" and not force:
+                    self.log(f"[skip] {stage.name}: fresh")
+                    continue
+                self.log(f"[run ] {stage.name}: {'forced' if force and status == 'fresh' else status}")
+                ran[stage.name] = self._run_stage(stage)
+            self._save_state()
         return ran
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold this output folder for one run: a second run on it stops at once with a
+        ``StageError`` naming the holder's pid (two runs would read each other's half-written
+        files). The lock is the kernel's (``flock``): a killed run leaves none behind."""
+        import fcntl
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(self.state_dir / "run.lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise StageError(f"{self.root}: another run is using this folder ({holder}); wait for it to "
+                             "finish, or give another --out") from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
 
     def _run_stage(self, stage: Stage) -> dict:
         fingerprint = self._fingerprint(stage)
@@ -543,12 +573,27 @@ def _in_own_process(stage: Stage, kwargs: dict) -> tuple[dict, dict]:
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         try:
             return pool.submit(_measured_call, stage.func, kwargs).result()
         except BrokenProcessPool:
             raise StageError(f"stage {stage.name!r}: its process ended without finishing (killed, "
                              "perhaps for lack of memory; run it alone with --stage to see)") from None
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a stage's process: end when the run that started it ends, however it ends (a
+    ``SIGKILL`` of the run included: Linux's parent-death signal), rather than run on alone."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux: no such signal
+        return
+    if os.getppid() != parent:  # the run ended before the signal was set
+        os._exit(1)
 
 
 def release_memory() -> None:

@@ -51,8 +51,18 @@ from hybrid.data.ingest import (
     merge_item_records,
     parse_lines,
     partition_count,
+    reading_context,
 )
-from hybrid.data.io import UTF8_BOM, Quarantine, is_gzip, iter_parquet_batches, iter_range_blocks, merge_parquet_parts
+from hybrid.data.io import (
+    MAX_LINE_BYTES,
+    UTF8_BOM,
+    Quarantine,
+    is_gzip,
+    iter_parquet_batches,
+    iter_range_blocks,
+    merge_parquet_parts,
+    raw_text,
+)
 from hybrid.data.schema import ITEM_TEXT_SCHEMA, ITEMS_SCHEMA, RATINGS_SCHEMA
 from hybrid.data.text import TextConfig, clean_corpus, stop_words
 
@@ -180,14 +190,13 @@ def _parse_units(schema: pa.Schema, batches):
             if unit["end"] < 0:
                 blocks = _blocks(unit["path"], fmt, rejects, ctx, 5_000)
             else:
-                blocks = iter_range_blocks(unit["path"], unit["start"], unit["end"], 5_000)
+                blocks = iter_range_blocks(unit["path"], unit["start"], unit["end"], 5_000, ctx["max_line_bytes"])
             def rejected(entries: list) -> pa.RecordBatch:
                 n = len(entries)
                 return table({"_file": [unit["file"]] * n, "_unit": [unit["unit"]] * n,
                               "_kind": [REJECT] * n, "_line": [e[0] for e in entries],
                               "_reason": [e[1] for e in entries],
-                              "_raw": [e[2].decode("utf-8", "backslashreplace") if isinstance(e[2], bytes)
-                                       else e[2] for e in entries]}, n)
+                              "_raw": [raw_text(e[2]) for e in entries]}, n)
 
             position = lines = seen = implausible = bad = 0
             for first, block in blocks:
@@ -279,15 +288,14 @@ def _deduplicated(parsed, schema: pa.Schema, key: str):
 
 def _ingest_kind_spark(spark, sources, schema: pa.Schema, key: str, out_path, quarantine: Quarantine,
                        partition_mb: float, rating_range, column_names, tmp: Path,
-                       split_bytes: int) -> dict:
+                       split_bytes: int, max_line_mb: float) -> dict:
     from pyspark.sql import functions as F
 
     started = time.perf_counter()
     units: list[dict] = []
     header_lines: dict[int, int] = {}
     for file, (path, fmt) in enumerate(sources):
-        ctx = {"rating_range": list(rating_range or fmt.rating_range),
-               "column_names": column_names or {}}
+        ctx = reading_context(fmt, rating_range, column_names, max_line_mb)
         units += _plan_units(file, path, fmt, ctx, split_bytes)
         header_lines[file] = ctx["header_line"]
     unit_schema = pa.schema(_UNIT_FIELDS)
@@ -320,7 +328,8 @@ def ingest_spark(meta_paths: list[str], ratings_paths: list[str], items_out, rat
                  quarantine_out, meta_formats: list[str] | None = None,
                  ratings_formats: list[str] | None = None,
                  rating_range: tuple[float, float] | None = None, partition_mb: float = 128.0,
-                 ratings_columns: dict | str | None = None, split_mb: float = SPLIT_MB) -> dict:
+                 ratings_columns: dict | str | None = None, split_mb: float = SPLIT_MB,
+                 max_line_mb: float = MAX_LINE_BYTES / 2**20) -> dict:
     """``hybrid.data.ingest.ingest`` as a Spark job: the same tables (same rows, same order), the
     same quarantine entries (file, line, reason, raw line) and the same report figures."""
     column_names = parse_column_names(ratings_columns)
@@ -336,10 +345,10 @@ def ingest_spark(meta_paths: list[str], ratings_paths: list[str], items_out, rat
         with tempfile.TemporaryDirectory(dir=Path(items_out).parent, prefix=".spark-") as tmp:
             report["items"] = _ingest_kind_spark(spark, meta_sources, ITEMS_SCHEMA, "item_id", items_out,
                                                  quarantine, partition_mb, rating_range, None,
-                                                 Path(tmp), split_bytes)
+                                                 Path(tmp), split_bytes, max_line_mb)
             report["ratings"] = _ingest_kind_spark(spark, rating_sources, RATINGS_SCHEMA, "user_id",
                                                    ratings_out, quarantine, partition_mb, rating_range,
-                                                   column_names, Path(tmp), split_bytes)
+                                                   column_names, Path(tmp), split_bytes, max_line_mb)
     finally:
         quarantine.close()
     report["quarantine"] = {"total": quarantine.total, "by_reason": dict(quarantine.counts)}

@@ -44,7 +44,7 @@ def vectors_step(item_text_path, item_vectors_path, encoder_path, method: str = 
                  epochs: int = 5, min_count: int = 2, window: int = 5, seed: int = 42,
                  workers: int | None = None, deterministic: bool | None = None,
                  fit_documents: int | None = None) -> dict:
-    """item_text.parquet -> item_vectors.parquet + the fitted text encoder (joblib).
+    """item_text.parquet -> item_vectors.parquet + the fitted text encoder (text_encoder.npz: arrays, no pickle).
     ``deterministic``: see ``fit_word2vec_encoder`` (None: reproducible on small corpora);
     ``fit_documents``: see ``fit_text_encoder``."""
     encoder, in_pretrained = fit_text_encoder(item_text_path, method, pretrained, dim, epochs,
@@ -87,10 +87,6 @@ __all__ = ["clean_text_step", "vectors_step", "dataset_step"]
 
 
 # ---------------------------------------------------------------- models
-MODEL_FILES = ("model.keras", "manifest.json", "users.parquet", "items.parquet",
-               "item_vectors.npy", "train_items.npz", "text_encoder.joblib", "learning_curve.png")
-
-
 def _progress(line: str) -> None:
     """Progress of long steps, on standard error (standard output stays for results)."""
     print(line, file=sys.stderr, flush=True)
@@ -100,17 +96,14 @@ def _dataset_dir(dataset_ratings) -> Path:
     return Path(dataset_ratings).parent
 
 
-def train_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, encoder_path,
-               model_keras, model_json, model_users, model_items, model_vectors, model_train_items,
-               model_encoder, model_curve, model: str = "hybrid", model_config: dict | None = None,
-               train_config: dict | None = None, seed: int = 42) -> dict:
-    """Fit the recommender on the whole encoded dataset and save it (one file per output).
+def train_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, encoder_path, model_dir,
+               model: str = "hybrid", model_config: dict | None = None, train_config: dict | None = None,
+               seed: int = 42) -> dict:
+    """Fit the recommender on the whole encoded dataset and save it, with its learning curve
+    (``learning_curve.png``), as the folder ``model_dir`` (the runner swaps it in whole).
 
     Each dataset file is a declared input so that the runner hashes it; they are read together
     from their folder."""
-    import shutil
-    import tempfile
-
     from hybrid.data.dataset import load_dataset
     from hybrid.recommend.hybrid_recommender import HybridRecommender, plot_learning_curve
 
@@ -118,15 +111,10 @@ def train_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, e
     rec = HybridRecommender(model, model_config=model_config, train_config=train_config, seed=seed,
                             log=_progress)
     rec.fit_dataset(data, encoder=TextEncoder.load(encoder_path))
-    targets = [model_keras, model_json, model_users, model_items, model_vectors, model_train_items,
-               model_encoder]
-    with tempfile.TemporaryDirectory(dir=Path(model_keras).parent) as folder:
-        rec.save(folder)  # saving draws nothing; the stage's report figure is drawn here
-        for name, target in zip(MODEL_FILES, targets):
-            shutil.move(str(Path(folder) / name), target)
-    plot_learning_curve(rec.training["history"], model_curve, model)
-    return {"model": model, "users": len(rec.users), "items": len(rec.items),
-            "cold_items": int((~rec.item_trained).sum()), "best_epoch": rec.training["best_epoch"],
+    rec.save(model_dir)  # saving draws nothing; the stage's report figure is drawn here
+    plot_learning_curve(rec.training["history"], Path(model_dir) / "learning_curve.png", model)
+    return {"model": model, "users": len(rec.users), "items": len(rec.catalogue),
+            "cold_items": int(rec.catalogue.cold.sum()), "best_epoch": rec.training["best_epoch"],
             "epochs_run": rec.training["epochs_run"], "train_seconds": rec.training["seconds"],
             "epoch_seconds": rec.training["epoch_seconds"],
             "train_rows": rec.training["train_rows"], "examples_per_second": rec.training["examples_per_second"],

@@ -53,7 +53,11 @@ def renamed(**old_to_new):
 
 
 class Recommender:
-    """A fitted recommender answers by external ids (see the module's docstring)."""
+    """A fitted recommender answers by external ids (see the module's docstring).
+
+    A fitted one has ``users`` (``hybrid.data.ids.IdMap``: the users it knows) and ``catalogue``
+    (``hybrid.recommend.catalogue.Catalogue``: every product it can answer, in row order).
+    """
 
     def recommend(self, user_ids, N: int = 10, filter_already_liked_items: bool = True,
                   filter_items: Iterable | None = None, items: Iterable | None = None,
@@ -212,12 +216,13 @@ class Recommender:
         rows = np.full(ids.shape, -1, np.int64)
         keep = ids != None  # noqa: E711  (elementwise)
         if keep.any():
-            rows[keep] = self._product_rows(ids[keep])
+            rows[keep] = self._item_rows(ids[keep])
         return rows
 
-    def _product_rows(self, item_ids) -> np.ndarray:
-        """Rows of product ids in the catalogue."""
-        raise NotImplementedError
+    def _item_rows(self, ids) -> np.ndarray:
+        """Catalogue rows of product ids, one id or any sequence of them; unknown ids raise
+        ``UnknownIdError`` naming them."""
+        return self.catalogue.index([ids] if is_single(ids) else list(ids))
 
     def _user_rows(self, user_ids) -> tuple[np.ndarray, bool]:
         """Rows of known user ids and whether one id was given; unknown ids raise
@@ -233,7 +238,8 @@ class Recommender:
 
     def _item_columns(self, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Titles and cold flags of the given product ids (for ``frame``)."""
-        raise NotImplementedError
+        rows = self.catalogue.index(item_ids) if len(item_ids) else np.zeros(0, np.int64)
+        return self.catalogue.titles[rows], self.catalogue.cold[rows]
 
     def save(self, directory: str | os.PathLike) -> None:
         """Write what is needed to answer to ``directory``: a ``manifest.json`` (kind, format

@@ -3,8 +3,8 @@ scales that standardise each part's score, and the offset of products nobody lik
 
 A case is the set of parts a request has (``cases``): ``full`` (a known user), ``no_network``
 (a new user with liked products), ``retrieval_only`` (a new user from words alone), and
-``cold`` / ``cold_no_network`` for products without training likes, which have no item-item
-score. A product's score is the weighted sum of its parts' standardised scores; a pointwise
+``unliked`` / ``unliked_no_network`` for products nobody liked in training (cold products, and
+rated products without a like), which have no item-item score. A product's score is the weighted sum of its parts' standardised scores; a pointwise
 score, the same whatever else is ranked with it.
 """
 
@@ -26,8 +26,8 @@ def cases(network: bool, content: bool) -> dict[str, tuple[str, ...]]:
     net = ("network",) if network else ()
     text = ("content",) if content else ()
     return {"full": ("retrieval", "item_item") + net + text, "no_network": ("retrieval", "item_item") + text,
-            "retrieval_only": ("retrieval",) + text, "cold": ("retrieval",) + net + text,
-            "cold_no_network": ("retrieval",) + text}
+            "retrieval_only": ("retrieval",) + text, "unliked": ("retrieval",) + net + text,
+            "unliked_no_network": ("retrieval",) + text}
 
 
 def equal_weights(parts_of: dict[str, tuple[str, ...]]) -> dict[str, dict[str, float]]:
@@ -52,12 +52,12 @@ def weight_grid(parts: tuple[str, ...], step: float) -> list[dict]:
 
 @dataclass
 class Blend:
-    """``weights[case][part]``, ``scales[part] = (mean, spread)``, ``cold_offset`` added to the
-    score of products without training likes (when the weights have a cold case)."""
+    """``weights[case][part]``, ``scales[part] = (mean, spread)``, ``unliked_offset`` added to the
+    score of products without training likes (when the weights have an unliked case)."""
 
     weights: dict[str, dict[str, float]]
     scales: dict[str, tuple[float, float]] = field(default_factory=dict)
-    cold_offset: float = 0.0
+    unliked_offset: float = 0.0
 
     def with_case(self, case: str, weights: dict[str, float]) -> "Blend":
         """This blend with one case's weights replaced (a new value; this one is unchanged)."""
@@ -72,16 +72,16 @@ class Blend:
 
     def score(self, features: dict, rows: np.ndarray, liked_products: np.ndarray) -> np.ndarray:
         """The blended score of every (request, product row) in ``features`` (part -> scores,
-        shaped like ``rows``); products that ``liked_products`` does not mark get the cold blend
-        plus the offset, when there is one."""
+        shaped like ``rows``); products that ``liked_products`` does not mark get the unliked
+        blend plus the offset, when there is one."""
         warm = self.weighted(features, self.weights[self.case_of(features)])
-        cold_case = "cold" if "network" in features else "cold_no_network"
-        if cold_case not in self.weights:
+        unliked_case = "unliked" if "network" in features else "unliked_no_network"
+        if unliked_case not in self.weights:
             return warm
-        cold = ~liked_products[np.maximum(rows, 0)]
-        if not cold.any():
+        unliked = ~liked_products[np.maximum(rows, 0)]
+        if not unliked.any():
             return warm
-        return np.where(cold, self.weighted(features, self.weights[cold_case]) + self.cold_offset, warm)
+        return np.where(unliked, self.weighted(features, self.weights[unliked_case]) + self.unliked_offset, warm)
 
     def weighted(self, features: dict, weights: dict) -> np.ndarray:
         """The weighted sum of the standardised part scores."""
@@ -94,10 +94,10 @@ class Blend:
         return np.full(shape, out, np.float64) if np.isscalar(out) else out
 
     def to_dict(self) -> dict:
-        return {"weights": self.weights, "cold_offset": self.cold_offset,
+        return {"weights": self.weights, "unliked_offset": self.unliked_offset,
                 "scales": {part: list(value) for part, value in self.scales.items()}}
 
     @classmethod
     def from_dict(cls, saved: dict) -> "Blend":
         return cls(saved["weights"], {part: tuple(value) for part, value in saved["scales"].items()},
-                   float(saved["cold_offset"]))
+                   float(saved["unliked_offset"]))

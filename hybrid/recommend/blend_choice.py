@@ -2,13 +2,15 @@
 (the test rows are never seen). A function of the data and of a way to fit parts; it fits parts
 of its own and returns a ``Blend`` with the figures it was chosen on, and changes no live model.
 
-- The cold blends: parts fitted without some rated products rank those products among
-  themselves for their ratings, as if new (the parts never saw them).
+- The unliked blends (products without training likes): chosen on cold products, as parts
+  fitted without some rated products rank those products among themselves for their ratings,
+  as if new (the parts never saw them).
 - The warm blends: parts fitted on the rows outside a validation share rank the products with
   training likes for the held-out likes of such products. Where one share holds fewer than
   ``validation_likes`` likes, up to ``validation_folds`` disjoint shares are held in turn and
   their NDCG@10 pooled.
-- The offset that places cold products among warm ones: the same parts rank the whole catalogue
+- The unliked offset, which places products without likes among the others: the same parts
+  rank the whole catalogue
   for the held-out likes, so products without likes in the fit draw them as often as such
   products do (on a real catalogue most are never liked).
 """
@@ -28,7 +30,7 @@ from hybrid.evaluation.splits import validation_folds
 from hybrid.recommend.blend import Blend, equal_weights, weight_grid
 from hybrid.recommend.parts import ScoringParts
 
-OFFSETS = np.arange(-3.0, 1.01, 0.25)  # the cold offset's grid, in standard deviations
+OFFSETS = np.arange(-3.0, 1.01, 0.25)  # the unliked offset's grid, in standard deviations
 
 
 @dataclass
@@ -60,8 +62,8 @@ def pick(grid: list[dict], ndcg, users: int, smoothing: float = 0.0, shrinkage: 
 
     ``smoothing``: the blend whose neighbourhood (``smoothed``) has the best mean, not the best
     point alone, as one point's figure on a few hundred users is noisy (the warm blends). The
-    cold blends keep their best point (smoothing pulls a choice away from the grid's edges, where
-    content-heavy cold blends lie) and move ``shrinkage`` of the way to equal weights, as one
+    unliked blends keep their best point (smoothing pulls a choice away from the grid's edges, where
+    content-heavy blends lie) and move ``shrinkage`` of the way to equal weights, as one
     validation fit ranks only a few hundred held-out products."""
     around = smoothed(grid, ndcg, smoothing)
     best = int(np.argmax(around))
@@ -96,10 +98,10 @@ def grid_ndcg(parts: ScoringParts, base: Blend, task, cases: dict, batch_feature
 
 
 def offset_ndcg(parts: ScoringParts, blend: Blend, task, allowed: np.ndarray) -> list[float]:
-    """NDCG@10 over ``task`` of each cold offset of ``OFFSETS``, ranking the ``allowed`` products."""
+    """NDCG@10 over ``task`` of each unliked offset of ``OFFSETS``, ranking the ``allowed`` products."""
     tops = [[] for _ in OFFSETS]
     batch = 256
-    with Progress(len(task.users), "recommender: cold products' offset on validation users", "users") as progress:
+    with Progress(len(task.users), "recommender: unliked products' offset on validation users", "users") as progress:
         for start in range(0, len(task.users), batch):
             rows, valid, features = parts.known_user_features(task.users[start:start + batch])
             valid = valid & allowed[np.maximum(rows, 0)]
@@ -111,7 +113,7 @@ def offset_ndcg(parts: ScoringParts, blend: Blend, task, allowed: np.ndarray) ->
 
 
 def cold_validation(config: TwoStageConfig, item_index, fit_rows):
-    """Rated products held out of ``fit_rows`` with all their ratings, to choose the cold blend:
+    """Rated products held out of ``fit_rows`` with all their ratings, to choose the unliked blends:
     ``(fit_rows, cold_rows, cold_items)``; none when fewer than 10 would be held."""
     rated = np.unique(item_index[fit_rows])
     n = min(int(round(config.cold_validation_share * len(rated))), config.cold_validation_items)
@@ -124,7 +126,7 @@ def cold_validation(config: TwoStageConfig, item_index, fit_rows):
 
 def choose_blend(config: TwoStageConfig, cases: dict, new_parts: Callable[[], ScoringParts],
                  user_index, item_index, rating, keep: bool) -> BlendChoice:
-    """The blend weights with the best NDCG@10 on validation likes for each case, and the cold
+    """The blend weights with the best NDCG@10 on validation likes for each case, and the unliked
     offset (see the module's docstring). ``new_parts()`` gives unfitted parts over the
     recommender's users and catalogue.
 
@@ -147,7 +149,7 @@ def choose_blend(config: TwoStageConfig, cases: dict, new_parts: Callable[[], Sc
     probe = new_parts()
     if keep or len(cold_items):
         probe.fit(*rows(fit_rows), final=False)
-    _choose_cold(config, cases, probe, weights, figures, rows(fit_rows)[:2], rows(cold_rows), cold_items)
+    _choose_unliked(config, cases, probe, weights, figures, rows(fit_rows)[:2], rows(cold_rows), cold_items)
     kept = probe if keep else None
     # a text-only user is not like any validation user (their profiles come from likes), so
     # that case keeps equal weights: the sentence's two readings, retrieval and content
@@ -173,23 +175,23 @@ def choose_blend(config: TwoStageConfig, cases: dict, new_parts: Callable[[], Sc
             weights[case], figures[case] = pick(weight_grid(parts, config.weight_step), pooled[case] / users, users,
                                                 config.weight_smoothing)
     offset = 0.0
-    if "cold" in weights:
-        offset, figures["cold_offset"] = _choose_offset(config, weights, probes, rows,
+    if "unliked" in weights:
+        offset, figures["unliked_offset"] = _choose_offset(config, weights, probes, rows,
                                                         cold_items if keep else cold_items[:0])
     return BlendChoice(Blend(weights, {}, offset), figures, kept)
 
 
-def _choose_cold(config: TwoStageConfig, cases: dict, probe: ScoringParts, weights: dict, figures: dict,
+def _choose_unliked(config: TwoStageConfig, cases: dict, probe: ScoringParts, weights: dict, figures: dict,
                  fit_pairs, cold_ratings, cold_items: np.ndarray) -> None:
-    """The cold cases' weights into ``weights`` (and their figures), chosen by ranking the
-    ``cold_items`` the probe never saw for their ratings; without any such rating, the cold
-    cases are dropped and cold products are blended as warm ones."""
+    """The unliked cases' weights into ``weights`` (and their figures), chosen by ranking the
+    ``cold_items`` the probe never saw for their ratings; without any such rating, the unliked
+    cases are dropped and products without likes are blended as the others."""
     cold_task = ranking_task(*fit_pairs, *cold_ratings, cold_items, config.threshold) if len(cold_items) else None
     if cold_task is None or not len(cold_task.users):
-        del weights["cold"], weights["cold_no_network"]
+        del weights["unliked"], weights["unliked_no_network"]
         return
     cold_task = sample_users(cold_task, config.validation_users, config.seed)
-    cold_cases = {c: cases[c] for c in ("cold", "cold_no_network")}
+    cold_cases = {c: cases[c] for c in ("unliked", "unliked_no_network")}
     ndcg = grid_ndcg(probe, Blend(dict(weights), probe.scales), cold_task, cold_cases,
                      probe.cold_features(cold_items), len(cold_items), "cold products", config.weight_step)
     for case, parts in cold_cases.items():
@@ -198,7 +200,7 @@ def _choose_cold(config: TwoStageConfig, cases: dict, probe: ScoringParts, weigh
 
 
 def _choose_offset(config: TwoStageConfig, weights: dict, probes: list, rows, left_out: np.ndarray):
-    """The cold offset with the best pooled NDCG@10 over the probes' held-out likes, ranking the
+    """The unliked offset with the best pooled NDCG@10 over the probes' held-out likes, ranking the
     whole catalogue but ``left_out``; ties (cold products never in a top 10): the lowest; no
     validation user: 0."""
     pooled, users, cold_likes, likes = 0.0, 0, 0, 0
@@ -218,5 +220,5 @@ def _choose_offset(config: TwoStageConfig, weights: dict, probes: list, rows, le
     best = int(np.argmax(ndcg)) if users else int(np.flatnonzero(OFFSETS == 0)[0])
     offset = float(OFFSETS[best])
     return offset, {"offset": offset, "ndcg@10": float(ndcg[best]), "users": users,
-                    "cold_likes_share": cold_likes / max(1, likes),
+                    "unliked_likes_share": cold_likes / max(1, likes),
                     "grid": [{"offset": float(o), "ndcg@10": float(v)} for o, v in zip(OFFSETS, ndcg)]}

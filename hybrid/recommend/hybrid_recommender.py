@@ -17,7 +17,6 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-import joblib
 import numpy as np
 import pandas as pd
 
@@ -32,15 +31,16 @@ from hybrid.content.frames import (
 from hybrid.content.vectors import TextEncoder, unit_rows
 from hybrid.core.config import ModelConfig, TrainConfig, check_count, check_model_name, check_settings
 from hybrid.core.errors import ArgumentError, NotFittedError
-from hybrid.core.numeric import top_k
-from hybrid.core.persistence import read_manifest, write_manifest
+from hybrid.core.numeric import id_rows, top_k
+from hybrid.core.persistence import load_arrays, read_manifest, reading_folder, save_arrays, write_manifest
 from hybrid.data.dataset import EncodedDataset
 from hybrid.data.ids import IdMap
 from hybrid.data.text import TextConfig
 from hybrid.recommend.base import Recommender, is_single, padded_answer, renamed
+from hybrid.recommend.catalogue import Catalogue
 
 KIND = "hybrid"  # the manifest's kind (``hybrid.load`` dispatches on it)
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 def _zscore(values: np.ndarray) -> np.ndarray:
@@ -74,6 +74,7 @@ class HybridRecommender(Recommender):
         self.pretrained = pretrained
         self.encoder: TextEncoder | None = None
         self.model = None
+        self.catalogue: Catalogue | None = None
         self.blend = None  # hybrid.models.blend.RatingBlend, fitted with a rating model
         self.training: dict = {}
 
@@ -91,17 +92,12 @@ class HybridRecommender(Recommender):
         candidates; rated items missing from ``items`` get a zero text vector.
         """
         user_map, item_map = frame_ids(ratings, items)
-        vectors = self._item_vectors(items, item_vectors, encoder, item_map)
-        titles = frame_titles(items, item_map)
+        vectors, self.encoder = item_text_vectors(items, item_vectors, encoder, item_map, self.text_config,
+                                                  self.pretrained, self.model_config.seed)
         self._fit_encoded(user_map.index(ratings["user_id"].astype(str)),
-                          item_map.index(ratings["item_id"].astype(str)),
-                          ratings["rating"].to_numpy(np.float32), user_map, item_map, vectors, titles)
+                          item_map.index(ratings["item_id"].astype(str)), ratings["rating"].to_numpy(np.float32),
+                          user_map, Catalogue(item_map, vectors, frame_titles(items, item_map)))
         return self
-
-    def _item_vectors(self, items, item_vectors, encoder, item_map: IdMap) -> np.ndarray:
-        matrix, self.encoder = item_text_vectors(items, item_vectors, encoder, item_map, self.text_config,
-                                                 self.pretrained, self.model_config.seed)
-        return matrix
 
     def fit_dataset(self, data: EncodedDataset, rows: np.ndarray | None = None,
                     encoder: TextEncoder | None = None) -> "HybridRecommender":
@@ -109,19 +105,15 @@ class HybridRecommender(Recommender):
         rows = np.arange(len(data.rating)) if rows is None else np.asarray(rows)
         self.encoder = encoder
         self._fit_encoded(data.user_index[rows], data.item_index[rows], data.rating[rows],
-                          data.users, data.items, data.item_vectors, data.item_titles)
+                          data.users, Catalogue(data.items, data.item_vectors, data.item_titles))
         return self
 
-    def _fit_encoded(self, user_index, item_index, rating, users: IdMap, items: IdMap,
-                     vectors: np.ndarray, titles: np.ndarray) -> None:
+    def _fit_encoded(self, user_index, item_index, rating, users: IdMap, catalogue: Catalogue) -> None:
         from hybrid.models.keras.training import fit_model
 
-        self.users, self.items = users, items
-        self.item_vectors = np.asarray(vectors, np.float32)
-        self.item_titles = np.asarray(titles, dtype=object)
-        self.n_model_items = len(items)  # embedding rows; index n_model_items = unknown item
-        self.item_trained = np.bincount(item_index, minlength=len(items)) > 0
-        self.item_popularity = np.bincount(item_index, minlength=len(items)).astype(np.int64)
+        self.users, self.catalogue = users, catalogue
+        self.n_model_items = len(catalogue)  # embedding rows; index n_model_items = unknown item
+        catalogue.trained = np.bincount(item_index, minlength=len(catalogue)) > 0
         config = self.model_config
         config.min_rating, config.max_rating = float(rating.min()), float(rating.max())
         config.global_mean = float(rating.mean())
@@ -151,7 +143,7 @@ class HybridRecommender(Recommender):
                      f"{len(val_rows):,} validation ratings")
         network = self._network(user_index[val_rows], item_index[val_rows])
         self.blend = RatingBlend().fit(network, user_index, item_index, rating, fit_rows, val_rows,
-                                       len(self.users), len(self.items))
+                                       len(self.users), len(self.catalogue))
         self.training["blend"] = self.blend.describe()
         if self.log is not None:
             sides = " and ".join(part.name.split("-")[0] for part in self.blend.parts) or "no"
@@ -167,21 +159,18 @@ class HybridRecommender(Recommender):
         self._user_bounds = np.searchsorted(self._train_users, np.arange(len(self.users) + 1))
 
     def _vectors_with_unknown(self) -> np.ndarray:
-        return np.vstack([self.item_vectors[: self.n_model_items],
-                          np.zeros((1, self.item_vectors.shape[1]), np.float32)])
+        return np.vstack([self.catalogue.vectors[: self.n_model_items],
+                          np.zeros((1, self.catalogue.dim), np.float32)])
 
     # ------------------------------------------------------------------ scoring
     def _check_fitted(self) -> None:
-        if self.model is None:
+        if self.model is None or self.catalogue is None:
             raise NotFittedError("the recommender is not fitted: call fit() or load() first")
 
     def _model_items(self, item_index: np.ndarray) -> np.ndarray:
         """Item ids as the network sees them: items without training ratings (cold, or added
         later) are the unknown item and are scored from their text vector."""
-        item_index = np.asarray(item_index, np.int64)
-        known = item_index < self.n_model_items
-        known[known] = self.item_trained[item_index[known]]
-        return np.where(known, item_index, self.n_model_items).astype(np.int32)
+        return id_rows(item_index, self.catalogue.trained, self.n_model_items)
 
     def score_index(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
         """Scores for aligned arrays of user and item indices: the network's, blended with the
@@ -202,7 +191,7 @@ class HybridRecommender(Recommender):
             return np.zeros(0, np.float64)
         out = self.model.predict({"user": np.asarray(user_index, np.int32),
                                   "item": self._model_items(item_index),
-                                  "text": self.item_vectors[item_index]},
+                                  "text": self.catalogue.vectors[item_index]},
                                  batch_size=65_536, verbose=0)
         return np.asarray(out, np.float64).ravel()
 
@@ -249,7 +238,7 @@ class HybridRecommender(Recommender):
         """
         self._check_fitted()
         users = self.users.index([str(u) for u in user_ids])
-        items = self.items.index([str(i) for i in item_ids])
+        items = self.catalogue.index(item_ids)
         if len(users) != len(items):
             raise ArgumentError(f"{len(users)} users but {len(items)} items: give aligned pairs")
         return self.score_index(users, items)
@@ -257,15 +246,8 @@ class HybridRecommender(Recommender):
     def _candidates(self, candidates, include_cold: bool) -> np.ndarray:
         """Item indices to choose from: ``candidates`` (ids) or the catalogue; without
         ``include_cold`` the items the model has no training ratings for are left out."""
-        if candidates is not None:
-            chosen = self.items.index([str(c) for c in candidates])
-            if include_cold:
-                return chosen
-            return chosen[self._model_items(chosen) != self.n_model_items]
-        everything = np.arange(len(self.items))
-        if include_cold:
-            return everything
-        return everything[: self.n_model_items][self.item_trained]
+        chosen = np.arange(len(self.catalogue)) if candidates is None else self.catalogue.index(candidates)
+        return chosen if include_cold else chosen[self.catalogue.trained[chosen]]
 
     @staticmethod
     def _top(items: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -275,17 +257,8 @@ class HybridRecommender(Recommender):
         rows, best = top_k(np.asarray(scores)[None, :], np.asarray(items)[None, :], np.ones((1, len(items)), bool), n)
         return rows[0], best[0]
 
-    def _item_columns(self, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rows = self.items.index([str(i) for i in item_ids]) if len(item_ids) else np.zeros(0, np.int64)
-        return self.item_titles[rows], self._model_items(rows) == self.n_model_items  # cold: the unknown row
-
-    def _items(self, ids) -> np.ndarray:
-        return self.items.index([str(ids)] if is_single(ids) else [str(i) for i in ids])
-
-    _product_rows = _items
-
     def _filtered(self, items: np.ndarray, filter_items) -> np.ndarray:
-        return items if filter_items is None else items[~np.isin(items, self._items(filter_items))]
+        return items if filter_items is None else items[~np.isin(items, self._item_rows(filter_items))]
 
     @renamed(n="N", exclude_rated="filter_already_liked_items", candidates="items")
     def recommend(self, user_ids, N: int = 10, filter_already_liked_items: bool = True,
@@ -299,12 +272,12 @@ class HybridRecommender(Recommender):
         for k, user in enumerate(users):
             mine = chosen[~np.isin(chosen, self.rated_items(user))] if filter_already_liked_items else chosen
             rows[k], scores[k] = self._top(mine, self.score_matrix(np.array([user]), mine)[0], n)
-        return padded_answer(rows, scores, self.items, single)
+        return padded_answer(rows, scores, self.catalogue.ids, single)
 
     def _profile(self, liked: np.ndarray, text: str | None) -> np.ndarray | None:
         parts = []
         if len(liked):
-            parts.append(self.item_vectors[liked].mean(axis=0))
+            parts.append(self.catalogue.vectors[liked].mean(axis=0))
         if text is not None and text.strip():
             parts.append(encode_query(self.encoder, text))
         if not parts:
@@ -314,7 +287,7 @@ class HybridRecommender(Recommender):
 
     def _cosine(self, profile: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Cosine between a unit-length profile and the items' text vectors."""
-        return unit_rows(self.item_vectors[items]) @ profile
+        return unit_rows(self.catalogue.vectors[items]) @ profile
 
     @renamed(n="N", candidates="items")
     def recommend_for_new_user(self, liked_items: Iterable | None = None, text: str | None = None,
@@ -333,7 +306,7 @@ class HybridRecommender(Recommender):
         """
         self._check_fitted()
         n = check_count(N, "N")
-        liked = self.items.index([str(i) for i in (liked_items if liked_items is not None else [])])
+        liked = self.catalogue.index(liked_items if liked_items is not None else [])
         if not len(liked) and not (text and text.strip()):
             raise ArgumentError("give liked_items and/or text for a new user")
         chosen = self._filtered(self._candidates(items, include_cold), filter_items)
@@ -346,7 +319,7 @@ class HybridRecommender(Recommender):
         else:
             scores = (1 - content_weight) * _zscore(collaborative) + content_weight * _zscore(self._cosine(profile, chosen))
         rows, best = self._top(chosen, scores, n)
-        return padded_answer(rows[None, :], best[None, :], self.items, True)
+        return padded_answer(rows[None, :], best[None, :], self.catalogue.ids, True)
 
     def _neighbour_users(self, liked: np.ndarray, neighbours: int) -> np.ndarray:
         if len(liked):
@@ -367,18 +340,18 @@ class HybridRecommender(Recommender):
             raise ArgumentError(f"a HybridRecommender finds similar items by content only, not {by!r}; "
                                 "by='collaborative' needs the two-stage recommender")
         single = is_single(item_ids)
-        queries = self._items(item_ids)
-        vectors = unit_rows(self.item_vectors[queries])
+        queries = self._item_rows(item_ids)
+        vectors = unit_rows(self.catalogue.vectors[queries])
         empty = queries[~vectors.any(axis=1)]
         if len(empty):
-            raise ArgumentError(f"item(s) {self.items.ids(empty[:5]).tolist()} have no text vector "
+            raise ArgumentError(f"item(s) {self.catalogue.ids.ids(empty[:5]).tolist()} have no text vector "
                                 "(no known word in their text)")
-        everything = self._filtered(np.arange(len(self.items)), filter_items)
+        everything = self._filtered(np.arange(len(self.catalogue)), filter_items)
         rows, scores = np.full((len(queries), n), -1, np.int64), np.full((len(queries), n), np.nan)
         for k, (item, vector) in enumerate(zip(queries, vectors)):
             others = everything[everything != item]
             rows[k], scores[k] = self._top(others, self._cosine(vector, others), n)
-        return padded_answer(rows, scores, self.items, single)
+        return padded_answer(rows, scores, self.catalogue.ids, single)
 
     @renamed(n="N")
     def similar_to_text(self, text: str, N: int = 10, filter_items: Iterable | None = None):
@@ -387,9 +360,9 @@ class HybridRecommender(Recommender):
         if not text or not text.strip():
             raise ArgumentError("give a non-empty text")
         profile = self._profile(np.array([], np.int64), text)
-        everything = self._filtered(np.arange(len(self.items)), filter_items)
+        everything = self._filtered(np.arange(len(self.catalogue)), filter_items)
         rows, scores = self._top(everything, self._cosine(profile, everything), n)
-        return padded_answer(rows[None, :], scores[None, :], self.items, True)
+        return padded_answer(rows[None, :], scores[None, :], self.catalogue.ids, True)
 
     @renamed(n="N")
     def similar_users(self, user_ids, N: int = 10):
@@ -423,77 +396,58 @@ class HybridRecommender(Recommender):
         """
         self._check_fitted()
         require_columns(items, ["item_id"], "items")
-        ids = [str(i) for i in items["item_id"]]
-        known = [i for i in ids if i in self.items]
-        if known or len(set(ids)) != len(ids):
-            raise ArgumentError(f"items already known or repeated: {(known or ids)[:5]}")
-        item_vectors, _ = new_item_vectors(items, self.encoder, self.text_config, item_vectors)
-        if item_vectors.shape != (len(ids), self.item_vectors.shape[1]):
-            raise ArgumentError(f"item_vectors must be {len(ids)} x {self.item_vectors.shape[1]}")
-        self.items = IdMap(list(self.items.values) + ids, "item")
-        self.item_vectors = np.vstack([self.item_vectors, item_vectors])
-        titles = frame_titles(items)
-        titles = np.full(len(ids), None, object) if titles is None else titles
-        self.item_titles = np.concatenate([self.item_titles, titles])
-        self.item_popularity = np.concatenate([self.item_popularity, np.zeros(len(ids), np.int64)])
-        return len(ids)
+        self.catalogue.check_new(items["item_id"])  # before any text work
+        vectors, _ = new_item_vectors(items, self.encoder, self.text_config, item_vectors)
+        return len(self.catalogue.append(items["item_id"].astype(str), vectors, frame_titles(items)))
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | os.PathLike) -> None:
         """Write everything needed to recommend to ``directory`` (created if missing)."""
-        import pyarrow as pa
-
         self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save(directory / "model.keras")
         self.users.save(directory / "users.parquet")
-        self.items.save(directory / "items.parquet",
-                        title=pa.array([t if t is None else str(t) for t in self.item_titles], pa.string()),
-                        popularity=self.item_popularity)
-        np.save(directory / "item_vectors.npy", self.item_vectors)
-        np.savez_compressed(directory / "train_items.npz", users=self._train_users,
-                            items=self._train_items, trained=self.item_trained)
+        self.catalogue.save(directory)
+        save_arrays(directory / "train_items.npz", users=self._train_users, items=self._train_items)
         if self.encoder is not None:
-            self.encoder.save(directory / "text_encoder.joblib")
+            self.encoder.save(directory / "text_encoder.npz")
         if self.blend is not None:
-            joblib.dump(self.blend, directory / "blend.joblib")
+            self.blend.save(directory / "blend")
         meta = {"model_config": self.model_config.to_dict(),
                 "train_config": self.train_config.to_dict(), "n_model_items": self.n_model_items,
                 "text_config": {"fields": list(self.text_config.fields), "title": self.text_config.title,
                                 "brand": self.text_config.brand},
-                "pretrained": self.pretrained, "training": self.training}
+                "pretrained": self.pretrained, "training": self.training, "blend": self.blend is not None}
         write_manifest(directory, KIND, FORMAT_VERSION, meta)  # last: a folder with it is whole
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "HybridRecommender":
         """Load a recommender written by ``save``."""
         import keras
-        import pyarrow.parquet as pq
 
         from hybrid.models.keras import networks  # noqa: F401  (registers the custom layers)
         from hybrid.models.keras.training import for_inference
         directory = Path(directory)
         meta = read_manifest(directory, KIND, FORMAT_VERSION)
-        config = ModelConfig.from_dict(meta["model_config"])
-        rec = cls(config.name, config, TrainConfig(**meta["train_config"]),
-                  TextConfig(tuple(meta["text_config"]["fields"]), meta["text_config"]["title"],
-                             meta["text_config"]["brand"]), meta["pretrained"], config.seed)
-        rec.model = for_inference(keras.models.load_model(directory / "model.keras", compile=False))
-        rec.users = IdMap.load(directory / "users.parquet", "user")
-        rec.items = IdMap.load(directory / "items.parquet", "item")
-        table = pq.read_table(directory / "items.parquet")
-        rec.item_titles = np.array(table.column("title").to_pylist(), dtype=object)
-        rec.item_popularity = table.column("popularity").to_numpy()
-        rec.item_vectors = np.load(directory / "item_vectors.npy")
-        stored = np.load(directory / "train_items.npz")
-        rec._set_training_pairs(stored["users"], stored["items"])
-        rec.item_trained = stored["trained"]
-        rec.n_model_items = int(meta["n_model_items"])
-        encoder_path = directory / "text_encoder.joblib"
-        rec.encoder = TextEncoder.load(encoder_path) if encoder_path.is_file() else None
-        rec.blend = joblib.load(directory / "blend.joblib") if (directory / "blend.joblib").is_file() else None
-        rec.training = meta.get("training", {})
+        with reading_folder(directory):
+            config = ModelConfig.from_dict(meta["model_config"])
+            rec = cls(config.name, config, TrainConfig(**meta["train_config"]),
+                      TextConfig(tuple(meta["text_config"]["fields"]), meta["text_config"]["title"],
+                                 meta["text_config"]["brand"]), meta["pretrained"], config.seed)
+            rec.model = for_inference(keras.models.load_model(directory / "model.keras", compile=False))
+            rec.users = IdMap.load(directory / "users.parquet", "user")
+            rec.catalogue = Catalogue.load(directory)
+            stored = load_arrays(directory / "train_items.npz")
+            rec._set_training_pairs(stored["users"], stored["items"])
+            rec.n_model_items = int(meta["n_model_items"])
+            encoder_path = directory / "text_encoder.npz"
+            rec.encoder = TextEncoder.load(encoder_path) if encoder_path.is_file() else None
+            if meta.get("blend"):
+                from hybrid.models.blend import RatingBlend
+
+                rec.blend = RatingBlend.load(directory / "blend")
+            rec.training = meta.get("training", {})
         return rec
 
 

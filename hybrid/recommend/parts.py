@@ -25,6 +25,7 @@ from hybrid.content.terms import TermWeights
 from hybrid.content.vectors import unit_rows
 from hybrid.core.config import ModelConfig, RetrievalConfig, TrainConfig, TwoStageConfig
 from hybrid.core.errors import ArgumentError
+from hybrid.core.numeric import id_rows
 from hybrid.core.persistence import load_array, load_arrays, load_csr, save_array, save_arrays, save_csr
 from hybrid.data.ids import IdMap
 from hybrid.models.ann import VectorIndex
@@ -224,10 +225,7 @@ class ScoringParts:
                                  tf.TensorSpec([None, dim], tf.float32)], autograph=False)
         flat_items = rows.ravel()
         flat_users = np.repeat(np.asarray(users, np.int32), rows.shape[1])
-        known = np.zeros(len(flat_items), bool)
-        inside = flat_items < self.n_network_items
-        known[inside] = self.network_items[flat_items[inside]]
-        model_items = np.where(known, flat_items, self.n_network_items).astype(np.int32)
+        model_items = id_rows(flat_items, self.network_items, self.n_network_items)
         out = np.empty(len(flat_items), np.float32)
         for s in range(0, len(flat_items), chunk):
             out[s:s + chunk] = np.asarray(self._network_call(

@@ -45,7 +45,7 @@ from hybrid.content.terms import TermWeights
 from hybrid.content.vectors import TextEncoder
 from hybrid.core.config import ModelConfig, RetrievalConfig, TrainConfig, TwoStageConfig, check_count, check_settings
 from hybrid.core.errors import ArgumentError, NotFittedError
-from hybrid.core.persistence import read_manifest, write_manifest
+from hybrid.core.persistence import read_manifest, reading_folder, write_manifest
 from hybrid.data.dataset import EncodedDataset
 from hybrid.data.ids import IdMap
 from hybrid.data.io import release_arrow_pages
@@ -58,7 +58,7 @@ from hybrid.recommend.parts import ScoringParts
 from hybrid.recommend.ranking import pair_scores, rank
 
 KIND = "two-stage"  # the manifest's kind (``hybrid.load`` dispatches on it)
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 def _config(value, cls, what: str, seed: int, **fixed):
@@ -100,7 +100,8 @@ class TwoStageRecommender(Recommender):
         self._terms: TermWeights | None = None
 
     weights = property(lambda self: self.blend.weights, doc="The blend's weights per case.")
-    cold_offset = property(lambda self: self.blend.cold_offset, doc="The blend's offset of cold products.")
+    unliked_offset = property(lambda self: self.blend.unliked_offset,
+                              doc="The blend's offset of products nobody liked in training.")
     scales = property(lambda self: self.blend.scales, doc="Each part's score mean and spread.")
     terms = property(lambda self: self._terms, doc="The catalogue's TF-IDF terms (None: no content part).")
 
@@ -170,7 +171,7 @@ class TwoStageRecommender(Recommender):
                                 "nothing to learn from (set config threshold)")
         self.users, self.catalogue, self.parts = users, catalogue, None
         parts_of = cases(self.config.network, self._terms is not None)
-        blend = Blend({case: w for case, w in equal_weights(parts_of).items() if not case.startswith("cold")})
+        blend = Blend({case: w for case, w in equal_weights(parts_of).items() if not case.startswith("unliked")})
         n_likes = int((rating >= self.config.threshold).sum())
         validated = self.config.validation_share > 0 and n_likes >= 200
         keep = validated and n_likes > self.config.refit_max_likes
@@ -190,7 +191,7 @@ class TwoStageRecommender(Recommender):
                 self.parts.derive_tables(user_index, item_index, rating)
         if self.parts is None:
             self.parts = self._new_parts(catalogue).fit(user_index, item_index, rating)
-        self.blend = Blend(blend.weights, self.parts.scales, blend.cold_offset)
+        self.blend = Blend(blend.weights, self.parts.scales, blend.unliked_offset)
         self.parts.info["refit"] = validated and not keep
         return self
 
@@ -207,12 +208,6 @@ class TwoStageRecommender(Recommender):
     def _check_fitted(self) -> None:
         if self.catalogue is None or self.parts is None:
             raise NotFittedError("the recommender is not fitted: call fit() or load() first")
-
-    def _item_rows(self, ids) -> np.ndarray:
-        """Rows of item ids: one id or any sequence of them."""
-        return self.catalogue.index([ids] if is_single(ids) else list(ids))
-
-    _product_rows = _item_rows
 
     def _blocked(self, filter_items) -> np.ndarray:
         return np.zeros(0, np.int64) if filter_items is None else self._item_rows(filter_items)
@@ -293,10 +288,6 @@ class TwoStageRecommender(Recommender):
         found, scores = self.parts.similar_users(self.users.index([str(user_ids)] if single else map(str, user_ids)), n)
         return padded_answer(found, scores, self.users, single)
 
-    def _item_columns(self, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rows = self.catalogue.index(item_ids) if len(item_ids) else np.zeros(0, np.int64)
-        return self.catalogue.titles[rows], self.catalogue.cold[rows]
-
     def item_details(self, item_ids) -> list[dict]:
         """What a page shows of each product: ``item_id, title, text, cold, ratings, likes``
         (ratings and likes the model was trained on; 0 for products added later)."""
@@ -337,7 +328,7 @@ class TwoStageRecommender(Recommender):
         self.users.save(directory / "users.parquet")
         self.parts.save(directory)
         if self.encoder is not None:
-            self.encoder.save(directory / "text_encoder.joblib")
+            self.encoder.save(directory / "text_encoder.npz")
         if self._terms is not None:
             self._terms.save(directory)
 
@@ -346,20 +337,21 @@ class TwoStageRecommender(Recommender):
         """A recommender written by ``save``; answers are identical to the saved one's."""
         directory = Path(directory)
         meta = read_manifest(directory, KIND, FORMAT_VERSION)
-        text = meta["text"]
-        rec = cls(RetrievalConfig(**meta["retrieval"]), ModelConfig.from_dict(meta["network"]),
-                  TrainConfig(**meta["train"]), TwoStageConfig(**meta["config"]),
-                  TextConfig(tuple(text["fields"]), text["title"], text["brand"]), meta["pretrained"])
-        parts = ScoringParts(rec.config, rec.retrieval_config, rec.network_config, rec.train_config, None, None, None)
-        parts.load_tables(directory, meta["n_model_items"], meta["has_network"])
-        rec.catalogue = parts.catalogue = Catalogue.load(directory)
-        rec.users = parts.users = IdMap.load(directory / "users.parquet", "user")
-        encoder = directory / "text_encoder.joblib"
-        rec.encoder = TextEncoder.load(encoder) if encoder.is_file() else None
-        rec._terms = parts.terms = TermWeights.load(directory) if TermWeights.saved_in(directory) else None
-        parts.info = meta["info"]
-        rec.parts, rec.blend, rec.validation = parts, Blend.from_dict(meta["blend"]), meta["validation"]
-        # Arrow's allocator keeps the pages of the tables read above (ids, titles) for reuse:
-        # some 100 MB at 800k products that a serving process would otherwise hold for good
-        release_arrow_pages()
+        with reading_folder(directory):
+            text = meta["text"]
+            rec = cls(RetrievalConfig(**meta["retrieval"]), ModelConfig.from_dict(meta["network"]),
+                      TrainConfig(**meta["train"]), TwoStageConfig(**meta["config"]),
+                      TextConfig(tuple(text["fields"]), text["title"], text["brand"]), meta["pretrained"])
+            parts = ScoringParts(rec.config, rec.retrieval_config, rec.network_config, rec.train_config, None, None, None)
+            parts.load_tables(directory, meta["n_model_items"], meta["has_network"])
+            rec.catalogue = parts.catalogue = Catalogue.load(directory)
+            rec.users = parts.users = IdMap.load(directory / "users.parquet", "user")
+            encoder = directory / "text_encoder.npz"
+            rec.encoder = TextEncoder.load(encoder) if encoder.is_file() else None
+            rec._terms = parts.terms = TermWeights.load(directory) if TermWeights.saved_in(directory) else None
+            parts.info = meta["info"]
+            rec.parts, rec.blend, rec.validation = parts, Blend.from_dict(meta["blend"]), meta["validation"]
+            # Arrow's allocator keeps the pages of the tables read above (ids, titles) for reuse:
+            # some 100 MB at 800k products that a serving process would otherwise hold for good
+            release_arrow_pages()
         return rec

@@ -9,17 +9,28 @@ The model directory is loaded once and answered from memory. The API lives under
   (unknown user: 404 with the hint to use the new-user endpoint; N or a batch out of range:
   422; a body over ``max_body_bytes``: 413); an unexpected failure is a 500 with a short
   message, never a traceback;
+- an id in a path may hold any character, ``/`` included, percent-encoded (``/api/items/a%2Fb``);
+  ``.../similar`` at its end is the similar-items route;
+- nothing changes what the service holds without the admin token (``ServiceLimits``):
+  ``POST /api/admin/reload`` and ``POST /api/items`` need ``Authorization: Bearer TOKEN`` and are
+  off when the service has no token; a ``Host`` header the service does not answer to is a 400
+  (DNS rebinding), and the API adds at most ``max_added_items`` products to a loaded model;
 - no request names a file: ``POST /api/admin/reload`` (or ``SIGHUP``) loads the configured
   directory again in a new process beside the one serving, which hands the socket over only
   once the new model has loaded and warmed up (:mod:`hybrid.serving.handover`), so no request fails
   during a reload and a failed load leaves the old model serving;
 - model calls run on the event loop one at a time, each a few milliseconds (numpy and TensorFlow
-  use the cores within a call; faiss searches one query on one thread).
+  use the cores within a call; faiss searches one query on one thread); a batch request
+  (``ids x n`` answers, at most ``max_answers``) runs in slices of about ``slice_ms``, one batch
+  at a time, and the requests that arrive meanwhile are answered between its slices.
 """
 
+import asyncio
+import hmac
 import json
 import logging
 import os
+import time
 from importlib import resources
 from typing import Literal
 
@@ -52,6 +63,7 @@ def create_app(model_dir: str | os.PathLike | ModelSlot, limits: ServiceLimits |
                               "hybrid recommender. Every error is JSON with a `detail`.")
     app.state.slot, app.state.limits = answers.slot, limits
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+    app.add_middleware(HostCheck, allowed=limits.allowed_hosts)
     _error_handlers(app)
     schemas = {**_response_models(), **_request_models(limits)}
     _user_routes(app, answers, schemas)
@@ -65,6 +77,20 @@ class _Answers:
 
     def __init__(self, slot: ModelSlot, limits: ServiceLimits):
         self.slot, self.limits = slot, limits
+        self.batches = asyncio.Semaphore(1)  # batches wait here without holding the event loop
+
+    def require_admin(self, authorization: str | None) -> None:
+        """Refuse a state-changing request without the service's admin token: 403 where the
+        service has none, 401 where the header is missing or wrong."""
+        from fastapi import HTTPException
+
+        if self.limits.admin_token is None:
+            raise HTTPException(403, "this endpoint is off: start `hybrid serve` with --admin-token-file FILE "
+                                     "(or HYBRID_ADMIN_TOKEN set) and send 'Authorization: Bearer TOKEN'")
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.limits.admin_token.encode()):
+            raise HTTPException(401, "this endpoint needs the admin token: 'Authorization: Bearer TOKEN'",
+                                headers={"WWW-Authenticate": "Bearer"})
 
     def on_model(self, work):
         """``work(rec)`` on the serving model. Called from the event loop: model calls run one at a
@@ -72,6 +98,26 @@ class _Answers:
         thread hand-off, and a request sees one model from its first id check to its last title,
         whatever a reload (in a worker thread) swaps in meanwhile."""
         return work(self.slot.current.rec)
+
+    async def in_slices(self, ids: list[str], n: int, work) -> list:
+        """``work(rec, some_ids)`` (a list of answers, one per id) over ``ids`` in slices of about
+        ``slice_ms``, yielding the event loop between slices so that the requests which arrived
+        meanwhile are answered; one batch at a time, on one model throughout. A batch of more
+        than ``max_answers`` answers (``len(ids) * n``) is refused."""
+        if len(ids) * n > self.limits.max_answers:
+            raise ArgumentError(f"{len(ids)} ids x n={n} is {len(ids) * n} answers; one request gets at most "
+                                f"{self.limits.max_answers} (max_answers): send fewer ids or a smaller n")
+        rec, target = self.slot.current.rec, self.limits.slice_ms / 1000
+        answers: list = []
+        async with self.batches:
+            size = 1
+            while len(answers) < len(ids):
+                started = time.perf_counter()
+                answers += work(rec, ids[len(answers):len(answers) + size])
+                took = max(time.perf_counter() - started, 1e-4)
+                size = max(1, min(2 * size, int(size * target / took)))  # grows at most twice per slice
+                await asyncio.sleep(0)
+        return answers
 
     @staticmethod
     def items_of(rec, ids, scores) -> list[dict]:
@@ -224,7 +270,7 @@ def _user_routes(app, answers: _Answers, m: dict) -> None:
     RecommendRequest, NewUserRequest = m["RecommendRequest"], m["NewUserRequest"]  # noqa: N806 (request types)
     N = Query(10, ge=1, le=answers.limits.max_n, description=f"how many items, 1 to {answers.limits.max_n}")
 
-    @app.get("/api/users/{user_id}/recommendations", response_model=m["UserAnswer"])
+    @app.get("/api/users/{user_id:path}/recommendations", response_model=m["UserAnswer"])
     async def recommend_user(user_id: str = PathParam(max_length=200), n: int = N,
                              filter_already_liked_items: bool | None = Query(
                                  None, description="leave out what the user rated (default true)"),
@@ -241,16 +287,17 @@ def _user_routes(app, answers: _Answers, m: dict) -> None:
 
     @app.post("/api/recommendations", response_model=m["Batch"])
     async def recommend_users(request: RecommendRequest):
-        def work(rec):
-            known_users(rec, request.user_ids)
-            ids, scores = rec.recommend(request.user_ids, N=request.n,
+        on_model(lambda rec: known_users(rec, request.user_ids))
+
+        def work(rec, users):
+            ids, scores = rec.recommend(users, N=request.n,
                                         filter_already_liked_items=request.filter_already_liked_items,
                                         filter_items=request.filter_items, items=request.items,
                                         include_cold=request.include_cold)
-            return [{"user_id": u, "items": items_of(rec, i, s)} for u, i, s in zip(request.user_ids, ids, scores)]
-        return {"results": on_model(work)}
+            return [{"user_id": u, "items": items_of(rec, i, s)} for u, i, s in zip(users, ids, scores)]
+        return {"results": await answers.in_slices(request.user_ids, request.n, work)}
 
-    @app.get("/api/users/{user_id}", response_model=m["History"])
+    @app.get("/api/users/{user_id:path}", response_model=m["History"])
     async def user_history(user_id: str = PathParam(max_length=200)):
         def work(rec):
             known_users(rec, [user_id])
@@ -270,33 +317,34 @@ def _user_routes(app, answers: _Answers, m: dict) -> None:
 
 
 def _item_routes(app, answers: _Answers, m: dict) -> None:
-    from fastapi import Body, Query
+    from fastapi import Body, Header, HTTPException, Query
     from fastapi import Path as PathParam
 
     on_model, items_of = answers.on_model, answers.items_of
     DetailsRequest, SimilarRequest, AddRequest = m["DetailsRequest"], m["SimilarRequest"], m["AddRequest"]  # noqa: N806
     N = Query(10, ge=1, le=answers.limits.max_n, description=f"how many items, 1 to {answers.limits.max_n}")
 
-    @app.get("/api/items/{item_id}", response_model=m["Details"])
-    async def item(item_id: str = PathParam(max_length=200)):
-        return on_model(lambda rec: rec.item_details([item_id])[0])
-
     @app.post("/api/items/details", response_model=m["DetailsBatch"])
     async def items_details(request: DetailsRequest):
         return {"items": on_model(lambda rec: rec.item_details(request.item_ids))}
 
-    @app.get("/api/items/{item_id}/similar", response_model=m["ItemAnswer"])
+    @app.get("/api/items/{item_id:path}/similar", response_model=m["ItemAnswer"])
     async def similar(item_id: str = PathParam(max_length=200), n: int = N,
                       by: Literal["content", "collaborative"] = "content"):
         return {"item_id": item_id, "items": on_model(lambda rec: items_of(rec, *rec.similar_items(item_id, N=n, by=by)))}
 
+    @app.get("/api/items/{item_id:path}", response_model=m["Details"])
+    async def item(item_id: str = PathParam(max_length=200)):
+        return on_model(lambda rec: rec.item_details([item_id])[0])
+
     @app.post("/api/items/similar", response_model=m["ItemBatch"])
     async def similar_batch(request: SimilarRequest):
-        def work(rec):
-            ids, scores = rec.similar_items(request.item_ids, N=request.n, by=request.by)
-            return [{"item_id": item_id, "items": items_of(rec, i, s)}
-                    for item_id, i, s in zip(request.item_ids, ids, scores)]
-        return {"results": on_model(work)}
+        on_model(lambda rec: rec.catalogue.index(request.item_ids))  # every id known, or a 404 now
+
+        def work(rec, items):
+            ids, scores = rec.similar_items(items, N=request.n, by=request.by)
+            return [{"item_id": item_id, "items": items_of(rec, i, s)} for item_id, i, s in zip(items, ids, scores)]
+        return {"results": await answers.in_slices(request.item_ids, request.n, work)}
 
     @app.get("/api/search", response_model=m["Answer"])
     async def search(text: str = Query(max_length=answers.limits.max_text, description="free text"), n: int = N):
@@ -304,14 +352,21 @@ def _item_routes(app, answers: _Answers, m: dict) -> None:
         return {"items": on_model(lambda rec: items_of(rec, *rec.similar_to_text(query, N=n)))}
 
     @app.post("/api/items", response_model=m["Added"])
-    async def add_items(request: AddRequest = Body()):
+    async def add_items(request: AddRequest = Body(), authorization: str | None = Header(None)):
         import pandas as pd
 
+        answers.require_admin(authorization)
+        loaded, most = answers.slot.current, answers.limits.max_added_items
+        added = len(loaded.rec.catalogue) - loaded.items
+        if added + len(request.items) > most:
+            raise HTTPException(409, f"this model holds {added} products added through the API and takes at most "
+                                     f"{most} (max_added_items): reload the saved model, or add them to it and save")
         frame = pd.DataFrame([item.model_dump(exclude_none=True) for item in request.items])
-        return on_model(lambda rec: {"added": rec.add_items(frame), "items": len(rec.catalogue)})
+        return {"added": loaded.rec.add_items(frame), "items": len(loaded.rec.catalogue)}
 
 
 def _service_routes(app, answers: _Answers) -> None:
+    from fastapi import Header
     from fastapi.responses import HTMLResponse, JSONResponse
 
     slot, limits = answers.slot, answers.limits
@@ -332,10 +387,11 @@ def _service_routes(app, answers: _Answers) -> None:
                 "item_item": rec.info.get("item_item"), "index": rec.retrieval_index.kind,
                 "weights": rec.weights, "generation": loaded.generation, "loaded_at": loaded.loaded_at,
                 "load_seconds": loaded.load_seconds, "last_reload_error": slot.last_reload_error,
-                "pid": os.getpid(), "limits": vars(limits)}
+                "pid": os.getpid(), "limits": limits.public()}
 
     @app.post("/api/admin/reload")
-    def reload():
+    def reload(authorization: str | None = Header(None)):
+        answers.require_admin(authorization)
         try:
             loaded = slot.reload()
         except ModelLoadError as exc:
@@ -393,14 +449,59 @@ class BodyLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send):
-        body = json.dumps({"detail": f"request body over {self.limit} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, 413, f"request body over {self.limit} bytes")
 
 
 class _TooLarge(Exception):
     pass
+
+
+class HostCheck:
+    """ASGI middleware, before any handler runs: a ``Host`` header outside ``allowed`` (None:
+    any) is a 400, as a page on another site whose name resolves to this address would otherwise
+    reach the API as this site; a request other than GET/HEAD whose ``Origin`` is another site
+    (not this request's host, nor an allowed one) is a 403, as a form on another site the user
+    has open would otherwise post here."""
+
+    def __init__(self, app, allowed):
+        self.app, self.allowed = app, None if allowed is None else {host.lower() for host in allowed}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers", ()))
+        host = host_name(headers.get(b"host", b"").decode("latin-1"))
+        if self.allowed is not None and host not in self.allowed:
+            return await _send_json(send, 400, f"host {host[:100]!r} is not served here; "
+                                               "`hybrid serve --allowed-host NAME` answers to another name")
+        origin = headers.get(b"origin")
+        if origin is not None and scope.get("method") not in ("GET", "HEAD"):
+            source = host_name(origin.decode("latin-1").partition("://")[2].partition("/")[0])
+            if source != host and (self.allowed is None or source not in self.allowed):
+                return await _send_json(send, 403, f"a request from another site ({source[:100]!r}) may not "
+                                                   "post here")
+        return await self.app(scope, receive, send)
+
+
+def host_name(header: str) -> str:
+    """The host of a ``Host`` header, lower-case, without its port or IPv6 brackets.
+
+    Example:
+        >>> host_name("[::1]:8000"), host_name("LocalHost:80"), host_name("example.org")
+        ('::1', 'localhost', 'example.org')
+    """
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+async def _send_json(send, status: int, detail: str) -> None:
+    """A whole JSON error answer ``{"detail": ...}``, from ASGI middleware."""
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 __all__ = ["create_app"]

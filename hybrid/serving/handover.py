@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hybrid.core.errors import ArgumentError, HybridError
-from hybrid.serving.slot import Loaded, ModelLoadError, ModelSlot, ServiceLimits
+from hybrid.serving.slot import Loaded, ModelLoadError, ModelSlot, ServiceLimits, allowed_hosts
 
 LOG = logging.getLogger("hybrid.serving.app")
 LOG_FORMAT = "%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s"
@@ -370,7 +370,10 @@ def serve(model_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 800
           limits: ServiceLimits | None = None, log_level: str = "info", threads: int = 1) -> None:
     """Serve ``model_dir`` until interrupted; ``SIGHUP`` or ``POST /api/admin/reload`` load it
     again in a new process that takes over the socket (see ``Supervisor``). ``threads``:
-    threads per model call (TensorFlow, BLAS, faiss) in the serving process."""
+    threads per model call (TensorFlow, BLAS, faiss) in the serving process. Without
+    ``limits.allowed_hosts`` the service answers the ``Host`` names of ``allowed_hosts(host)``."""
+    import dataclasses
+
     from hybrid.serving.app import _fastapi
 
     _fastapi()
@@ -378,4 +381,7 @@ def serve(model_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 800
         import uvicorn  # noqa: F401
     except ImportError:  # pragma: no cover - a dependency
         raise ArgumentError("the service needs uvicorn: pip install uvicorn") from None
-    serve_forever(model_dir, host, port, limits or ServiceLimits(), log_level, threads)
+    limits = limits or ServiceLimits()
+    if limits.allowed_hosts is None:
+        limits = dataclasses.replace(limits, allowed_hosts=allowed_hosts(host))
+    serve_forever(model_dir, host, port, limits, log_level, threads)

@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +16,46 @@ from hybrid.core.errors import HybridError
 LOG = logging.getLogger("hybrid.serving.app")
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
 @dataclass
 class ServiceLimits:
-    """Bounds on what one request may ask for."""
+    """Bounds on what a request may ask for, and who may change what the service holds.
+
+    ``admin_token``: the bearer token that ``POST /api/admin/reload`` and ``POST /api/items``
+    require (``Authorization: Bearer ...``); None turns those endpoints off. ``allowed_hosts``:
+    the names a request's ``Host`` header may give (against DNS rebinding: a page on another
+    site that resolves its own name to this address); None answers any. A batch request costs
+    its ids times ``n`` answers, at most ``max_answers``; it is answered in slices of about
+    ``slice_ms`` with the requests that came meanwhile answered between them, one batch at a
+    time, so a client sending the largest batches delays the others by a slice, not a batch.
+    """
 
     max_n: int = 100
     max_batch: int = 1000  # ids per batch request (and items per add request)
     max_text: int = 10_000  # characters of free text
     max_body_bytes: int = 4 << 20
+    max_added_items: int = 10_000  # products added through the API to one loaded model
+    max_answers: int = 20_000  # ids x n of one batch request: its cost, bounded
+    slice_ms: float = 10.0  # a batch runs in slices of about this long, other requests between them
+    admin_token: str | None = field(default=None, repr=False)
+    allowed_hosts: tuple[str, ...] | None = None
+
+    def public(self) -> dict:
+        """What ``GET /api/model`` shows: everything but the token."""
+        shown = {name: value for name, value in vars(self).items() if name != "admin_token"}
+        return {**shown, "admin": self.admin_token is not None}
+
+
+def allowed_hosts(bound: str, extra=()) -> tuple[str, ...] | None:
+    """The ``Host`` names a service bound to ``bound`` answers: the loopback names and ``bound``
+    itself plus ``extra``; a wildcard bind (``0.0.0.0``, ``::``) answers any name unless
+    ``extra`` names some."""
+    extra = tuple(h.strip().lower().strip("[]") for h in extra if h.strip())
+    if bound in ("0.0.0.0", "::", "") and not extra:
+        return None
+    return tuple(dict.fromkeys((*LOOPBACK_HOSTS, bound.lower().strip("[]"), *extra)))
 
 
 @dataclass
@@ -36,6 +68,7 @@ class Loaded:
     loaded_at: str
     load_seconds: float
     manifest: dict
+    items: int = 0  # products in the catalogue as loaded (the API may add some)
 
 
 class ModelSlot:
@@ -57,7 +90,7 @@ class ModelSlot:
         manifest = json.loads((self.directory / "manifest.json").read_text())
         warm_up(rec)
         return Loaded(rec, self.directory, generation, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                      round(time.perf_counter() - started, 2), manifest)
+                      round(time.perf_counter() - started, 2), manifest, len(rec.catalogue))
 
     def _load_aside(self, generation: int) -> Loaded:
         """Load in a thread of its own at the lowest CPU priority (Linux niceness is per thread):

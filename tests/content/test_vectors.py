@@ -118,8 +118,8 @@ def test_tfidf_encoder_round_trips_and_encodes_free_text(tmp_path):
     docs = [["red", "wine", "bottle"], ["white", "wine"], ["red", "sports", "car"],
             ["fast", "sports", "car"]] * 5
     encoder = fit_tfidf_encoder(lambda: iter(docs), dim=2)
-    encoder.save(tmp_path / "enc.joblib")
-    loaded = TextEncoder.load(tmp_path / "enc.joblib")
+    encoder.save(tmp_path / "enc.npz")
+    loaded = TextEncoder.load(tmp_path / "enc.npz")
     np.testing.assert_allclose(loaded.encode("A <b>red</b> wine!"),
                                encoder.transform(["red wine"])[0][0], rtol=1e-6)
     assert loaded.transform(["unknown words"])[1].tolist() == [False]
@@ -176,9 +176,9 @@ def test_encoder_fitted_on_a_sample_of_the_corpus_still_encodes_every_product(tm
     assert not np.array_equal(keep, corpus_sample(tmp_path / "text.parquet", 300, seed=7))
     assert corpus_sample(tmp_path / "text.parquet", with_text) is None
 
-    full = vectors_step(tmp_path / "text.parquet", tmp_path / "v_all.parquet", tmp_path / "e_all.joblib",
+    full = vectors_step(tmp_path / "text.parquet", tmp_path / "v_all.parquet", tmp_path / "e_all.npz",
                         pretrained=None, dim=16, epochs=2, min_count=1, deterministic=True)
-    sample = vectors_step(tmp_path / "text.parquet", tmp_path / "v.parquet", tmp_path / "e.joblib",
+    sample = vectors_step(tmp_path / "text.parquet", tmp_path / "v.parquet", tmp_path / "e.npz",
                           pretrained=None, dim=16, epochs=2, min_count=1, deterministic=True, fit_documents=300)
     assert full["fitted_on"] == "every product" and sample["fitted_on"] == "a sample of 300 products"
     assert sample["corpus_documents"] == 300 < full["corpus_documents"] == with_text
@@ -188,7 +188,7 @@ def test_encoder_fitted_on_a_sample_of_the_corpus_still_encodes_every_product(tm
     assert 0.8 * full["products_with_vector"] < sample["products_with_vector"] < full["products_with_vector"]
     vectors = pq.read_table(tmp_path / "v.parquet")
     assert vectors.column("item_id").to_pylist() == texts.column("item_id").to_pylist()
-    encoder = TextEncoder.load(tmp_path / "e.joblib")
+    encoder = TextEncoder.load(tmp_path / "e.npz")
     assert len(encoder.words) == sample["vocabulary"] and encoder.transform([encoder.words[0]])[1][0]
     with pytest.raises(StageError, match="at least 1"):
         corpus_sample(tmp_path / "text.parquet", 0)

@@ -221,6 +221,63 @@ def test_millisecond_timestamps_in_a_seconds_format_are_reported(tmp_path):
     assert "1 of 2 timestamps" in report["ratings"]["warnings"][0]
 
 
+@pytest.mark.parametrize("huge", ["1e19", "9223372036854775807", "-1e300", "inf"])
+def test_a_timestamp_beyond_64_bits_loses_its_record_only(tmp_path, huge):
+    meta = write_lines(tmp_path / "meta.json", [json.dumps({"asin": "B1", "title": "x"})])
+    csv = write_lines(tmp_path / "ratings.csv", ["B1,U1,5.0,1400000000", f"B1,U2,4.0,{huge}", "B1,U3,3.0,"])
+    reviews = write_lines(tmp_path / "reviews.json", [review("U4", "B1"), review("U5", "B1", ts=huge)])
+    _, _, kept, quarantine = run_ingest(tmp_path, [meta], [csv, reviews])
+    assert sorted(kept["user_id"]) == ["U1", "U3", "U4"]
+    reasons = [q["reason"] for q in quarantine]
+    assert len(reasons) == 2 and all(r.startswith("timestamp ") for r in reasons), reasons
+
+
+def test_a_file_name_that_is_not_utf8_with_a_bad_line_keeps_every_good_record(tmp_path):
+    import os
+
+    meta = Path(os.fsdecode(bytes(tmp_path) + b"/meta_\xff.json"))
+    write_lines(meta, [json.dumps({"asin": "B1", "title": "x"}), "{bad", json.dumps({"asin": "B2", "title": "y"})])
+    ratings = write_lines(tmp_path / "ratings.csv", ["B1,U1,5.0,1400000000", "B2,U2,4.0,1400000000"])
+    _, items, kept, quarantine = run_ingest(tmp_path, [meta], [ratings])
+    assert sorted(items["item_id"]) == ["B1", "B2"] and len(kept) == 2
+    assert quarantine[0]["file"].endswith("meta_\\xff.json") and quarantine[0]["line"] == 2
+
+
+def _long_lines_meta(path: Path, compress: bool = False) -> Path:
+    item = lambda asin, size=10: json.dumps({"asin": asin, "title": asin, "description": "word " * size})  # noqa: E731
+    return write_lines(path, [item("B1"), item("B2", 600_000), item("B3"), item("B4", 100_000), "{bad",
+                              item("B6"), item("B7", 700_000)], compress)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_line_over_the_bound_is_quarantined_and_the_rest_kept(tmp_path, compress):
+    meta = _long_lines_meta(tmp_path / ("meta.json.gz" if compress else "meta.json"), compress)
+    ratings = write_lines(tmp_path / "ratings.csv", [f"B{i},U1,5.0,1400000000" for i in (1, 3, 6)])
+    report, items, _, quarantine = run_ingest(tmp_path, [meta], [ratings], max_line_mb=0.25)
+    assert sorted(items["item_id"]) == ["B1", "B3", "B6"]
+    assert [q["line"] for q in quarantine] == [2, 4, 5, 7]
+    assert [q["reason"].split(" bytes")[0] for q in quarantine if q["line"] != 5] == \
+        ["line of 3000048", "line of 500048", "line of 3500048"]
+    assert all(len(q["raw"]) <= 2000 for q in quarantine) and quarantine[0]["raw"].startswith('{"asin": "B2"')
+    assert report["quarantine"]["total"] == 4
+    _, everything, _, _ = run_ingest(tmp_path, [meta], [ratings], max_line_mb=4)
+    assert len(everything) == 6
+
+
+def test_the_byte_range_reader_bounds_lines_as_the_stream_reader_does(tmp_path):
+    from hybrid.data.io import Quarantine, iter_line_chunks, iter_range_blocks
+
+    meta = _long_lines_meta(tmp_path / "meta.json")
+    bound = 1 << 18
+    whole = [line for _, block in iter_line_chunks(meta, Quarantine(None), 3, max_line_bytes=bound) for line in block]
+    cuts = [0, 100, 1 << 20, 3_000_200, 3_000_300, 5 << 20, meta.stat().st_size]
+    ranged = [line for start, end in zip(cuts, cuts[1:])
+              for _, block in iter_range_blocks(meta, start, end, 2, bound) for line in block]
+    assert [(type(l).__name__, bytes(l), getattr(l, "size", len(l))) for l in ranged] == \
+        [(type(l).__name__, bytes(l), getattr(l, "size", len(l))) for l in whole]
+    assert [type(l).__name__ for l in whole].count("OverlongLine") == 3
+
+
 def test_second_timestamps_in_the_2023_millisecond_format_are_reported(tmp_path):
     meta = write_lines(tmp_path / "meta.json", [json.dumps({"parent_asin": "B1", "title": "x"})])
     lines = [json.dumps({"user_id": "U1", "parent_asin": "B1", "rating": 5.0, "timestamp": 1400000000})]
@@ -263,6 +320,15 @@ def test_a_directory_given_as_a_file_is_named_as_such(tmp_path, capsys):
     folder.mkdir()
     assert main(["run", "--out", str(tmp_path / "o"), "--meta", str(folder), "--ratings", str(folder)]) == 2
     assert f"{folder}: is a directory" in capsys.readouterr().err
+
+
+def test_a_symbolic_link_loop_is_named_as_such(tmp_path, capsys):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    for link, message in (("loop", "a symbolic link loop"), ("gone", "which does not exist")):
+        assert main(["run", "--out", str(tmp_path / "art"), "--meta", str(tmp_path / link),
+                     "--ratings", str(tmp_path / link)]) == 2
+        assert f"{link}: " in (err := capsys.readouterr().err) and message in err, err
 
 
 def test_metadata_and_ratings_without_a_common_item_stop_at_the_dataset_stage(tmp_path, amazon_dir, capsys):

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 
+import hybrid
 from hybrid.cli import main
 from hybrid.content.vectors import TextEncoder
 from hybrid.data.dataset import load_dataset
@@ -72,7 +73,7 @@ def test_default_dataset_is_movielens_100k(tmp_path, capsys):
     assert (len(data.users), len(data.items), len(data.rating)) == (943, 1682, 100_000)
     row = data.items.index(["1"])[0]
     assert data.item_titles[row] == "Toy Story"
-    encoder = TextEncoder.load(out / "vectors" / "text_encoder.joblib")
+    encoder = TextEncoder.load(out / "vectors" / "text_encoder.npz")
     # the encoder embeds free text in the same space as the films
     query = encoder.encode("toy story animation children comedy")
     sims = data.item_vectors @ query / (np.linalg.norm(data.item_vectors, axis=1) * np.linalg.norm(query) + 1e-9)
@@ -85,6 +86,8 @@ def test_train_recommend_similar_and_evaluate_from_the_command_line(ml100k, caps
     assert main(["train", "--out", str(out), *fast]) == 0
     assert (out / "model" / "model.keras").is_file()
     assert (out / "model" / "learning_curve.png").stat().st_size > 1000  # the train stage draws it
+    # the saved folder is the whole model: its rating blend too, so it answers as the fitted one
+    assert hybrid.load(out / "model").blend is not None
     capsys.readouterr()
     assert main(["recommend", "--user", "196", "--n", "3", "--json", "--model-dir", str(out / "model")]) == 0
     top = json.loads(capsys.readouterr().out)

@@ -195,6 +195,65 @@ def test_a_stage_killed_half_way_is_stale_not_fresh(tmp_path, raw):
     assert "stale" in status and "fresh" not in status
 
 
+OWN_PROCESS_STAGE = """
+import os, sys, time
+from pathlib import Path
+from hybrid.pipeline.runner import Runner, Stage
+
+def slow(target, flag):
+    Path(flag).write_text(str(os.getpid()))
+    time.sleep(120)
+
+if __name__ == "__main__":
+    root = Path(sys.argv[1])
+    Runner([Stage("slow", slow, outputs={"target": str(root / "out.txt")}, params={"flag": sys.argv[2]},
+                  own_process=True)], root).run()
+"""
+
+
+def test_a_killed_run_takes_its_stage_process_with_it(tmp_path):
+    import psutil
+
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(OWN_PROCESS_STAGE))
+    flag = tmp_path / "stage.pid"
+    job = subprocess.Popen([sys.executable, str(script), str(tmp_path), str(flag)], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not flag.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    stage = psutil.Process(int(flag.read_text()))
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    try:
+        stage.wait(timeout=20)  # gone with the run, not left holding its memory
+    except psutil.TimeoutExpired:
+        stage.kill()
+        raise AssertionError("the stage's process outlived the run") from None
+
+
+def test_a_second_run_on_the_same_folder_stops_naming_the_first(tmp_path, raw, capsys):
+    first = pipeline(tmp_path)
+    with first.lock():
+        with pytest.raises(StageError, match=rf"another run is using this folder \(pid {os.getpid()}\)"):
+            pipeline(tmp_path).run()
+        from hybrid.cli import main
+
+        assert main(["run", "--out", str(tmp_path), "--until", "fetch"]) == 2
+        assert "another run is using this folder" in capsys.readouterr().err
+    assert pipeline(tmp_path).run().keys() == {"upper", "count"}  # free again once it ends
+
+
+def test_an_output_folder_the_system_refuses_is_one_line(tmp_path, capsys):
+    from hybrid.cli import main, os_error
+
+    (tmp_path / "a-file").write_text("")
+    assert main(["run", "--out", str(tmp_path / "a-file" / "out"), "--until", "fetch"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == f"hybrid: error: {tmp_path / 'a-file' / 'out' / '.hybrid'}: Not a directory", err
+    assert os_error(OSError(28, "No space left on device", "/srv/out/x.parquet")) == \
+        "/srv/out/x.parquet: No space left on device"
+
+
 # ---------------------------------------------------------------- code freshness, for real
 def _copy_of_the_package(tmp_path) -> Path:
     import shutil

@@ -81,7 +81,7 @@ def test_amazon_samples_same_tables_text_and_dataset(tmp_path, amazon_dir, spark
     assert_same_table(local / "item_text.parquet", remote / "item_text.parquet")
     assert figures(text_local) == figures(text_spark)
 
-    vectors_step(local / "item_text.parquet", local / "item_vectors.parquet", local / "encoder.joblib",
+    vectors_step(local / "item_text.parquet", local / "item_vectors.parquet", local / "encoder.npz",
                  method="tfidf", dim=16)
     files = ("ratings.parquet", "users.parquet", "items.parquet", "item_vectors.npy")
     reports = {}
@@ -170,7 +170,7 @@ def test_movielens_same_stages(ml100k, tmp_path, spark_engine):
     vectors = stages["vectors"]
     local_report = json.loads((out / "reports" / "vectors.json").read_text())
     report = spark_engine.vectors_spark(remote / "item_text.parquet", remote / "item_vectors.parquet",
-                                        remote / "encoder.joblib", **vectors.params)
+                                        remote / "encoder.npz", **vectors.params)
     assert_same_table(vectors.outputs["item_vectors_path"], remote / "item_vectors.parquet")
     assert report["product_coverage"] == local_report["product_coverage"] > 0.9
     assert report["products_with_vector"] == local_report["products_with_vector"]

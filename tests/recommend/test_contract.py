@@ -66,6 +66,25 @@ def test_filter_items_are_left_out_for_everyone(rec):
     assert not set(ids.ravel()) & set(blocked)
 
 
+def test_a_filter_that_leaves_out_every_product_answers_empty(rec):
+    everything = list(catalogue()["item_id"])
+    for ids, scores in (rec.recommend("u0", N=5, filter_items=everything),
+                        rec.recommend_for_new_user(liked_items=["m1"], text="space", N=5, filter_items=everything),
+                        rec.similar_items("m1", N=5, filter_items=everything),
+                        rec.similar_to_text("space robots", N=5, filter_items=everything)):
+        assert ids.shape == scores.shape == (0,)
+    ids, scores = rec.recommend(["u0", "u1"], N=5, filter_items=everything)
+    assert ids.shape == scores.shape == (2, 0)
+
+
+@pytest.mark.parametrize("kind", sorted(FACTORIES))
+def test_a_product_on_two_rows_of_the_catalogue_is_refused_by_name(kind):
+    items = catalogue()
+    twice = pd.concat([items, items.iloc[[4]].assign(text="another text")], ignore_index=True)
+    with pytest.raises(ArgumentError, match="'m4'"):
+        FACTORIES[kind]().fit(ratings(), twice)
+
+
 def test_items_restricts_the_ranking_to_those_products(rec):
     chosen = ["m2", "m5", "m9", "m43"]
     ids, _ = rec.recommend("u3", N=10, items=chosen, filter_already_liked_items=False)
@@ -151,6 +170,52 @@ def test_a_saved_recommender_loads_with_hybrid_load_and_answers_identically(rec,
         (a_ids, a_scores), (b_ids, b_scores) = call(loaded), call(rec)
         assert a_ids.tolist() == b_ids.tolist()
         np.testing.assert_allclose(a_scores, b_scores, rtol=1e-5)
+
+
+class _RunsCode:
+    """Unpickling this creates ``path``: a stand-in for a crafted file that runs code."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (str(self.path), "w")
+
+
+def test_loading_a_model_folder_runs_no_code_from_its_files(rec, tmp_path):
+    import pickle
+
+    rec.save(tmp_path / "saved")
+    assert not [p.name for p in (tmp_path / "saved").rglob("*") if p.suffix in (".joblib", ".pkl", ".pickle")]
+    marker, bundles = tmp_path / "code-ran", sorted((tmp_path / "saved").rglob("*.npz"))
+    assert {"text_encoder.npz"} <= {p.name for p in bundles}  # (and the terms or the rating blend)
+    for path in bundles:
+        original = path.read_bytes()
+        for crafted in (lambda h: pickle.dump(_RunsCode(marker), h),
+                        lambda h: np.savez(h, **{"meta.json": np.array([_RunsCode(marker)], object)})):
+            with open(path, "wb") as handle:
+                crafted(handle)
+            with pytest.raises(hybrid.HybridError, match=path.name):
+                hybrid.load(tmp_path / "saved")
+            assert not marker.exists(), path.name
+        path.write_bytes(original)
+    assert type(hybrid.load(tmp_path / "saved")) is type(rec)
+
+
+def test_a_damaged_model_folder_is_one_error_naming_it(rec, tmp_path):
+    rec.save(tmp_path / "saved")
+    files = sorted(p for p in (tmp_path / "saved").rglob("*") if p.is_file() and p.name != "manifest.json")
+    # every file the loader reads eagerly: the ones it reads when asked (a query's encoder) are checked then
+    for path in files:
+        original = path.read_bytes()
+        for damage in ("truncate", "delete"):
+            path.write_bytes(original[:len(original) // 2]) if damage == "truncate" else path.unlink()
+            try:
+                hybrid.load(tmp_path / "saved")
+            except hybrid.HybridError as error:
+                assert "saved" in str(error), (path.name, damage, error)
+            path.write_bytes(original)
+    assert type(hybrid.load(tmp_path / "saved")) is type(rec)
 
 
 def test_frame_shows_ids_scores_titles_and_cold_flags(rec):

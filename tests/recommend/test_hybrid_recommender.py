@@ -114,10 +114,10 @@ def test_cold_items_are_scored_from_their_text(ml100k):
     assert np.unique(np.round(scores, 5)).size > len(cold) // 2  # not one constant for all
     # same model, same user, same item id path: only the text vector differs
     before = rec.score_index(user[:1], cold[:1])
-    original = rec.item_vectors[cold[0]].copy()
-    rec.item_vectors[cold[0]] = rec.item_vectors[cold[1]]
+    original = rec.catalogue.vectors[cold[0]].copy()
+    rec.catalogue.vectors[cold[0]] = rec.catalogue.vectors[cold[1]]
     assert rec.score_index(user[:1], cold[:1]) == pytest.approx(rec.score_index(user[:1], cold[1:2]))
-    rec.item_vectors[cold[0]] = original
+    rec.catalogue.vectors[cold[0]] = original
     assert rec.score_index(user[:1], cold[:1]) == pytest.approx(before)
     top = rec.frame(*rec.recommend(data.users.ids([0])[0], N=1682))
     assert top["cold"].sum() == len(cold)  # cold items are candidates by default
@@ -166,7 +166,7 @@ def test_fit_from_dataframes_without_the_pipeline():
             rows.append({"user_id": f"u{u}", "item_id": f"m{i}", "rating": 5.0 if i % 3 == taste else 1.0})
     rec = HybridRecommender("hybrid", train_config={"epochs": 30, "batch_size": 64, "patience": 5})
     rec.fit(pd.DataFrame(rows), items)
-    assert len(rec.items) == 30 and (~rec.item_trained).sum() == 3
+    assert len(rec.catalogue) == 30 and rec.catalogue.cold.sum() == 3
     cold = rec.frame(*rec.recommend("u0", N=3, items=["m27", "m28", "m29"]))  # u0 likes space films
     assert cold["item_id"].iloc[0] == "m27"
     assert rec.frame(*rec.similar_to_text("haunted ghost", N=3))["item_id"].iloc[0] in {f"m{i}" for i in range(2, 30, 3)}
@@ -192,7 +192,7 @@ def test_text_without_known_words_is_refused_by_recommend_and_similar_alike(fitt
 
 
 def test_leaving_out_cold_items_also_applies_to_a_candidate_list(fitted):
-    if "cold-1" not in fitted.items:
+    if "cold-1" not in fitted.catalogue.ids:
         fitted.add_items(pd.DataFrame({"item_id": ["cold-1"], "title": ["Space Robots"],
                                        "text": ["space robots war"]}))
     chosen = fitted.frame(*fitted.recommend("196", N=5, items=["cold-1", "50", "181"], include_cold=False))
@@ -218,7 +218,7 @@ def test_the_callers_configs_are_not_changed():
 
 
 def test_when_every_candidate_is_left_out_the_result_is_empty(fitted):
-    rated = fitted.items.ids(fitted.rated_items(int(fitted.users.index(["196"])[0]))[:2])
+    rated = fitted.catalogue.ids.ids(fitted.rated_items(int(fitted.users.index(["196"])[0]))[:2])
     assert fitted.frame(*fitted.recommend("196", N=5, items=list(rated))).empty
 
 

@@ -66,15 +66,15 @@ def test_two_stage_ranks_above_popularity_and_its_retrieval_stage(fitted):
     assert weights[int(np.argmax(around))] == rec.weights["full"]
     assert rec.validation["full"]["neighbourhood_ndcg@10"] == pytest.approx(around.max())
     assert len(grid) == 286 and np.count_nonzero(around != np.array([g["ndcg@10"] for g in grid])) > 200
-    # the cold blend and its offset too, on products held out of the fit as if new
-    assert set(rec.weights["cold"]) == {"retrieval", "network", "content"}
-    assert rec.validation["cold_offset"]["offset"] == rec.cold_offset
+    # the unliked blend and its offset too, on products held out of the fit as if new
+    assert set(rec.weights["unliked"]) == {"retrieval", "network", "content"}
+    assert rec.validation["unliked_offset"]["offset"] == rec.unliked_offset
     # the offset is chosen on the held-out likes as they fell, with no product held out as new:
     # products without likes in the fit draw the few likes such products draw (a share of them
     # held out as new would draw their usual share, about 0.2, and lift cold products)
     from hybrid.evaluation.splits import validation_folds
 
-    offset = rec.validation["cold_offset"]
+    offset = rec.validation["unliked_offset"]
     assert rec.validation["folds"] == 1  # MovieLens's validation share holds some 5,000 likes
     (kept, held), = validation_folds(len(train), 0.1, 1, seed=rec.config.seed + 1)
     u, i, r = data.user_index[train], data.item_index[train], data.rating[train]
@@ -82,7 +82,7 @@ def test_two_stage_ranks_above_popularity_and_its_retrieval_stage(fitted):
     held_likes = held[r[held] >= 4]
     natural = float((~fit_liked[i[held_likes]]).mean())
     assert natural < 0.02
-    assert offset["cold_likes_share"] == pytest.approx(natural, abs=0.01)
+    assert offset["unliked_likes_share"] == pytest.approx(natural, abs=0.01)
 
 
 def test_the_serving_path_and_the_pointwise_scorer_agree(fitted):
@@ -179,7 +179,7 @@ def test_similar_lookups_answer_in_batches(fitted):
 
 
 def test_added_items_are_recommendable_and_findable_at_once(ml100k, tmp_path):
-    from hybrid.recommend.two_stage import TwoStageRecommender
+    from hybrid.recommend.two_stage import FORMAT_VERSION, TwoStageRecommender
 
     data, encoder, out = ml100k
     rec = TwoStageRecommender(retrieval={"epochs": 2}, network={}, train={"epochs": 1},
@@ -225,8 +225,10 @@ def test_added_items_are_recommendable_and_findable_at_once(ml100k, tmp_path):
         np.testing.assert_array_equal(array, saved[name])
     # a folder saved in another format version is refused, naming both versions
     manifest = tmp_path / "resaved" / "manifest.json"
-    manifest.write_text(manifest.read_text().replace('"format_version": 2', '"format_version": 1'))
-    with pytest.raises(HybridError, match="saved with format 1, this version reads 2"):
+    current = f'"format_version": {FORMAT_VERSION}'
+    assert current in manifest.read_text()
+    manifest.write_text(manifest.read_text().replace(current, '"format_version": 1'))
+    with pytest.raises(HybridError, match=f"saved with format 1, this version reads {FORMAT_VERSION}: fit and save"):
         TwoStageRecommender.load(tmp_path / "resaved")
     # the large tables are memory-mapped, not read; saving over the folder they map is safe
     assert not loaded.neighbours.data.flags.writeable and not loaded.catalogue.vectors.flags.writeable
@@ -263,7 +265,7 @@ def test_above_refit_max_likes_the_models_are_fitted_once_and_read_every_like(ml
                               log=lines.append).fit_dataset(data, train, encoder=encoder)
     assert rec.info["refit"] is False and any("not refitted" in line for line in lines)
     # one validation share: its products held out as new are left out of the offset's rankings
-    assert rec.validation["folds"] == 1 and rec.validation["cold_offset"]["cold_likes_share"] < 0.02
+    assert rec.validation["folds"] == 1 and rec.validation["unliked_offset"]["unliked_likes_share"] < 0.02
     # one fit of each model (the retrieval towers' learning curve appears once), on 90% of the likes
     assert sum("retrieval: epoch 1/" in line and "loss" in line for line in lines) == 1
     u, i, r = data.user_index[train], data.item_index[train], data.rating[train]
@@ -324,10 +326,10 @@ def test_products_nobody_rated_rank_as_well_as_their_text_alone(instruments):
     assert ours >= 0.9 * ndcg["tfidf"] and ours > 1.3 * ndcg["words"], (ours, ndcg)
     # the validation's best cold blend leans on the content part; the one used is moved halfway
     # to equal weights (cold_weight_shrinkage), so the text still leads it
-    best = rec.validation["cold"]["best"]
-    assert best["content"] >= 0.5 and rec.validation["cold"]["users"] > 100
-    assert rec.weights["cold"] == pytest.approx({part: 0.5 * w + 0.5 / len(best) for part, w in best.items()})
-    assert rec.weights["cold"]["content"] == max(rec.weights["cold"].values())
+    best = rec.validation["unliked"]["best"]
+    assert best["content"] >= 0.5 and rec.validation["unliked"]["users"] > 100
+    assert rec.weights["unliked"] == pytest.approx({part: 0.5 * w + 0.5 / len(best) for part, w in best.items()})
+    assert rec.weights["unliked"]["content"] == max(rec.weights["unliked"].values())
     # one validation share of these likes holds some 600: the warm blends are chosen on several
     # disjoint shares in turn (each with models fitted on the other rows), their rankings pooled
     from hybrid.evaluation.splits import validation_folds

@@ -36,7 +36,16 @@ def test_model_info_and_health(server):
     info = api.get("/api/model").json()
     assert (info["users"], info["items"], info["kind"]) == (943, 1682, "two-stage")
     assert info["trained_on"]["ratings"] == 100_000 and info["saved_at"] and info["index"] == "exact"
-    assert info["limits"]["max_n"] == 50
+    assert info["limits"]["max_n"] == 50 and info["limits"]["admin"] and "admin_token" not in info["limits"]
+    assert server.admin["Authorization"].split()[1] not in json.dumps(info)
+    # a page on another site whose name resolves to this address (DNS rebinding) is refused
+    assert "not served here" in detail(api.get("/api/model", headers={"Host": f"evil.example:{server.port}"}), 400)
+    assert api.get("/api/health", headers={"Host": f"localhost:{server.port}"}).status_code == 200
+    # a form on another site the user has open cannot post here; the page's own requests can
+    body = {"user_ids": ["196"], "n": 2}
+    assert "another site" in detail(api.post("/api/recommendations", json=body,
+                                             headers={"Origin": "http://evil.example"}), 403)
+    assert api.post("/api/recommendations", json=body, headers={"Origin": server.url}).status_code == 200
     docs = api.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     schema = api.get("/openapi.json").json()
@@ -139,7 +148,9 @@ def test_added_items_are_recommendable_at_once(server):
     new = {"items": [{"item_id": "web-1", "title": "Vampire Nights", "description": "a horror film of vampires "
                       "and a haunted castle at night"},
                      {"item_id": "web-2", "text": "documentary about tax law"}]}
-    added = api.post("/api/items", json=new).json()
+    assert "admin token" in detail(api.post("/api/items", json=new), 401)  # a credential, or nothing changes
+    assert "admin token" in detail(api.post("/api/items", json=new, headers={"Authorization": "Bearer wrong"}), 401)
+    added = api.post("/api/items", json=new, headers=server.admin).json()
     assert added["added"] == 2 and added["items"] == 1684
     item = api.get("/api/items/web-1").json()
     assert item["cold"] and item["ratings"] == 0 and "vampires" in item["text"]
@@ -148,9 +159,10 @@ def test_added_items_are_recommendable_at_once(server):
     chosen = api.post("/api/recommendations", json={"user_ids": ["196"], "n": 2, "items": ["web-1", "web-2"]}).json()
     assert {i["item_id"] for i in chosen["results"][0]["items"]} == {"web-1", "web-2"}
     assert all(i["cold"] for i in chosen["results"][0]["items"])
-    assert "already known" in detail(api.post("/api/items", json={"items": [{"item_id": "web-1", "text": "x"}]}), 422)
-    assert "no usable text" in detail(api.post("/api/items", json={"items": [{"item_id": "web-3"}]}), 422)
-    assert "items" in detail(api.post("/api/items", json={"items": []}), 422)
+    add = lambda body: api.post("/api/items", json=body, headers=server.admin)  # noqa: E731
+    assert "already known" in detail(add({"items": [{"item_id": "web-1", "text": "x"}]}), 422)
+    assert "no usable text" in detail(add({"items": [{"item_id": "web-3"}]}), 422)
+    assert "items" in detail(add({"items": []}), 422)
 
 
 def test_reload_swaps_the_model_and_a_failed_reload_keeps_the_old_one(served_model, tmp_path):
@@ -160,8 +172,9 @@ def test_reload_swaps_the_model_and_a_failed_reload_keeps_the_old_one(served_mod
     try:
         api = server.client
         before = api.get("/api/users/196/recommendations").json()
-        api.post("/api/items", json={"items": [{"item_id": "gone", "text": "space war"}]})
-        reloaded = api.post("/api/admin/reload").json()
+        assert "admin token" in detail(api.post("/api/admin/reload"), 401)
+        api.post("/api/items", json={"items": [{"item_id": "gone", "text": "space war"}]}, headers=server.admin)
+        reloaded = api.post("/api/admin/reload", headers=server.admin).json()
         assert reloaded["generation"] == 2
         # the reloaded model is the saved directory: live additions are not in it
         assert api.get("/api/items/gone").status_code == 404
@@ -169,7 +182,7 @@ def test_reload_swaps_the_model_and_a_failed_reload_keeps_the_old_one(served_mod
         manifest = model / "manifest.json"
         saved = manifest.read_text()
         manifest.write_text("{ broken")
-        failed = detail(api.post("/api/admin/reload"), 503)
+        failed = detail(api.post("/api/admin/reload", headers=server.admin), 503)
         assert "still serving generation 2" in failed
         assert api.get("/api/users/196/recommendations").json() == before
         assert "not a saved two-stage" in api.get("/api/model").json()["last_reload_error"]
@@ -210,7 +223,7 @@ def test_a_reload_under_load_fails_no_request_and_a_dead_process_is_replaced(ser
         for thread in threads:
             thread.start()
         time.sleep(1)
-        assert server.client.post("/api/admin/reload").json()["generation"] == 2
+        assert server.client.post("/api/admin/reload", headers=server.admin).json()["generation"] == 2
         time.sleep(2)
         stop.set()
         for thread in threads:
@@ -270,6 +283,84 @@ def test_an_unexpected_failure_is_a_500_without_a_traceback(served_model):
     assert response.status_code == 500
     assert response.json() == {"detail": "internal error (RuntimeError); see the server log"}
     assert client.get("/api/health").status_code == 200
+
+
+def test_without_an_admin_token_nothing_changes_and_additions_are_bounded(served_model):
+    from fastapi.testclient import TestClient
+
+    from hybrid.serving.app import create_app
+    from hybrid.serving.slot import ModelSlot, ServiceLimits
+
+    slot = ModelSlot(served_model)
+    off = TestClient(create_app(slot))
+    new = {"items": [{"item_id": "x1", "text": "space war"}, {"item_id": "x2", "text": "love story"}]}
+    for path, body in (("/api/admin/reload", None), ("/api/items", new)):
+        assert "--admin-token-file" in detail(off.post(path, json=body), 403)
+    assert off.get("/api/model").json()["limits"]["admin"] is False
+    token = "a-token-of-twenty-chars"
+    bounded = TestClient(create_app(slot, ServiceLimits(max_added_items=3, admin_token=token)))
+    admin = {"Authorization": f"Bearer {token}"}
+    assert bounded.post("/api/items", json=new, headers=admin).json() == {"added": 2, "items": 1684}
+    assert "max_added_items" in detail(bounded.post("/api/items", json={"items": [{"item_id": "x3", "text": "a"},
+                                                                                  {"item_id": "x4", "text": "b"}]},
+                                                    headers=admin), 409)
+    assert bounded.get("/api/items/x3").status_code == 404  # nothing of a refused batch was added
+
+
+def test_an_id_with_a_slash_is_answered_over_http(served_model):
+    from fastapi.testclient import TestClient
+
+    from hybrid.serving.app import create_app
+    from hybrid.serving.slot import ModelSlot, ServiceLimits
+
+    token = "a-token-of-twenty-chars"
+    api = TestClient(create_app(ModelSlot(served_model), ServiceLimits(admin_token=token)))
+    new = {"items": [{"item_id": "box/set 2", "text": "space war robots galaxy"},
+                     {"item_id": "box/set 2/similar", "text": "love story wedding"}]}
+    assert api.post("/api/items", json=new, headers={"Authorization": f"Bearer {token}"}).json()["added"] == 2
+    assert api.get("/api/items/box%2Fset%202").json()["item_id"] == "box/set 2"
+    similar = api.get("/api/items/box%2Fset%202/similar", params={"n": 3}).json()
+    assert similar["item_id"] == "box/set 2" and len(similar["items"]) == 3
+    assert "unknown" in detail(api.get("/api/items/box%2Fnothing"), 404)
+    assert "unknown" in detail(api.get("/api/users/1%2F96/recommendations"), 404)
+
+
+def test_a_large_batch_is_answered_in_slices_with_other_requests_between_them(served_model):
+    import asyncio
+
+    from hybrid.serving.app import create_app
+    from hybrid.serving.slot import ModelSlot, ServiceLimits
+
+    slot = ModelSlot(served_model)
+    users = [str(u) for u in slot.current.rec.users.ids(range(40))]
+    app = create_app(slot, ServiceLimits(max_answers=400, slice_ms=0.001))  # a slice per user
+    finished = []
+
+    async def scenario():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as api:
+            async def call(name, method, path, body=None):
+                response = await api.request(method, path, json=body)
+                finished.append(name)
+                return response
+            return await asyncio.gather(
+                call("batch", "POST", "/api/recommendations", {"user_ids": users, "n": 10}),
+                call("single", "GET", f"/api/users/{users[-1]}/recommendations"),
+                call("too large", "POST", "/api/recommendations", {"user_ids": users, "n": 11}))
+    batch, single, large = asyncio.run(scenario())
+    assert finished[-1] == "batch"  # the single request did not wait for the whole batch
+    answers = batch.json()["results"]
+    assert [a["user_id"] for a in answers] == users and answers[-1]["items"] == single.json()["items"]
+    assert "max_answers" in detail(large, 422)
+
+
+def test_serve_refuses_a_short_admin_token(served_model, tmp_path, capsys):
+    from hybrid.cli import main
+
+    (tmp_path / "token").write_text("short\n")
+    assert main(["serve", "--model", str(served_model), "--admin-token-file", str(tmp_path / "token")]) == 2
+    assert "at least 16 characters" in capsys.readouterr().err
+    assert main(["serve", "--model", str(served_model), "--admin-token-file", str(tmp_path / "none")]) == 2
+    assert "cannot read it" in capsys.readouterr().err
 
 
 def test_serve_refuses_a_directory_without_a_model(tmp_path, served_model, capsys):

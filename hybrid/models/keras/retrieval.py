@@ -28,6 +28,7 @@ from keras import layers, ops
 
 from hybrid.core.config import RetrievalConfig
 from hybrid.core.errors import ArgumentError, InputFormatError
+from hybrid.core.numeric import id_rows
 from hybrid.evaluation.splits import held_out
 from hybrid.models.keras.optimizers import SparseEmbedding, make_optimizer
 from hybrid.models.keras.training import EpochProgress, batches_of, epoch_steps, for_inference, row_batches
@@ -224,7 +225,7 @@ class RetrievalScorer:
     @classmethod
     def from_model(cls, model: TwoTower, trained_items: np.ndarray, batch: int = 8192) -> "RetrievalScorer":
         n_items = model.n_items
-        ids = np.where(trained_items, np.arange(n_items), n_items).astype(np.int32)
+        ids = id_rows(np.arange(n_items), trained_items, n_items)
         text = model.text.numpy()[:n_items]
         items = np.vstack([np.asarray(model.item_vectors(ids[s:s + batch], text[s:s + batch]))
                            for s in range(0, n_items, batch)] or [np.zeros((0, model.config.dim))])
