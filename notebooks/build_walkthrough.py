@@ -44,7 +44,7 @@ from pipelines.recommender import PipelineConfig, build
 
 OUT = Path(os.environ.get("HYBRID_NOTEBOOK_OUT", "../artifacts"))
 FAST = os.environ.get("HYBRID_NOTEBOOK_FAST") == "1"
-TRAIN = {"epochs": 4, "batch_size": 2048} if FAST else {}
+TRAIN = {"epochs": 3, "batch_size": 2048} if FAST else {}
 """)
 md("## 1. Run the pipeline up to the encoded dataset (stages that are fresh are skipped)")
 code("""
@@ -136,13 +136,13 @@ their own blend, chosen on training films held out as if new.
 code("""
 from hybrid import TwoStageRecommender
 
-FAST_TWO = {"retrieval": {"epochs": 4}, "train": {"epochs": 2}, "config": {"validation_users": 300}} if FAST else {}
+FAST_TWO = {"retrieval": {"epochs": 2}, "train": {"epochs": 1}, "config": {"validation_users": 200}} if FAST else {}
 two = TwoStageRecommender(seed=0, **FAST_TWO).fit_dataset(data, train_rows, encoder, texts=text.set_index("item_id")
                                                             .reindex(data.items.values)["text"].fillna("").tolist())
 two.frame(*two.recommend(user, N=10))
 """)
 code("""
-# The blend weights chosen on validation, for known users (full) and for films nobody rated (cold)
+# The blend weights chosen on validation, for known users (full) and for films without likes in the fit (unliked)
 weights = pd.DataFrame({case: two.weights[case] for case in ("full", "unliked") if case in two.weights}).fillna(0).T
 weights.plot.barh(stacked=True, figsize=(7, 2.5), title=f"blend weights (unliked offset {two.unliked_offset:+.2f})")
 plt.xlabel("weight"); plt.tight_layout(); plt.show()

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -52,9 +53,14 @@ def _recbole_wheel() -> Path:
     if wheels:
         return wheels[0]
     folder.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-               f"recbole=={RECBOLE_VERSION}", "-d", str(folder)]
-    result = subprocess.run(command, capture_output=True, text=True)
+    # fetched into a folder of its own, then moved in whole: a process fetching at the same
+    # time never reads a part-written wheel
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".fetch-") as fetching:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+                   f"recbole=={RECBOLE_VERSION}", "-d", fetching]
+        result = subprocess.run(command, capture_output=True, text=True)
+        for wheel in Path(fetching).glob(f"recbole-{RECBOLE_VERSION}-*.whl"):
+            os.replace(wheel, folder / wheel.name)
     wheels = sorted(folder.glob(f"recbole-{RECBOLE_VERSION}-*.whl"))
     if result.returncode != 0 or not wheels:
         raise DatasetError(

@@ -21,8 +21,9 @@ The model directory is loaded once and answered from memory. The API lives under
   during a reload and a failed load leaves the old model serving;
 - model calls run on the event loop one at a time, each a few milliseconds (numpy and TensorFlow
   use the cores within a call; faiss searches one query on one thread); a batch request
-  (``ids x n`` answers, at most ``max_answers``) runs in slices of about ``slice_ms``, one batch
-  at a time, and the requests that arrive meanwhile are answered between its slices.
+  (``ids x n`` answers, at most ``max_answers``) of more than ``SMALL_BATCH`` ids runs in slices
+  of about ``slice_ms``, one such batch at a time, and the requests that arrive meanwhile are
+  answered between its slices.
 """
 
 import asyncio
@@ -34,11 +35,14 @@ import time
 from importlib import resources
 from typing import Literal
 
+import orjson
+
 from hybrid import __version__
 from hybrid.core.errors import ArgumentError, HybridError, UnknownIdError
 from hybrid.serving.slot import ModelLoadError, ModelSlot, ServiceLimits
 
 LOG = logging.getLogger("hybrid.serving.app")
+SMALL_BATCH = 10  # ids a batch request may have to be answered at once, as a single call is
 
 
 def _fastapi():
@@ -99,25 +103,32 @@ class _Answers:
         whatever a reload (in a worker thread) swaps in meanwhile."""
         return work(self.slot.current.rec)
 
-    async def in_slices(self, ids: list[str], n: int, work) -> list:
-        """``work(rec, some_ids)`` (a list of answers, one per id) over ``ids`` in slices of about
-        ``slice_ms``, yielding the event loop between slices so that the requests which arrived
-        meanwhile are answered; one batch at a time, on one model throughout. A batch of more
-        than ``max_answers`` answers (``len(ids) * n``) is refused."""
+    async def in_slices(self, ids: list[str], n: int, work):
+        """The JSON answer ``{"results": [...]}`` of ``work(rec, some_ids)`` (a list of answers,
+        one per id) over ``ids``. A batch of more than ``SMALL_BATCH`` ids runs in slices of about
+        ``slice_ms``, each answered and encoded in its slice, yielding the event loop between
+        slices so that the requests which arrived meanwhile are answered; such batches run one
+        at a time. One model answers the whole batch. More than ``max_answers`` answers
+        (``len(ids) * n``) are refused."""
+        from fastapi.responses import Response
+
         if len(ids) * n > self.limits.max_answers:
             raise ArgumentError(f"{len(ids)} ids x n={n} is {len(ids) * n} answers; one request gets at most "
                                 f"{self.limits.max_answers} (max_answers): send fewer ids or a smaller n")
-        rec, target = self.slot.current.rec, self.limits.slice_ms / 1000
-        answers: list = []
-        async with self.batches:
-            size = 1
-            while len(answers) < len(ids):
-                started = time.perf_counter()
-                answers += work(rec, ids[len(answers):len(answers) + size])
-                took = max(time.perf_counter() - started, 1e-4)
-                size = max(1, min(2 * size, int(size * target / took)))  # grows at most twice per slice
-                await asyncio.sleep(0)
-        return answers
+        rec = self.slot.current.rec
+        if len(ids) <= SMALL_BATCH:
+            parts = [orjson.dumps(work(rec, ids))[1:-1]]
+        else:
+            parts, done, size, target = [], 0, 1, self.limits.slice_ms / 1000
+            async with self.batches:
+                while done < len(ids):
+                    started = time.perf_counter()
+                    parts.append(orjson.dumps(work(rec, ids[done:done + size]))[1:-1])
+                    done += size
+                    took = max(time.perf_counter() - started, 1e-4)
+                    size = max(1, min(2 * size, int(size * target / took)))  # grows at most twice per slice
+                    await asyncio.sleep(0)
+        return Response(b'{"results":[' + b",".join(parts) + b"]}", media_type="application/json")
 
     @staticmethod
     def items_of(rec, ids, scores) -> list[dict]:
@@ -295,7 +306,7 @@ def _user_routes(app, answers: _Answers, m: dict) -> None:
                                         filter_items=request.filter_items, items=request.items,
                                         include_cold=request.include_cold)
             return [{"user_id": u, "items": items_of(rec, i, s)} for u, i, s in zip(users, ids, scores)]
-        return {"results": await answers.in_slices(request.user_ids, request.n, work)}
+        return await answers.in_slices(request.user_ids, request.n, work)
 
     @app.get("/api/users/{user_id:path}", response_model=m["History"])
     async def user_history(user_id: str = PathParam(max_length=200)):
@@ -344,7 +355,7 @@ def _item_routes(app, answers: _Answers, m: dict) -> None:
         def work(rec, items):
             ids, scores = rec.similar_items(items, N=request.n, by=request.by)
             return [{"item_id": item_id, "items": items_of(rec, i, s)} for item_id, i, s in zip(items, ids, scores)]
-        return {"results": await answers.in_slices(request.item_ids, request.n, work)}
+        return await answers.in_slices(request.item_ids, request.n, work)
 
     @app.get("/api/search", response_model=m["Answer"])
     async def search(text: str = Query(max_length=answers.limits.max_text, description="free text"), n: int = N):

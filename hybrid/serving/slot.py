@@ -27,9 +27,9 @@ class ServiceLimits:
     require (``Authorization: Bearer ...``); None turns those endpoints off. ``allowed_hosts``:
     the names a request's ``Host`` header may give (against DNS rebinding: a page on another
     site that resolves its own name to this address); None answers any. A batch request costs
-    its ids times ``n`` answers, at most ``max_answers``; it is answered in slices of about
-    ``slice_ms`` with the requests that came meanwhile answered between them, one batch at a
-    time, so a client sending the largest batches delays the others by a slice, not a batch.
+    its ids times ``n`` answers, at most ``max_answers``; a batch of more than 10 ids is answered
+    in slices of about ``slice_ms`` with the requests that came meanwhile answered between them,
+    one such batch at a time, so a client sending the largest batches delays the others by a slice, not a batch.
     """
 
     max_n: int = 100
