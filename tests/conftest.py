@@ -80,7 +80,7 @@ def served_model(ml100k, tmp_path_factory):
     from hybrid.cli import main
 
     _, _, out = ml100k
-    fast = ["--recommender-param", "retrieval.epochs=8", "--recommender-param", "train.epochs=2",
+    fast = ["--recommender-param", "retrieval.epochs=4", "--recommender-param", "train.epochs=1",
             "--recommender-param", "validation_share=0"]
     assert main(["run", "--out", str(out), "--stage", "recommender", *fast]) == 0
     copy = tmp_path_factory.mktemp("served") / "recommender"

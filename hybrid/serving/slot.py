@@ -1,17 +1,21 @@
-"""The model a service answers from: loaded from a model folder, warmed up, and swapped for a
-newly loaded one in one assignment on reload (a failed load keeps the old one serving)."""
+"""The model a service answers from: loaded from a private copy of a model folder, warmed up,
+and swapped for a newly loaded one in one assignment on reload (a failed load keeps the old one
+serving)."""
 
 import json
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from hybrid.core.errors import HybridError
+from hybrid.core.errors import HybridError, InputFormatError
 
 LOG = logging.getLogger("hybrid.serving.app")
 
@@ -86,9 +90,10 @@ class ModelSlot:
 
     def _load(self, generation: int) -> Loaded:
         started = time.perf_counter()
-        rec = self._loader(self.directory)
-        manifest = json.loads((self.directory / "manifest.json").read_text())
-        warm_up(rec)
+        with private_copy(self.directory) as folder:
+            rec = self._loader(folder)
+            manifest = json.loads((folder / "manifest.json").read_text())
+            warm_up(rec)
         return Loaded(rec, self.directory, generation, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                       round(time.perf_counter() - started, 2), manifest, len(rec.catalogue))
 
@@ -129,6 +134,33 @@ class ModelSlot:
             self.current, self.last_reload_error = new, None
             LOG.info("serving generation %d from %s", new.generation, self.directory)
             return new
+
+
+@contextmanager
+def private_copy(directory: Path):
+    """A copy of ``directory`` that only this process knows, removed when the block ends.
+
+    A model is loaded from it and keeps its memory-mapped arrays open: files that are unlinked
+    but mapped live on until the process exits (the system frees them then, however it ends),
+    so a model copied over the served folder (``cp -r``, which rewrites files in place) cannot
+    change or truncate what a worker is reading. The copy goes beside the folder (the same
+    disk), or to the temporary folder where that is not writable."""
+    try:
+        private = Path(tempfile.mkdtemp(prefix=f".{directory.name}.serving-", dir=directory.parent))
+    except OSError:
+        private = Path(tempfile.mkdtemp(prefix="hybrid-serving-"))
+    copy = private / "model"
+    try:
+        try:
+            shutil.copytree(directory, copy, symlinks=False)
+        except OSError as exc:
+            raise InputFormatError(f"{directory}: cannot be copied to serve from ({exc})") from None
+        try:
+            yield copy
+        except HybridError as exc:  # named by the folder the user gave, not the private copy
+            raise type(exc)(str(exc).replace(str(copy), str(directory))) from None
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def warm_up(rec) -> None:

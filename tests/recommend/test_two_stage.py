@@ -27,7 +27,7 @@ def fitted(ml100k):
 
     data, encoder, out = ml100k
     train, test = random_split(len(data.rating), 0.2, seed=0)
-    rec = TwoStageRecommender(retrieval={"epochs": 8, "patience": 2}, train={"epochs": 4},
+    rec = TwoStageRecommender(retrieval={"epochs": 5, "patience": 2}, train={"epochs": 2},
                               config={"validation_users": 500}, seed=0)
     return rec.fit_dataset(data, train, encoder=encoder, texts=product_texts(data, out)), data, train, test
 
@@ -315,7 +315,7 @@ def test_products_nobody_rated_rank_as_well_as_their_text_alone(instruments):
     data, encoder, texts = instruments
     u, i, r = data.user_index, data.item_index, data.rating
     train, test, cold = cold_item_split(i, 0.2, seed=0)
-    rec = TwoStageRecommender(retrieval={"epochs": 10}, train={"epochs": 4}, seed=0)
+    rec = TwoStageRecommender(retrieval={"epochs": 5}, train={"epochs": 2}, seed=0)
     rec.fit_dataset(data, train, encoder=encoder, texts=texts)
     task = ranking_task(u[train], i[train], u[test], i[test], r[test], cold)
     fitted = {name: model.fit(u[train], i[train], r[train], len(data.users), len(data.items), vectors)

@@ -192,9 +192,27 @@ def test_reload_swaps_the_model_and_a_failed_reload_keeps_the_old_one(served_mod
         while api.get("/api/health").json()["generation"] != 3 and time.time() < deadline:
             time.sleep(0.2)
         assert api.get("/api/health").json()["generation"] == 3
+        # a model copied over the served folder rewrites its files in place (cp -r): the worker
+        # reads a private copy, so it keeps answering from what it loaded
+        serving, answers = api.get("/api/model").json()["pid"], {}
+        files = {path: path.read_bytes() for path in sorted(model.rglob("*")) if path.is_file()}
+        for path in files:
+            with open(path, "r+b") as handle:
+                handle.truncate(0)
+        for call in ("/api/users/196/recommendations", "/api/items/50/similar?by=content&n=50",
+                     "/api/items/50/similar?by=collaborative&n=50", "/api/search?text=space+war&n=50",
+                     "/api/items/1"):
+            answers[call] = api.get(call)
+        for path, data in files.items():
+            with open(path, "r+b") as handle:
+                handle.write(data)
+        assert {call: response.status_code for call, response in answers.items()} == dict.fromkeys(answers, 200)
+        assert answers["/api/users/196/recommendations"].json() == before
+        assert api.get("/api/model").json()["pid"] == serving
     finally:
         log = server.stop()
     assert "Traceback" not in log, log
+    assert not list(model.parent.glob(".recommender.serving-*"))  # the private copies are gone
 
 
 def test_a_reload_under_load_fails_no_request_and_a_dead_process_is_replaced(served_model, tmp_path):
