@@ -525,10 +525,17 @@ class Runner:
         started = time.perf_counter()
         try:
             arguments = {**inputs, **temp_outputs, **stage.params}
-            if stage.own_process and self.processes:
-                report, memory = _in_own_process(stage, arguments)
-            else:
-                report, memory = _measured_call(stage.func, arguments)
+            try:
+                if stage.own_process and self.processes:
+                    report, memory = _in_own_process(stage, arguments)
+                else:
+                    report, memory = _measured_call(stage.func, arguments)
+            except OSError as exc:
+                if exc.filename is not None:
+                    raise
+                # a library's error of the system that names no file (Arrow's disk full): say where
+                raise StageError(f"stage {stage.name!r}: {exc.strerror or exc} (it writes its outputs "
+                                 f"under {self.state_dir / 'tmp'})") from None
             for name, path in stage.outputs.items():
                 if not Path(temp_outputs[name]).exists():
                     raise StageError(f"stage {stage.name!r} did not write its output {name}")

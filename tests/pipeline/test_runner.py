@@ -152,6 +152,19 @@ def test_a_failing_stage_leaves_no_output_and_is_redone(tmp_path, raw):
     assert pipeline(tmp_path).run().keys() == {"upper", "count"}
 
 
+def disk_full(source, target):
+    with open(target, "w") as handle:
+        handle.write("half")
+    raise OSError(28, "No space left on device")  # as Arrow raises it: no file named
+
+
+def test_a_full_disk_names_the_stage_and_where_it_writes(tmp_path, raw):
+    with pytest.raises(StageError, match=r"stage 'upper': No space left on device \(it writes its outputs under "
+                                         + str(tmp_path / ".hybrid" / "tmp")):
+        pipeline(tmp_path, first=disk_full).run()
+    assert not (tmp_path / "a" / "up.txt").exists()
+
+
 KILLED_STAGE = """
 import sys, time
 from pathlib import Path
