@@ -73,6 +73,9 @@ def test_known_user_single_and_batch_agree_and_filters_apply(server):
     blocked = api.post("/api/recommendations", json={"user_ids": ["196"], "n": 10,
                                                      "filter_items": [one["items"][0]["item_id"]]}).json()
     assert one["items"][0]["item_id"] not in {i["item_id"] for i in blocked["results"][0]["items"]}
+    nothing = api.post("/api/recommendations", json={"user_ids": ["186", "196"], "n": 10, "items": candidates,
+                                                     "filter_items": candidates})
+    assert nothing.status_code == 200 and [r["items"] for r in nothing.json()["results"]] == [[], []]
     # GET takes the contract's name for the filter, and its former name the same way
     everything = {"n": 50, "filter_already_liked_items": "false"}
     with_rated = {i["item_id"] for i in api.get("/api/users/196/recommendations", params=everything).json()["items"]}
