@@ -329,12 +329,16 @@ def cmd_status(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hybrid", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    from hybrid import __version__
+
+    parser.add_argument("--version", action="version", version=f"hybrid {__version__}")
     sub = parser.add_subparsers(dest="command")
     _pipeline_commands(sub)
     _answer_commands(sub)
     args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["run", *(argv or [])])
+    if args.command is None:  # nothing asked: say what can be
+        parser.print_help()
+        return 0
     try:
         return args.func(args)
     except HybridError as exc:

@@ -430,8 +430,7 @@ class Runner:
             if status != "fresh":
                 upstream_stale.add(stage.name)
             result[stage.name] = status
-        self._save_state()
-        return result
+        return result  # writes nothing: asking is not running (the folder may not even exist)
 
     # ------------------------------------------------------------ running
     def upstream(self, name: str) -> set[str]:

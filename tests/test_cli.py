@@ -1,0 +1,28 @@
+"""The command line's own manners: a version, help when nothing is asked, read-only commands
+that write nothing."""
+
+import pytest
+
+import hybrid
+from hybrid.cli import main
+
+
+def test_version_names_the_package_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"hybrid {hybrid.__version__}"
+
+
+def test_bare_hybrid_prints_help_and_runs_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: hybrid") and "hybrid run" in shown and "serve" in shown
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_status_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["status", "--out", str(tmp_path / "out")]) == 0
+    assert "ingest     stale: output" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
