@@ -26,3 +26,16 @@ def test_status_writes_nothing(tmp_path, monkeypatch, capsys):
     assert main(["status", "--out", str(tmp_path / "out")]) == 0
     assert "ingest     stale: output" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tensorflow_starts_without_its_log_lines():
+    import subprocess
+    import sys
+
+    code = ("import hybrid.models.keras, tensorflow as tf, warnings; print(float(tf.constant(2.0) * 2)); "
+            "warnings.warn('a warning a user can act on')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "4.0", done.stderr
+    assert "a warning a user can act on" in done.stderr
+    assert not [line for line in done.stderr.splitlines()
+                if "absl" in line or "oneDNN" in line or "cpu_feature_guard" in line], done.stderr

@@ -424,10 +424,10 @@ class HybridRecommender(Recommender):
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "HybridRecommender":
         """Load a recommender written by ``save``."""
-        import keras
-
-        from hybrid.models.keras import networks  # noqa: F401  (registers the custom layers)
+        from hybrid.models.keras import networks  # noqa: F401  (registers the custom layers; first: TensorFlow quiet)
         from hybrid.models.keras.training import for_inference
+
+        import keras
         directory = Path(directory)
         meta = read_manifest(directory, KIND, FORMAT_VERSION)
         with reading_folder(directory):

@@ -311,10 +311,10 @@ class ScoringParts:
 
     def load_tables(self, directory: str | os.PathLike, n_network_items: int, has_network: bool) -> None:
         """The parts ``save`` wrote, into this (unfitted) instance; large tables memory-mapped."""
-        import keras
-
-        from hybrid.models.keras import networks  # noqa: F401  (registers the custom layers)
+        from hybrid.models.keras import networks  # noqa: F401  (registers the custom layers; first: TensorFlow quiet)
         from hybrid.models.keras.training import for_inference
+
+        import keras
 
         directory = Path(directory)
         # the network first: Keras reads the whole file before making its variables, a passing

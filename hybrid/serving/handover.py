@@ -265,6 +265,7 @@ def _limit_threads(threads: int) -> None:
     calls are small: on one thread they take 2.8 ms where TensorFlow's pool of two takes 3.7-5
     (median recommend on MovieLens-100k, 2 cores), and the cores stay free for other requests'
     parsing and for a reload."""
+    import hybrid.models.keras  # noqa: F401  (imports TensorFlow quietly)
     import tensorflow as tf
     from threadpoolctl import threadpool_limits
 
