@@ -198,7 +198,26 @@ def cmd_run(args, target: str | None = None) -> int:
         for kind in ("items", "ratings"):
             for warning in ingest.get(kind, {}).get("warnings", []):
                 print(f"warning: {warning}", file=sys.stderr)
+    _next_steps(runner)
     return 0
+
+
+def _next_steps(runner) -> None:
+    """What to do with what the run made: serve it, ask it, read its metrics."""
+    from pathlib import Path
+
+    from hybrid.data.ids import IdMap
+
+    outputs = {(stage.name, name): Path(path) for stage in runner.stages for name, path in stage.outputs.items()}
+    model, metrics, lines = outputs.get(("recommender", "model_dir")), outputs.get(("evaluate", "metrics_md")), []
+    if model is not None and (model / "manifest.json").is_file():
+        user = IdMap.load(model / "users.parquet", "user").ids([0])[0]
+        lines += [f"  hybrid serve --model {model}      # then open http://127.0.0.1:8000/",
+                  f"  hybrid recommend --model-dir {model} --user {user}"]
+    if metrics is not None and metrics.is_file():
+        lines.append(f"  metrics: {metrics}")
+    if lines:
+        print("next:", *lines, sep="\n")
 
 
 def cmd_train(args) -> int:

@@ -399,6 +399,20 @@ def test_the_page_is_served(server):
     assert 'id="search-text"' in page.text and 'fetch("/api" + path' in page.text
 
 
+def test_a_run_ends_with_the_next_steps(served_model, ml100k, capsys):
+    from hybrid.cli import main
+
+    out = ml100k[2]
+    fast = ["--recommender-param", "retrieval.epochs=4", "--recommender-param", "train.epochs=1",
+            "--recommender-param", "validation_share=0"]  # as the served_model fixture ran it
+    assert main(["run", "--out", str(out), "--stage", "recommender", *fast]) == 0
+    shown = capsys.readouterr().out
+    assert "nothing to do" in shown and f"hybrid serve --model {out / 'recommender'}" in shown
+    command = next(line for line in shown.splitlines() if "hybrid recommend" in line).split()
+    assert command[-2] == "--user"
+    assert main(command[1:]) == 0 and len(capsys.readouterr().out.splitlines()) == 11  # a header and 10 products
+
+
 def test_the_command_line_answers_from_the_two_stage_model(served_model, capsys):
     from hybrid.cli import main
     from hybrid.recommend.two_stage import TwoStageRecommender
