@@ -24,6 +24,7 @@ from pathlib import Path
 from hybrid.core.errors import ArgumentError, StageError
 from hybrid.data.datasets import fetch_movielens_100k, ml100k_file_names
 from hybrid.data.ingest import ingest
+from hybrid.data.io import MAX_LINE_MB
 from hybrid.pipeline.runner import Stage
 from hybrid.pipeline.stages import (
     clean_text_step,
@@ -62,7 +63,7 @@ class PipelineConfig:
     min_item_ratings: int = 1
     kcore: bool = False
     partition_mb: float = 128.0
-    max_line_mb: float = 64.0  # a longer input line is quarantined unread
+    max_line_mb: float = MAX_LINE_MB  # a longer input line is quarantined unread
     model: str = "hybrid"
     model_config: dict = field(default_factory=dict)
     train_config: dict = field(default_factory=dict)

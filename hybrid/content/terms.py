@@ -196,17 +196,12 @@ class TermWeights:
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "TermWeights":
-        """Terms ``save`` wrote; the rows memory-mapped. Loading runs no code from the files."""
-        from hybrid.core.errors import InputFormatError
+        """Terms ``save`` wrote; the rows memory-mapped. Loading runs no code from the files (a
+        recommender's load reports a damaged folder: ``persistence.reading_folder``)."""
         from hybrid.core.persistence import load_bundle, load_csr
 
-        path = os.path.join(directory, "terms.npz")
-        meta, strings, arrays = load_bundle(path)
-        try:
-            return cls(strings["terms"], arrays["idf"], meta["rare_idf"], load_csr(directory, "terms"),
-                       meta["max_terms"])
-        except (KeyError, TypeError, ValueError, OSError) as exc:
-            raise InputFormatError(f"{path}: not saved terms ({exc})") from None
+        meta, strings, arrays = load_bundle(os.path.join(directory, "terms.npz"))
+        return cls(strings["terms"], arrays["idf"], meta["rare_idf"], load_csr(directory, "terms"), meta["max_terms"])
 
     @staticmethod
     def saved_in(directory: str | os.PathLike) -> bool:

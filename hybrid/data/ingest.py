@@ -35,7 +35,7 @@ from hybrid.data.formats import (
     parse_column_names,
 )
 from hybrid.data.io import (
-    MAX_LINE_BYTES,
+    MAX_LINE_MB,
     ParquetBatchWriter,
     Quarantine,
     compressed_damage,
@@ -179,7 +179,7 @@ def _count(stats: Counter, chunk: ParsedChunk, records: int) -> None:
 
 
 def reading_context(fmt: Format, rating_range=None, column_names: dict | None = None,
-                    max_line_mb: float = MAX_LINE_BYTES / 2**20) -> dict:
+                    max_line_mb: float = MAX_LINE_MB) -> dict:
     """What parsing one file needs besides its lines (both engines; sent to workers as JSON)."""
     if not max_line_mb > 0:
         raise ArgumentError(f"max_line_mb must be positive, got {max_line_mb}")
@@ -376,7 +376,7 @@ def _resolve(paths: list[str], formats: list[str] | None, kind: str,
 
 
 def _ingest_kind(sources, schema, key, dedupe, out_path, quarantine, partition_mb,
-                 rating_range, report, what, workers, column_names=None, max_line_mb=MAX_LINE_BYTES / 2**20):
+                 rating_range, report, what, workers, column_names=None, max_line_mb=MAX_LINE_MB):
     """Parse ``sources`` into hash partitions of ``key``, de-duplicate each, and write them in
     order: partition ``crc32(key) % n``, then the line of each kept record (the first line of a
     merged item) in file order. The Spark engine writes the same rows in the same order."""
@@ -435,7 +435,7 @@ def ingest(
     partition_mb: float = 128.0,
     workers: int | None = None,
     ratings_columns: dict | str | None = None,
-    max_line_mb: float = MAX_LINE_BYTES / 2**20,
+    max_line_mb: float = MAX_LINE_MB,
 ) -> dict:
     """Read metadata and rating files into the canonical items and ratings Parquet tables.
 

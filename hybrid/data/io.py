@@ -210,7 +210,8 @@ class Quarantine:
             Path(self.path).touch()  # an empty quarantine is still a declared output
 
 
-MAX_LINE_BYTES = 64 << 20  # a longer line is quarantined unread: no product or rating is that long
+MAX_LINE_MB = 64.0  # a longer line is quarantined unread: no product or rating is that long
+MAX_LINE_BYTES = int(MAX_LINE_MB * 2**20)
 HEAD_BYTES = 2000  # what the quarantine keeps of a line
 
 

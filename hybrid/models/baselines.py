@@ -25,7 +25,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from hybrid.content.vectors import unit_rows
-from hybrid.core.errors import InputFormatError
 from hybrid.core.persistence import load_bundle, load_csr, save_bundle, save_csr
 from hybrid.core.progress import Progress
 from hybrid.models.base import Baseline
@@ -171,17 +170,15 @@ class ItemKNN(Baseline):
 
     @classmethod
     def load(cls, directory: str | os.PathLike, name: str) -> "ItemKNN":
-        """A model ``save`` wrote; a missing or damaged file is an ``InputFormatError``."""
+        """A model ``save`` wrote (a recommender's load reports a damaged folder:
+        ``persistence.reading_folder``)."""
         meta, _, arrays = load_bundle(Path(directory) / f"{name}.npz")
-        try:
-            knn = cls(meta["neighbours"], meta["shrinkage"], meta["keep"], meta["min_support"])
-            knn.baseline = Biases(meta["reg_user"], meta["reg_item"], meta["iterations"])
-            knn.baseline.mean = float(meta["mean"])
-            knn.baseline.user_bias, knn.baseline.item_bias = arrays["user_bias"], arrays["item_bias"]
-            knn._set_residuals(load_csr(directory, f"{name}.residuals", mmap=False))
-            similar = load_csr(directory, f"{name}.similar", mmap=False)
-        except (KeyError, TypeError, ValueError, OSError) as exc:
-            raise InputFormatError(f"{directory}: {name} is not a saved {cls.name} model ({exc})") from None
+        knn = cls(meta["neighbours"], meta["shrinkage"], meta["keep"], meta["min_support"])
+        knn.baseline = Biases(meta["reg_user"], meta["reg_item"], meta["iterations"])
+        knn.baseline.mean = float(meta["mean"])
+        knn.baseline.user_bias, knn.baseline.item_bias = arrays["user_bias"], arrays["item_bias"]
+        knn._set_residuals(load_csr(directory, f"{name}.residuals", mmap=False))
+        similar = load_csr(directory, f"{name}.similar", mmap=False)
         knn.similar = sp.csc_matrix((similar.data, similar.indices, similar.indptr), shape=similar.shape)
         return knn
 

@@ -96,15 +96,13 @@ class RatingBlend:
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "RatingBlend":
-        """A blend ``save`` wrote; a missing or damaged file is an ``InputFormatError``."""
+        """A blend ``save`` wrote (a recommender's load reports a damaged folder:
+        ``persistence.reading_folder``)."""
         meta, _, arrays = load_bundle(Path(directory) / "weights.npz")
-        try:
-            blend = cls(meta["ridge"], meta["refit_max_ratings"])
-            blend.parts = tuple(_PARTS[name].load(directory, name) for name in meta["parts"])
-            blend.weights = np.asarray(arrays["weights"], np.float64)
-            blend.validation, blend.skipped = dict(meta["validation"]), dict(meta["skipped"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputFormatError(f"{directory}: not a saved rating blend ({exc})") from None
+        blend = cls(meta["ridge"], meta["refit_max_ratings"])
+        blend.parts = tuple(_PARTS[name].load(directory, name) for name in meta["parts"])
+        blend.weights = np.asarray(arrays["weights"], np.float64)
+        blend.validation, blend.skipped = dict(meta["validation"]), dict(meta["skipped"])
         if len(blend.weights) != 2 + len(blend.parts):
             raise InputFormatError(f"{directory}: the rating blend's weights do not match its parts")
         if meta.get("similarities_from") is not None:

@@ -54,7 +54,7 @@ from hybrid.data.ingest import (
     reading_context,
 )
 from hybrid.data.io import (
-    MAX_LINE_BYTES,
+    MAX_LINE_MB,
     UTF8_BOM,
     Quarantine,
     is_gzip,
@@ -329,7 +329,7 @@ def ingest_spark(meta_paths: list[str], ratings_paths: list[str], items_out, rat
                  ratings_formats: list[str] | None = None,
                  rating_range: tuple[float, float] | None = None, partition_mb: float = 128.0,
                  ratings_columns: dict | str | None = None, split_mb: float = SPLIT_MB,
-                 max_line_mb: float = MAX_LINE_BYTES / 2**20) -> dict:
+                 max_line_mb: float = MAX_LINE_MB) -> dict:
     """``hybrid.data.ingest.ingest`` as a Spark job: the same tables (same rows, same order), the
     same quarantine entries (file, line, reason, raw line) and the same report figures."""
     column_names = parse_column_names(ratings_columns)
