@@ -39,3 +39,27 @@ def test_tensorflow_starts_without_its_log_lines():
     assert "a warning a user can act on" in done.stderr
     assert not [line for line in done.stderr.splitlines()
                 if "absl" in line or "oneDNN" in line or "cpu_feature_guard" in line], done.stderr
+
+
+def test_run_and_status_print_json_a_program_can_read(tmp_path, amazon_dir):
+    """With --json the standard output is one JSON document: what the stages print goes to
+    standard error."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "art"
+    data = ["--out", str(out), "--meta", str(amazon_dir / "meta_Gift_Cards.json.gz"),
+            "--ratings", str(amazon_dir / "Gift_Cards_5.json.gz")]
+
+    def hybrid(*argv):
+        done = subprocess.run([sys.executable, "-m", "hybrid", *argv], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout), done.stderr
+
+    summary, log = hybrid("run", *data, "--until", "text", "--json")
+    assert summary["ran"] == ["ingest", "text"] and summary["next"] == {"settings": str(out / "settings.toml")}
+    assert "[done] text" in log
+    status, _ = hybrid("status", *data, "--json")
+    assert status["text"] == "fresh" and status["vectors"].startswith("stale: output")
+    assert list(status) == ["ingest", "text", "vectors", "dataset", "train", "recommender", "evaluate"]

@@ -8,7 +8,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_the_readme_starts_with_the_two_commands_and_stays_short():
     lines = README.read_text().splitlines()
-    assert lines[2:6] == ["```bash", "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/hybrid run",
+    assert lines[2:6] == ["```bash", "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/hybrid run",
+                          "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && "
                           ".venv/bin/python -m pytest -n auto --dist loadscope", "```"]
     assert len(lines) <= 200
 

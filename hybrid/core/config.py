@@ -185,6 +185,11 @@ class TwoStageConfig:
 _NOT_SETTABLE = {"name", "seed"}
 
 
+def settable_keys(config_class) -> list[str]:
+    """The fields of ``config_class`` a user may set, in declaration order."""
+    return [f.name for f in fields(config_class) if f.name not in _NOT_SETTABLE]
+
+
 def check_settings(values: dict | None, config_class, what: str) -> dict:
     """Return ``values`` when every key is a settable field of ``config_class``; otherwise raise
     ``ArgumentError`` naming the bad key and listing the valid ones.
@@ -198,8 +203,7 @@ def check_settings(values: dict | None, config_class, what: str) -> dict:
         hybrid.core.errors.ArgumentError: --train-param: unknown key 'epoch'; valid keys: batch_size, epoch_rows, epochs, learning_rate, max_minutes, negatives, optimizer, patience, steps_per_execution, validation_share, verbose, weight_decay
     """
     values = dict(values or {})
-    defaults = {f.name: getattr(config_class(), f.name) for f in fields(config_class)
-                if f.name not in _NOT_SETTABLE}
+    defaults = {name: getattr(config_class(), name) for name in settable_keys(config_class)}
     valid = sorted(defaults)
     for key, value in values.items():
         if key not in defaults:

@@ -464,13 +464,17 @@ class Runner:
         return list(self.stages)
 
     def run(self, force: bool = False, until: str | None = None, only: str | None = None,
-            target: str | None = None) -> dict[str, dict]:
-        """Run the selected stages that are stale (all of them with ``force``).
+            target: str | None = None, record: dict[str, str] | None = None) -> dict[str, dict]:
+        """Run the selected stages that are stale (all of them with ``force``). ``record``:
+        ``{file name: text}`` written under the root, each atomically, once this run holds the
+        folder and before any stage runs (what the run was asked, e.g. its settings).
 
         Returns ``{stage: report}`` for the stages that ran; fresh stages are skipped and say so.
         """
         ran: dict[str, dict] = {}
         with self.lock():
+            for name, text in (record or {}).items():
+                _write_text_atomic(self.root / name, text)
             self._state = self._load_state()  # (as the run before, which may have ended meanwhile, left it)
             for stage in self.select(until, only, target):
                 status = self.stage_status(stage)
@@ -642,8 +646,12 @@ def _summary(report: dict) -> str:
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
+    _write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable))
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_jsonable))
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 

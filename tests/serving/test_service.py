@@ -411,6 +411,10 @@ def test_a_run_ends_with_the_next_steps(served_model, ml100k, capsys):
     command = next(line for line in shown.splitlines() if "hybrid recommend" in line).split()
     assert command[-2] == "--user"
     assert main(command[1:]) == 0 and len(capsys.readouterr().out.splitlines()) == 11  # a header and 10 products
+    assert main(["run", "--out", str(out), "--stage", "recommender", *fast, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)  # the same, for a program
+    assert summary["ran"] == [] and summary["next"]["model"] == str(out / "recommender")
+    assert summary["next"]["user"] == command[-1] and summary["next"]["settings"] == str(out / "settings.toml")
 
 
 def test_the_command_line_answers_from_the_two_stage_model(served_model, capsys):
