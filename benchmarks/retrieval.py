@@ -25,7 +25,8 @@ from hybrid.core.config import RetrievalConfig
 from hybrid.evaluation.metrics import evaluate_ranking, ranking_task
 from hybrid.evaluation.splits import random_split
 from hybrid.models.baselines import EASE, Popularity
-from hybrid.models.keras.retrieval import RetrievalScorer, fit_retrieval
+from hybrid.models.keras.retrieval import fit_retrieval
+from hybrid.models.retrieval_scorer import RetrievalScorer
 from pipelines.recommender import prepare
 
 RESULTS = Path(__file__).parent / "results"

@@ -45,9 +45,29 @@ yourselves
 """.split())
 
 
+def _nltk_data_dirs() -> list[str]:
+    """Where NLTK looks for its data by default on POSIX (``nltk.data.path``): ``NLTK_DATA``,
+    ``~/nltk_data``, then under ``sys.prefix`` and ``/usr``."""
+    import os
+    import sys
+
+    dirs = [os.path.expanduser(d) for d in os.environ.get("NLTK_DATA", "").split(os.pathsep) if d]
+    dirs.append(os.path.expanduser("~/nltk_data"))
+    dirs += [os.path.join(sys.prefix, *parts, "nltk_data") for parts in ((), ("share",), ("lib",))]
+    dirs += ["/usr/share/nltk_data", "/usr/local/share/nltk_data", "/usr/lib/nltk_data", "/usr/local/lib/nltk_data"]
+    return dirs
+
+
 @lru_cache(maxsize=1)
 def stop_words() -> tuple[frozenset[str], str]:
     """The stop-word set and where it came from ('nltk' or 'builtin'). Never downloads."""
+    import os
+
+    # importing nltk takes over a second (it imports scipy.stats): only where its stop-word
+    # corpus may be (a query's first answer waits for this)
+    if os.name == "posix" and not any(os.path.exists(os.path.join(d, "corpora", name))
+                                      for d in _nltk_data_dirs() for name in ("stopwords", "stopwords.zip")):
+        return BUILTIN_STOP_WORDS, "builtin"
     try:
         from nltk.corpus import stopwords
 

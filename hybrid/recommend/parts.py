@@ -6,7 +6,8 @@ candidates and what scores them.
   the item index searched for candidates (``hybrid.models.ann``);
 - item-item: sparse neighbours of every product (``hybrid.models.item_item``), the other source
   of candidates;
-- network: the ``implicit`` Keras network, scoring (user, product) pairs;
+- network: the ``implicit`` Keras network, scoring (user, product) pairs (trained in TensorFlow,
+  answering in NumPy: ``hybrid.models.like_network``);
 - content: the catalogue's TF-IDF terms (``hybrid.content.terms``), fitted before the parts on
   every product's text, and the content index over the text vectors;
 - scales: each part's mean and spread over training users' candidates (the blend's standardising).
@@ -30,9 +31,13 @@ from hybrid.core.persistence import load_array, load_arrays, load_csr, save_arra
 from hybrid.data.ids import IdMap
 from hybrid.models.ann import VectorIndex
 from hybrid.models.item_item import item_neighbours
-from hybrid.models.keras.retrieval import RetrievalScorer, fit_retrieval, load_scorer, save_two_tower
+from hybrid.models.like_network import LikeNetwork
 from hybrid.models.neighbours import row_values
+from hybrid.models.retrieval_scorer import RetrievalScorer, load_scorer, save_two_tower
 from hybrid.recommend.catalogue import Catalogue
+
+
+NETWORK_DIR = "network"  # the re-ranking network's weights, one .npy each
 
 
 class ScoringParts:
@@ -48,8 +53,7 @@ class ScoringParts:
         self.users, self.catalogue, self.terms, self.log = users, catalogue, terms, log
         self.info: dict = {}
         self.scales: dict = {}
-        self.network = None
-        self._network_call = None
+        self.network: LikeNetwork | None = None
         self._counts = None
         self._user_index = None
 
@@ -61,6 +65,8 @@ class ScoringParts:
     def fit(self, user_index, item_index, rating, final: bool = True) -> "ScoringParts":
         """Fit the models (retrieval towers, re-ranking network) on these rows, then the tables
         (``final``: the serving indexes too; else exact search, for choosing the blend)."""
+        from hybrid.models.keras.networks import network_arrays
+        from hybrid.models.keras.retrieval import fit_retrieval
         from hybrid.models.keras.training import fit_model
 
         config, n_users, n_items = self.config, len(self.users), len(self.catalogue)
@@ -74,9 +80,10 @@ class ScoringParts:
         if config.network:  # its set-up and first epoch take a minute at millions of likes: say so
             self._log(f"recommender: re-ranking network ({self.network_config.name}) on {int(liked.sum()):,} likes")
             vectors = np.vstack([self.catalogue.vectors, np.zeros((1, self.catalogue.dim), np.float32)])
-            self.network, self.info["network"] = fit_model(
+            network, self.info["network"] = fit_model(
                 self.network_config, self.train_config, user_index[liked], item_index[liked],
                 np.ones(liked.sum(), np.float32), vectors, n_users, n_items, log=self.log)
+            self.network = LikeNetwork(network_arrays(network))
         self.n_network_items = n_items
         self.derive_tables(user_index, item_index, rating, final)
         return self
@@ -133,7 +140,6 @@ class ScoringParts:
         if final:
             self.content_index = VectorIndex(unit_rows(self.catalogue.vectors).astype(np.float32), **settings,
                                              what="recommender: content index")
-        self._network_call = None
         self._counts = None
         self._user_index = None
 
@@ -213,25 +219,12 @@ class ScoringParts:
             features["content"] = self.terms.scores(profiles, rows)
         return features
 
-    def network_scores(self, users: np.ndarray, rows: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
+    def network_scores(self, users: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """The network's like-probabilities for users x their candidate rows."""
-        import tensorflow as tf
-
-        if self._network_call is None:
-            dim = self.catalogue.dim
-            self._network_call = tf.function(
-                lambda u, i, t: self.network({"user": u, "item": i, "text": t}, training=False),
-                input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32),
-                                 tf.TensorSpec([None, dim], tf.float32)], autograph=False)
         flat_items = rows.ravel()
-        flat_users = np.repeat(np.asarray(users, np.int32), rows.shape[1])
+        flat_users = np.repeat(np.asarray(users, np.int64), rows.shape[1])
         model_items = id_rows(flat_items, self.network_items, self.n_network_items)
-        out = np.empty(len(flat_items), np.float32)
-        for s in range(0, len(flat_items), chunk):
-            out[s:s + chunk] = np.asarray(self._network_call(
-                flat_users[s:s + chunk], model_items[s:s + chunk],
-                self.catalogue.vectors[flat_items[s:s + chunk]])).ravel()
-        return out.reshape(rows.shape)
+        return self.network.scores(flat_users, model_items, self.catalogue.vectors[flat_items]).reshape(rows.shape)
 
     def item_counts(self) -> dict:
         """Training ratings and likes of every product."""
@@ -307,20 +300,13 @@ class ScoringParts:
         self.retrieval_index.save(directory / "item_index")
         self.content_index.save(directory / "content_index")
         if self.network is not None:
-            self.network.save(directory / "network.keras")
+            self.network.save(directory / NETWORK_DIR)
 
     def load_tables(self, directory: str | os.PathLike, n_network_items: int, has_network: bool) -> None:
         """The parts ``save`` wrote, into this (unfitted) instance; large tables memory-mapped."""
-        from hybrid.models.keras import networks  # noqa: F401  (registers the custom layers; first: TensorFlow quiet)
-        from hybrid.models.keras.training import for_inference
-
-        import keras
-
         directory = Path(directory)
-        # the network first: Keras reads the whole file before making its variables, a passing
-        # peak that is lower while nothing else is loaded
         if has_network:
-            self.network = for_inference(keras.models.load_model(directory / "network.keras", compile=False))
+            self.network = LikeNetwork.load(directory / NETWORK_DIR)
         for name in ("rated", "likes", "neighbours"):  # memory-mapped: a request reads a few rows
             setattr(self, name, load_csr(directory, name))
         self.retrieval_index = VectorIndex.load(directory / "item_index")

@@ -8,10 +8,10 @@ from hybrid.core.errors import InputFormatError
 from hybrid.core.persistence import load_manifest
 
 
-def _readers() -> dict:
-    from hybrid.recommend import hybrid_recommender, two_stage
-
-    return {two_stage.KIND: two_stage.TwoStageRecommender, hybrid_recommender.KIND: hybrid_recommender.HybridRecommender}
+#: kind in the manifest -> (module, class) that reads it; only that module is imported (the
+#: HybridRecommender's imports TensorFlow, the two-stage one's does not)
+READERS = {"two-stage": ("hybrid.recommend.two_stage", "TwoStageRecommender"),
+           "hybrid": ("hybrid.recommend.hybrid_recommender", "HybridRecommender")}
 
 
 def load(path: str | os.PathLike):
@@ -37,9 +37,11 @@ def load(path: str | os.PathLike):
         ...
         hybrid.core.errors.InputFormatError: ...: not a saved recommender (no manifest.json)
     """
+    import importlib
+
     kind = load_manifest(path).get("kind")
-    readers = _readers()
-    if kind not in readers:
+    if kind not in READERS:
         raise InputFormatError(f"{path}: a saved {kind!r}, which no recommender reads; "
-                               f"this version reads {', '.join(sorted(readers))}")
-    return readers[kind].load(path)
+                               f"this version reads {', '.join(sorted(READERS))}")
+    module, name = READERS[kind]
+    return getattr(importlib.import_module(module), name).load(path)

@@ -58,7 +58,7 @@ from hybrid.recommend.parts import ScoringParts
 from hybrid.recommend.ranking import pair_scores, rank
 
 KIND = "two-stage"  # the manifest's kind (``hybrid.load`` dispatches on it)
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: the re-ranking network saved as arrays (network/), not network.keras
 
 
 def _config(value, cls, what: str, seed: int, **fixed):

@@ -1,5 +1,7 @@
 """The text cleaner on the nasty cases real catalogues contain."""
 
+from pathlib import Path
+
 import pytest
 
 from hybrid.core.errors import ArgumentError
@@ -76,10 +78,13 @@ def test_stop_words_fall_back_to_the_builtin_list_without_a_download(monkeypatch
         stop_words.cache_clear()
 
 
-def test_a_locally_installed_nltk_list_is_used(monkeypatch):
+def test_a_locally_installed_nltk_list_is_used(monkeypatch, tmp_path):
     import nltk.corpus
 
     _without_stop_word_cache(monkeypatch)
+    (tmp_path / "corpora" / "stopwords").mkdir(parents=True)  # where the corpus is looked for first
+    monkeypatch.setenv("NLTK_DATA", str(tmp_path))
+
     class Installed:
         def words(self, language):
             return ["The", "and", "qwzx"]
@@ -90,6 +95,25 @@ def test_a_locally_installed_nltk_list_is_used(monkeypatch):
         assert source == "nltk" and words == {"the", "and", "qwzx"}
     finally:
         stop_words.cache_clear()
+
+
+def test_without_an_nltk_corpus_nltk_is_not_imported(tmp_path):
+    """Importing nltk costs over a second of a query's first answer: where no corpus can be,
+    the built-in list is used without it."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from hybrid.data.text import stop_words; "
+            "print(stop_words()[1], 'nltk' in sys.modules)")
+    env = {**os.environ, "HOME": str(tmp_path)}
+    env.pop("NLTK_DATA", None)
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    if any(Path(d, "corpora", "stopwords").exists() for d in ("/usr/share/nltk_data", "/usr/local/share/nltk_data",
+                                                               "/usr/lib/nltk_data", "/usr/local/lib/nltk_data",
+                                                               Path(sys.prefix, "nltk_data"))):
+        pytest.skip("this machine has an NLTK stop-word corpus installed")
+    assert shown.split() == ["builtin", "False"]
 
 
 def test_symbols_separate_words_and_are_not_spelled_out():

@@ -71,7 +71,8 @@ FAST = dict(epochs=6, patience=2, batch_size=512)
 def retrieval(ml100k):
     from hybrid.core.config import RetrievalConfig
     from hybrid.evaluation.splits import random_split
-    from hybrid.models.keras.retrieval import RetrievalScorer, fit_retrieval
+    from hybrid.models.keras.retrieval import fit_retrieval
+    from hybrid.models.retrieval_scorer import RetrievalScorer
 
     data, encoder, _ = ml100k
     train, test = random_split(len(data.rating), 0.2, seed=0)

@@ -437,3 +437,17 @@ def test_the_command_line_answers_from_the_two_stage_model(served_model, capsys)
     assert main(["recommend", "--user", "nobody", *model]) == 2
     assert "--liked" in capsys.readouterr().err
     assert main(["recommend", "--user", "196", "--n", "0", *model]) == 2
+
+
+def test_known_users_and_similar_products_are_answered_without_tensorflow(served_model):
+    """A loaded two-stage recommender answers them from NumPy arrays and indexes: the command
+    line's answer does not wait for TensorFlow; a new user brings it in."""
+    import subprocess
+    import sys
+
+    code = (f"import sys, hybrid; rec = hybrid.load({str(served_model)!r}); rec.recommend('196', N=10); "
+            "rec.similar_items('50', N=5); rec.similar_items('50', N=5, by='collaborative'); "
+            "rec.similar_to_text('haunted house', N=5); print('tensorflow' in sys.modules); "
+            "rec.recommend_for_new_user(liked_items=['50'], N=5); print('tensorflow' in sys.modules)")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert shown.stdout.split() == ["False", "True"], shown.stderr[-2000:]

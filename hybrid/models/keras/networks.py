@@ -23,6 +23,7 @@ import numpy as np
 from keras import layers, ops
 
 from hybrid.core.config import USES_HISTORY, USES_TEXT, ModelConfig, check_model_name
+from hybrid.core.errors import ArgumentError
 
 
 @keras.saving.register_keras_serializable(package="hybrid")
@@ -207,6 +208,23 @@ def _text_model_output(config: ModelConfig, user, item_ids, text, n_users: int, 
     else:
         out = scaled(biases(z))
     return out
+
+
+def network_arrays(model: keras.Model) -> dict[str, np.ndarray]:
+    """The weights of a trained ``implicit`` network by the names ``hybrid.models.like_network``
+    reads (its forward pass in NumPy)."""
+    if model.name != "implicit":
+        raise ArgumentError(f"only the implicit network answers in NumPy, not {model.name!r}")
+    layer = {layer.name: layer for layer in model.layers}
+    arrays = {name: np.asarray(layer[name].embeddings)
+              for name in ("user_embedding", "item_embedding", "user_bias", "item_bias")}
+    arrays["text_kernel"], arrays["text_bias"] = (np.asarray(w) for w in layer["text_projection"].weights)
+    arrays["out_kernel"], arrays["out_bias"] = (np.asarray(w) for w in layer["mlp_out"].weights)
+    k = 0
+    while f"mlp_dense{k}" in layer:
+        arrays[f"hidden{k}_kernel"], arrays[f"hidden{k}_bias"] = (np.asarray(w) for w in layer[f"mlp_dense{k}"].weights)
+        k += 1
+    return arrays
 
 
 def build_model(config: ModelConfig, n_users: int, n_items: int, text_dim: int) -> keras.Model:

@@ -19,7 +19,6 @@ two unit vectors, so retrieval is a maximum-inner-product search (``hybrid.model
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -27,8 +26,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from hybrid.core.config import RetrievalConfig
-from hybrid.core.errors import ArgumentError, InputFormatError
-from hybrid.core.numeric import id_rows
+from hybrid.core.errors import InputFormatError
 from hybrid.evaluation.splits import held_out
 from hybrid.models.keras.optimizers import SparseEmbedding, make_optimizer
 from hybrid.models.keras.training import EpochProgress, batches_of, epoch_steps, for_inference, row_batches
@@ -199,92 +197,27 @@ def fit_retrieval(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, tex
                    "trained_items": np.bincount(items[fit_rows], minlength=n_items) > 0}
 
 
-class RetrievalScorer:
-    """Unit user and item vectors of a fitted two-tower model, for scoring and indexing.
-
-    ``from_model`` computes them: items without a like in training are represented through the
-    unknown-item row (their text alone), exactly as the model learnt them with item-id dropout.
-    ``arrays`` (``tower_arrays``) are what ``save_two_tower`` writes; a scorer loaded for serving
-    holds them memory-mapped beside a ``serving_tower`` (``load_scorer``).
-    """
-
-    def __init__(self, model: TwoTower, item_matrix: np.ndarray, user_matrix: np.ndarray,
-                 arrays: dict[str, np.ndarray] | None = None):
-        self.model, self.item_matrix, self.user_matrix = model, item_matrix, user_matrix
-        self._arrays = arrays
-        # the towers as compiled graphs: a request's one or two vectors cost about a millisecond,
-        # where eager Keras layer calls cost ten
-        unknown_item, unknown_user = model.n_items, model.n_users
-        self._text_items = tf.function(
-            lambda text: model.item_vectors(tf.fill(tf.shape(text)[:1], unknown_item), text),
-            input_signature=[tf.TensorSpec([None, model.text.shape[1]], tf.float32)], autograph=False)
-        self._new_users = tf.function(
-            lambda pooled: model.user_vectors(tf.fill(tf.shape(pooled)[:1], unknown_user), pooled),
-            input_signature=[tf.TensorSpec([None, model.config.dim], tf.float32)], autograph=False)
-
-    @classmethod
-    def from_model(cls, model: TwoTower, trained_items: np.ndarray, batch: int = 8192) -> "RetrievalScorer":
-        n_items = model.n_items
-        ids = id_rows(np.arange(n_items), trained_items, n_items)
-        text = model.text.numpy()[:n_items]
-        items = np.vstack([np.asarray(model.item_vectors(ids[s:s + batch], text[s:s + batch]))
-                           for s in range(0, n_items, batch)] or [np.zeros((0, model.config.dim))])
-        users = np.vstack([
-            np.asarray(model.user_vectors(np.arange(s, min(s + batch, model.n_users), dtype=np.int32),
-                                          model.pooled(model.histories[s:s + batch])))
-            for s in range(0, model.n_users, batch)] or [np.zeros((0, model.config.dim))])
-        return cls(model, items.astype(np.float32), users.astype(np.float32))
-
-    @property
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The towers' weights and tables, as ``save_two_tower`` writes them."""
-        return self._arrays if self._arrays is not None else tower_arrays(self.model)
-
-    @property
-    def n_model_items(self) -> int:
-        """The items the towers learnt ids for (a serving tower keeps only the unknown rows)."""
-        return len(self._arrays["text"]) if self._arrays is not None else self.model.n_items
-
-    def score(self, users, candidates) -> np.ndarray:
-        return self.user_matrix[np.asarray(users)] @ self.item_matrix[np.asarray(candidates)].T
-
-    def text_items(self, text_vectors: np.ndarray, batch: int = 8192) -> np.ndarray:
-        """Item-tower vectors of products known by their text alone (new or cold items)."""
-        text_vectors = np.asarray(text_vectors, np.float32)
-        parts = [np.asarray(self._text_items(text_vectors[s:s + batch])) for s in range(0, len(text_vectors), batch)]
-        return np.vstack(parts).astype(np.float32) if parts else np.zeros((0, self.model.config.dim), np.float32)
-
-    def new_user(self, liked_items=(), text_vector: np.ndarray | None = None) -> np.ndarray:
-        """The vector of a user the model never saw: liked item indices and/or a text vector."""
-        parts = [self.item_matrix[np.asarray(liked_items, np.int64)]] if len(liked_items) else []
-        if text_vector is not None:
-            parts.append(self.text_items(text_vector[None, :]))
-        if not parts:
-            raise ArgumentError("a new user needs liked items or a text vector")
-        pooled = np.vstack(parts).mean(axis=0, keepdims=True).astype(np.float32)
-        return np.asarray(self._new_users(pooled))[0]
+def tower_functions(model: "TwoTower"):
+    """``(text_items, new_users)``: the towers' unknown-item and unknown-user paths as compiled
+    graphs (a request's one or two vectors cost about a millisecond, where eager Keras layer calls
+    cost ten): text vectors -> item vectors, pooled liked-item vectors -> user vectors."""
+    unknown_item, unknown_user = model.n_items, model.n_users
+    text_items = tf.function(
+        lambda text: model.item_vectors(tf.fill(tf.shape(text)[:1], unknown_item), text),
+        input_signature=[tf.TensorSpec([None, model.text.shape[1]], tf.float32)], autograph=False)
+    new_users = tf.function(
+        lambda pooled: model.user_vectors(tf.fill(tf.shape(pooled)[:1], unknown_user), pooled),
+        input_signature=[tf.TensorSpec([None, model.config.dim], tf.float32)], autograph=False)
+    return text_items, new_users
 
 
 # ---------------------------------------------------------------- persistence
-_TOWER_DIR = "retrieval"
-
-
 def tower_arrays(model: TwoTower) -> dict[str, np.ndarray]:
     """A tower's weights (``w000``... in ``get_weights`` order) and its tables, by name."""
     arrays = {f"w{k:03d}": w for k, w in enumerate(model.get_weights())}
     arrays.update(text=model.text.numpy()[:model.n_items], histories=model.histories.numpy(),
                   log_q=model.log_q.numpy())
     return arrays
-
-
-def save_two_tower(scorer: RetrievalScorer, directory) -> None:
-    """The towers' weights and tables, one ``.npy`` each (memory-mapped when loaded)."""
-    from hybrid.core.persistence import save_array
-
-    folder = Path(directory) / _TOWER_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, array in scorer.arrays.items():
-        save_array(folder / f"{name}.npy", array)
 
 
 def serving_tower(arrays: dict[str, np.ndarray], config: RetrievalConfig) -> TwoTower:
@@ -309,11 +242,3 @@ def serving_tower(arrays: dict[str, np.ndarray], config: RetrievalConfig) -> Two
         values.append(np.asarray(saved))
     tower.set_weights(values)
     return tower
-
-
-def load_scorer(directory, config: RetrievalConfig, item_matrix: np.ndarray, user_matrix: np.ndarray) -> RetrievalScorer:
-    """A scorer for serving: a ``serving_tower`` and the saved arrays, memory-mapped."""
-    from hybrid.core.persistence import load_array
-
-    arrays = {path.stem: load_array(path) for path in sorted((Path(directory) / _TOWER_DIR).glob("*.npy"))}
-    return RetrievalScorer(serving_tower(arrays, config), item_matrix, user_matrix, arrays)
