@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--user", default="196")
     parser.add_argument("--item", default="50")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--note", default="", help="a sentence for the table (what the builds are)")
     args = parser.parse_args()
     builds = {}
     for spec in args.build:
@@ -65,12 +66,12 @@ def main() -> None:
                              "runs": [[round(s, 2), round(m)] for s, m in rows]}
                       for call, rows in per_call.items()} for name, per_call in runs.items()}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cli_answer.json").write_text(json.dumps({"repeat": args.repeat, "builds": {
+    (RESULTS / "cli_answer.json").write_text(json.dumps({"repeat": args.repeat, "note": args.note, "builds": {
         name: {"command": c, "model_dir": m} for name, (c, m) in builds.items()}, "results": summary}, indent=2))
     lines = ["# One answer from the command line",
              "",
              f"`python -m benchmarks.cli_answer`: each call in a fresh process (import, load, answer, print); "
-             f"medians of {args.repeat} runs, builds interleaved, on one machine in one run.",
+             f"medians of {args.repeat} runs, builds interleaved, on one machine in one run. {args.note}".rstrip(),
              "",
              "| build | call | seconds | peak RSS (MB) |", "|---|---|---|---|"]
     for name, per_call in summary.items():

@@ -6,8 +6,9 @@ One ``TwoStageRecommender.fit_dataset`` on the warm protocol's 80% training spli
 ``benchmarks/two_stage.py`` makes it) per dataset, with each part of the fit timed where it is
 called: the TF-IDF terms, the retrieval towers, the re-ranking network, the retrieval vectors, the
 item-item neighbours, the indexes and score scales, and the blend's grid searches. Every
-``ScoringParts.fit`` is one "share": the validation shares the blend is chosen on, then the refit
-on every training row. Writes benchmarks/results/profile_two_stage.{json,md}.
+``ScoringParts.fit`` is a column: the cold probe (the first validation share without the products
+held out as new), each validation share the blend is chosen on, then the refit on every training
+row; the blend's grid searches run between them. Writes benchmarks/results/profile_two_stage.{json,md}.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ class Profile:
 
     def __init__(self):
         self.seconds: dict = defaultdict(float)
-        self.share = "before the shares"
-        self.shares = 0
+        self.share = "before the fits"
+        self.probes = 0
 
     def timed(self, part: str, function):
         def wrapper(*args, **kwargs):
@@ -56,15 +57,18 @@ class Profile:
 
     def share_of(self, function):
         def wrapper(parts, *args, **kwargs):
-            self.shares += 1
             final = kwargs.get("final", True)
-            self.share = "refit on all rows" if final else f"validation share {self.shares}"
+            self.probes += not final
+            # choose_blend fits the first share without the products held out as new (the cold
+            # probe), then each validation share; the last fit is on every training row
+            self.share = "refit on all rows" if final else \
+                "cold probe" if self.probes == 1 else f"validation share {self.probes - 1}"
             started = time.perf_counter()
             try:
                 return function(parts, *args, **kwargs)
             finally:
                 self.seconds[(self.share, "total of the share")] += time.perf_counter() - started
-                self.share = "between the shares"
+                self.share = "blend search"
         return wrapper
 
 
@@ -117,10 +121,11 @@ def markdown(results: list[dict]) -> str:
              "",
              "`python -m benchmarks.profile_fit`: one `TwoStageRecommender.fit_dataset` on the warm "
              "protocol's 80% training split, each part timed where it is called (seconds). A column is a "
-             "`ScoringParts.fit`: the validation shares the blend is chosen on, then the refit on every "
-             "training row; the blend's grid searches run between the shares."]
+             "`ScoringParts.fit`: the cold probe (the first validation share without the products held out "
+             "as new), each validation share the blend is chosen on, then the refit on every training row; "
+             "the blend's grid searches run between them (\"blend search\")."]
     for result in results:
-        columns = list(result["shares"])
+        columns = [c for c in result["shares"] if any(result["shares"][c].values())]
         lines += ["", f"## {result['dataset']} ({result['ratings']:,} training ratings, seed {result['seed']}): "
                       f"fit {result['fit_seconds']} s, {result['folds']} validation share(s)", "",
                   "| part | " + " | ".join(columns) + " | all |", "|---" * (len(columns) + 2) + "|"]
