@@ -367,6 +367,8 @@ def cmd_recommend(args) -> int:
     _check_n(args.n)
     if args.user is not None and (args.liked or args.text):
         raise ArgumentError("give --user, or --liked/--text for a new user, not both")
+    if args.why and args.user is None:
+        raise ArgumentError("--why explains a known user's list: give --user ID")
     if args.user is None and not args.liked and not args.text:
         raise ArgumentError("give --user ID for a known user, or --liked IDS and/or --text TEXT "
                             "for a new one")
@@ -379,6 +381,13 @@ def cmd_recommend(args) -> int:
                                 "like\" instead of --user")
         frame = rec.frame(*rec.recommend(str(args.user), N=args.n, items=candidates, include_cold=not args.no_cold,
                                          filter_already_liked_items=not args.include_rated))
+        if args.why:
+            if not hasattr(rec, "explain"):
+                raise ArgumentError(f"--why needs the two-stage recommender; {args.model_dir} holds another kind")
+            explained = rec.explain(str(args.user), frame["item_id"].tolist())
+            frame["why"] = [rec.why(entry) for entry in explained]
+            if args.json:
+                frame["explanation"] = explained
     else:
         liked = args.liked.split(",") if args.liked else None
         frame = rec.frame(*rec.recommend_for_new_user(liked_items=liked, text=args.text, N=args.n,
@@ -531,6 +540,9 @@ def _answer_commands(sub) -> dict:
     recommend.add_argument("--candidates", help="comma-separated item ids to choose from")
     recommend.add_argument("--include-rated", action="store_true", help="keep the items the user rated")
     recommend.add_argument("--no-cold", action="store_true", help="leave out items without ratings")
+    recommend.add_argument("--why", action="store_true",
+                           help="say why each product is recommended (a known user; with --json each part's share "
+                                "of the score, the liked products and the words that led to it)")
     similar = command("similar", "products similar in content to an item or text")
     similar.add_argument("--item", help="an item id")
     similar.add_argument("--text", help="free text")

@@ -83,6 +83,20 @@ class Blend:
             return warm
         return np.where(unliked, self.weighted(features, self.weights[unliked_case]) + self.unliked_offset, warm)
 
+    def contributions(self, features: dict, rows: np.ndarray, liked_products: np.ndarray) -> tuple[dict, np.ndarray]:
+        """What makes up ``score``: ``({part: weight x standardised score}, offset)``, each shaped
+        like ``rows``; the parts and the offset add up to ``score(features, rows, liked_products)``."""
+        unliked_case = "unliked" if "network" in features else "unliked_no_network"
+        unliked = ~liked_products[np.maximum(rows, 0)] if unliked_case in self.weights else np.zeros(rows.shape, bool)
+        warm, cold = self.weights[self.case_of(features)], self.weights.get(unliked_case, {})
+        shares = {}
+        for part in features:
+            mean, spread = self.scales.get(part, (0.0, 1.0))
+            weight = np.where(unliked, cold.get(part, 0.0), warm.get(part, 0.0))
+            if weight.any():
+                shares[part] = weight * (features[part] - mean) / spread
+        return shares, np.where(unliked, self.unliked_offset, 0.0)
+
     def weighted(self, features: dict, weights: dict) -> np.ndarray:
         """The weighted sum of the standardised part scores."""
         out = 0.0

@@ -281,6 +281,67 @@ class TwoStageRecommender(Recommender):
         found, scores = self.parts.nearest_in_content(encode_query(self.encoder, text), n, self._blocked(filter_items))
         return padded_answer(found, scores, self.catalogue.ids, True)
 
+    def explain(self, user_id, item_ids, n_because: int = 3, n_words: int = 3) -> list[dict]:
+        """Why a known user gets each of ``item_ids``, one dict per product:
+
+        - ``score``: the product's score for the user, as ``recommend`` gives it;
+        - ``parts``: each part's share of it (its blend weight times its standardised score:
+          retrieval, item_item, network, content); with ``offset`` (products nobody liked in
+          training) they add up to ``score``;
+        - ``because``: the user's liked products that led to it through the item-item part, at
+          most ``n_because``, each with its share of that part's raw score (when the part weighs
+          in this case);
+        - ``words``: the terms the user's liked products and this product share, at most
+          ``n_words``, each with its share of the content part's raw score, a cosine (when the
+          content part weighs in).
+
+        Example:
+            >>> rec.explain("196", ["50"])[0]["because"]  # doctest: +SKIP
+            [{'item_id': '181', 'share': 0.41}, {'item_id': '172', 'share': 0.33}]
+        """
+        self._check_fitted()
+        users, _ = self._user_rows([user_id])
+        rows = self._item_rows([item_ids] if is_single(item_ids) else item_ids)
+        parts, grid = self.parts, rows[None, :]
+        likes = parts.likes[users]
+        profiles = parts.profiles(likes)
+        features = parts.pair_scores(parts.scorer.user_matrix[users], likes, users, grid, profiles)
+        shares, offset = self.blend.contributions(features, grid, parts.network_items)
+        liked = likes.indices
+        ids = self.catalogue.ids
+        explained = []
+        for m, row in enumerate(rows):
+            entry = {"item_id": ids.ids([row])[0], "parts": {part: float(v[0, m]) for part, v in shares.items()},
+                     "offset": float(offset[0, m]), "because": [], "words": []}
+            entry["score"] = float(sum(entry["parts"].values()) + entry["offset"])
+            if len(liked) and "item_item" in shares:
+                values = np.asarray(parts.neighbours[liked][:, [row]].todense()).ravel()
+                total = values.sum()
+                entry["because"] = [{"item_id": ids.ids([liked[k]])[0], "share": float(values[k] / total)}
+                                    for k in np.argsort(-values, kind="stable")[:n_because] if values[k] > 0]
+            if "content" in shares:
+                profile, terms = profiles[0], self._terms.rows[row]
+                common, mine, theirs = np.intersect1d(profile.indices, terms.indices, return_indices=True)
+                products = profile.data[mine] * terms.data[theirs]
+                total = products.sum()
+                entry["words"] = [{"word": self._terms.terms[common[k]], "share": float(products[k] / total)}
+                                  for k in np.argsort(-products, kind="stable")[:n_words] if products[k] > 0]
+            explained.append(entry)
+        return explained
+
+    def why(self, explained: dict) -> str:
+        """One line a person reads for an ``explain`` entry, e.g. ``because you liked Star Wars
+        and Return of the Jedi · matches 'space', 'war'``; a product reached by neither reads
+        ``close to what you liked`` (the retrieval and network parts)."""
+        said = []
+        if explained["because"]:
+            titles, _ = self._item_columns(np.asarray([b["item_id"] for b in explained["because"][:2]], object))
+            names = [title or b["item_id"] for title, b in zip(titles, explained["because"])]
+            said.append("because you liked " + " and ".join(names))
+        if explained["words"]:
+            said.append("matches " + ", ".join(f"'{w['word']}'" for w in explained["words"]))
+        return " · ".join(said) or "close to what you liked"
+
     def similar_users(self, user_ids, N: int = 10):
         self._check_fitted()
         n = check_count(N, "N")

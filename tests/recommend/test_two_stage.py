@@ -104,6 +104,39 @@ def test_the_serving_path_and_the_pointwise_scorer_agree(fitted):
     np.testing.assert_allclose(one_scores, scores[1], rtol=1e-5)
 
 
+def test_an_explanation_adds_up_to_the_score_and_names_what_led_to_it(fitted):
+    from hybrid.data.text import tokenize
+
+    rec, data, _, _ = fitted
+    ids, scores = rec.recommend("196", N=10)
+    cold = rec.catalogue.ids.ids(np.flatnonzero(~rec.catalogue.trained)[:2]).tolist()  # products nobody rated
+    explained = rec.explain("196", [*ids, *cold])
+    assert [e["item_id"] for e in explained] == [*ids, *cold]
+    full = rec.score(rec.users.index(["196"]), rec.catalogue.index([*ids, *cold]))[0]
+    for entry, score in zip(explained, full):
+        # the parts and the offset add up to the score that recommend and score give
+        assert sum(entry["parts"].values()) + entry["offset"] == pytest.approx(entry["score"], abs=1e-9)
+        assert entry["score"] == pytest.approx(score, rel=1e-5)
+        assert set(entry["parts"]) <= {"retrieval", "item_item", "network", "content"}
+    np.testing.assert_allclose([e["score"] for e in explained[:10]], scores, rtol=1e-5)
+    assert explained[-1]["offset"] == pytest.approx(rec.blend.unliked_offset if "unliked" in rec.blend.weights else 0)
+    # the products named are the user's liked ones; the words are in the user's and the product's texts
+    user = rec.users.index(["196"])[0]
+    liked = rec.parts.likes[user].indices
+    named = [b for e in explained for b in e["because"]]
+    assert named and all(b["item_id"] in set(rec.catalogue.ids.ids(liked)) for b in named)
+    assert all(0 < b["share"] <= 1 for b in named) and not explained[-1]["because"]  # nobody liked it: no neighbours
+    texts = rec.catalogue.texts.to_pylist()
+    users_words = {w for row in liked for w in tokenize(texts[row] or "")}
+    for entry in explained:
+        words = {w["word"] for w in entry["words"]}
+        own = set(tokenize(texts[int(rec.catalogue.index([entry["item_id"]])[0])] or ""))
+        assert words <= own & users_words, (entry, own)
+        assert not words or "content" in entry["parts"]  # words only where the content part weighs in
+    with pytest.raises(UnknownIdError):
+        rec.explain("no-such-user", ids[:1])
+
+
 def test_filters_restrict_and_cold_items_are_flagged(fitted):
     rec, data, _, _ = fitted
     rated = set(rec.catalogue.ids.ids(rec.rated[rec.users.index(["196"])[0]].indices))

@@ -432,6 +432,18 @@ def test_the_command_line_answers_from_the_two_stage_model(served_model, capsys)
     assert main(["similar", "--item", "50", "--by", "collaborative", "--n", "3", "--json", *model]) == 0
     similar = json.loads(capsys.readouterr().out)
     assert [s["item_id"] for s in similar] == rec.similar_items("50", N=3, by="collaborative")[0].tolist()
+    # --why: a line a person reads, and for a program the parts that add up to the score
+    assert main(["recommend", "--user", "196", "--n", "5", "--why", "--json", *model]) == 0
+    why = json.loads(capsys.readouterr().out)
+    assert [w["item_id"] for w in why] == [t["item_id"] for t in top]
+    for answer in why:
+        parts = answer["explanation"]
+        assert sum(parts["parts"].values()) + parts["offset"] == pytest.approx(answer["score"], rel=1e-6)
+        assert answer["why"].startswith(("because you liked", "matches", "close to what you liked"))
+    assert main(["recommend", "--user", "196", "--n", "3", "--why", *model]) == 0
+    assert "because you liked" in capsys.readouterr().out
+    assert main(["recommend", "--liked", "50", "--why", *model]) == 2
+    assert "--why explains a known user's list" in capsys.readouterr().err
     assert main(["similar", "--text", "haunted house", "--json", *model]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 10
     assert main(["recommend", "--user", "nobody", *model]) == 2
