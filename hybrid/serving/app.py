@@ -163,6 +163,10 @@ def _response_models() -> dict:
         score: float
         title: str | None
         cold: bool = Field(description="no ratings in training: known from its text only")
+        why: str | None = Field(None, description="with why=true: why it is recommended, in words")
+        explanation: dict | None = Field(
+            None, description="with why=true: each part's share of the score (with the offset they add up to "
+                              "it), the liked products and the words that led to it (TwoStageRecommender.explain)")
 
     class Answer(BaseModel):
         items: list[Item]
@@ -281,19 +285,25 @@ def _user_routes(app, answers: _Answers, m: dict) -> None:
     RecommendRequest, NewUserRequest = m["RecommendRequest"], m["NewUserRequest"]  # noqa: N806 (request types)
     N = Query(10, ge=1, le=answers.limits.max_n, description=f"how many items, 1 to {answers.limits.max_n}")
 
-    @app.get("/api/users/{user_id:path}/recommendations", response_model=m["UserAnswer"])
+    @app.get("/api/users/{user_id:path}/recommendations", response_model=m["UserAnswer"],
+             response_model_exclude_unset=True)  # why and explanation only when asked
     async def recommend_user(user_id: str = PathParam(max_length=200), n: int = N,
                              filter_already_liked_items: bool | None = Query(
                                  None, description="leave out what the user rated (default true)"),
                              filter_liked: bool | None = Query(
                                  None, deprecated=True, description="the former name of filter_already_liked_items"),
-                             include_cold: bool = True):
+                             include_cold: bool = True,
+                             why: bool = Query(False, description="say why each product is recommended")):
         chosen = [f for f in (filter_already_liked_items, filter_liked) if f is not None]
 
         def work(rec):
             known_users(rec, [user_id])
-            return items_of(rec, *rec.recommend(user_id, N=n, filter_already_liked_items=chosen[0] if chosen else True,
-                                                include_cold=include_cold))
+            items = items_of(rec, *rec.recommend(user_id, N=n, filter_already_liked_items=chosen[0] if chosen else True,
+                                                 include_cold=include_cold))
+            if why and items:
+                for item, explained in zip(items, rec.explain(user_id, [item["item_id"] for item in items])):
+                    item.update(why=rec.why(explained), explanation=explained)
+            return items
         return {"user_id": user_id, "items": on_model(work)}
 
     @app.post("/api/recommendations", response_model=m["Batch"])

@@ -57,6 +57,12 @@ def test_known_user_single_and_batch_agree_and_filters_apply(server):
     one = api.get("/api/users/196/recommendations", params={"n": 10}).json()
     assert one["user_id"] == "196" and len(one["items"]) == 10
     assert {"item_id", "score", "title", "cold"} == set(one["items"][0])
+    why = api.get("/api/users/196/recommendations", params={"n": 10, "why": "true"}).json()
+    assert [i["item_id"] for i in why["items"]] == [i["item_id"] for i in one["items"]]
+    for item in why["items"]:
+        assert item["why"] and item["explanation"]["item_id"] == item["item_id"]
+        shares = item["explanation"]
+        assert sum(shares["parts"].values()) + shares["offset"] == pytest.approx(item["score"], rel=1e-6)
     scores = [item["score"] for item in one["items"]]
     assert scores == sorted(scores, reverse=True)
     history = api.get("/api/users/196").json()
