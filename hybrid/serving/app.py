@@ -163,6 +163,8 @@ def _response_models() -> dict:
         score: float
         title: str | None
         cold: bool = Field(description="no ratings in training: known from its text only")
+
+    class ExplainedItem(Item):
         why: str | None = Field(None, description="with why=true: why it is recommended, in words")
         explanation: dict | None = Field(
             None, description="with why=true: each part's share of the score (with the offset they add up to "
@@ -173,6 +175,7 @@ def _response_models() -> dict:
 
     class UserAnswer(Answer):
         user_id: str
+        items: list[ExplainedItem]  # why and explanation only when asked (the route leaves unset fields out)
 
     class ItemAnswer(Answer):
         item_id: str
