@@ -19,7 +19,10 @@ their defaults.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -223,6 +226,10 @@ def cmd_run(args, target: str | None = None) -> int:
     return 0
 
 
+#: The settings of the last run, beside its artifacts: ``hybrid run --config OUT/settings.toml``.
+SETTINGS_FILE = "settings.toml"
+
+
 def _run(args, target: str | None) -> dict:
     """Run the stale stages for ``args`` and say what happened, as data (``--json`` prints it)."""
     if args.until and args.stage:
@@ -243,10 +250,6 @@ def _run(args, target: str | None) -> dict:
     return summary
 
 
-#: The settings of the last run, beside its artifacts: ``hybrid run --config OUT/settings.toml``.
-SETTINGS_FILE = "settings.toml"
-
-
 def _next_steps(runner, args) -> dict:
     """What to do with what the run made: serve it (a known user to ask for), read its metrics,
     rerun its settings."""
@@ -264,27 +267,21 @@ def _next_steps(runner, args) -> dict:
     return steps
 
 
-class _stdout_to_stderr:
+@contextlib.contextmanager
+def _stdout_to_stderr(on: bool):
     """Send this process's standard output, and its children's, to standard error while on."""
-
-    def __init__(self, on: bool):
-        self.on, self.saved = on, None
-
-    def __enter__(self):
-        if self.on:
-            import os
-
-            sys.stdout.flush()
-            self.saved = os.dup(1)
-            os.dup2(2, 1)
-
-    def __exit__(self, *exc):
-        if self.saved is not None:
-            import os
-
-            sys.stdout.flush()
-            os.dup2(self.saved, 1)
-            os.close(self.saved)
+    if not on:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def cmd_train(args) -> int:
@@ -315,7 +312,9 @@ def _effective(args) -> dict:
     return settings.effective(args, _settings_parser(), setting_names())
 
 
+@functools.lru_cache(maxsize=1)
 def _settings_parser() -> argparse.ArgumentParser:
+    """The pipeline's settings flags alone (read, never parsed with: ``settings.effective``)."""
     parser = argparse.ArgumentParser(add_help=False)
     _pipeline_args(parser)
     return parser
@@ -430,8 +429,6 @@ def cmd_serve(args) -> int:
 def _admin_token(path: str | None) -> str | None:
     """The admin token: the first line of ``path``, else ``HYBRID_ADMIN_TOKEN``, else None (the
     state-changing endpoints are off). A token under 16 characters is refused."""
-    import os
-
     if path is not None:
         try:
             token = open(path, encoding="utf-8").readline().strip()

@@ -75,19 +75,23 @@ class Blend:
         shaped like ``rows``); products that ``liked_products`` does not mark get the unliked
         blend plus the offset, when there is one."""
         warm = self.weighted(features, self.weights[self.case_of(features)])
-        unliked_case = "unliked" if "network" in features else "unliked_no_network"
-        if unliked_case not in self.weights:
-            return warm
-        unliked = ~liked_products[np.maximum(rows, 0)]
+        unliked_case, unliked = self._unliked(features, rows, liked_products)
         if not unliked.any():
             return warm
         return np.where(unliked, self.weighted(features, self.weights[unliked_case]) + self.unliked_offset, warm)
 
+    def _unliked(self, features: dict, rows: np.ndarray, liked_products: np.ndarray) -> tuple[str, np.ndarray]:
+        """The unliked case of a request and which of its products take it (none when the
+        weights have no such case)."""
+        case = "unliked" if "network" in features else "unliked_no_network"
+        if case not in self.weights:
+            return case, np.zeros(rows.shape, bool)
+        return case, ~liked_products[np.maximum(rows, 0)]
+
     def contributions(self, features: dict, rows: np.ndarray, liked_products: np.ndarray) -> tuple[dict, np.ndarray]:
         """What makes up ``score``: ``({part: weight x standardised score}, offset)``, each shaped
         like ``rows``; the parts and the offset add up to ``score(features, rows, liked_products)``."""
-        unliked_case = "unliked" if "network" in features else "unliked_no_network"
-        unliked = ~liked_products[np.maximum(rows, 0)] if unliked_case in self.weights else np.zeros(rows.shape, bool)
+        unliked_case, unliked = self._unliked(features, rows, liked_products)
         warm, cold = self.weights[self.case_of(features)], self.weights.get(unliked_case, {})
         shares = {}
         for part in features:

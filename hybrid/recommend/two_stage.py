@@ -308,14 +308,17 @@ class TwoStageRecommender(Recommender):
         features = parts.pair_scores(parts.scorer.user_matrix[users], likes, users, grid, profiles)
         shares, offset = self.blend.contributions(features, grid, parts.network_items)
         liked = likes.indices
+        # each liked product's neighbour similarity to each asked product: the item-item part's
+        # raw score is their sum
+        related = parts.neighbours[liked][:, rows].toarray() if len(liked) and "item_item" in shares else None
         ids = self.catalogue.ids
         explained = []
         for m, row in enumerate(rows):
             entry = {"item_id": ids.ids([row])[0], "parts": {part: float(v[0, m]) for part, v in shares.items()},
                      "offset": float(offset[0, m]), "because": [], "words": []}
             entry["score"] = float(sum(entry["parts"].values()) + entry["offset"])
-            if len(liked) and "item_item" in shares:
-                values = np.asarray(parts.neighbours[liked][:, [row]].todense()).ravel()
+            if related is not None:
+                values = related[:, m]
                 total = values.sum()
                 entry["because"] = [{"item_id": ids.ids([liked[k]])[0], "share": float(values[k] / total)}
                                     for k in np.argsort(-values, kind="stable")[:n_because] if values[k] > 0]

@@ -244,3 +244,13 @@ def test_a_pairs_score_does_not_depend_on_what_else_is_asked(rec):
     some = np.array([1, 4, 7])
     everything = rec.score(users, np.arange(N_ITEMS))
     np.testing.assert_allclose(rec.score(users, some), everything[:, some], rtol=1e-5)
+
+
+def test_hybrid_load_names_each_kind_as_its_module_declares():
+    import importlib
+
+    from hybrid.recommend.saved import READERS
+
+    for kind, (module, name) in READERS.items():
+        module = importlib.import_module(module)
+        assert module.KIND == kind and getattr(module, name).__name__ == name
