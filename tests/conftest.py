@@ -88,6 +88,16 @@ def served_model(ml100k, tmp_path_factory):
     return copy
 
 
+def chromium_path() -> str | None:
+    """The Chromium the browser tests drive (``HYBRID_CHROMIUM``, else the one on PATH), or None."""
+    import os
+
+    for name in (os.environ.get("HYBRID_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

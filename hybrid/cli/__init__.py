@@ -366,12 +366,16 @@ def cmd_recommend(args) -> int:
     _check_n(args.n)
     if args.user is not None and (args.liked or args.text):
         raise ArgumentError("give --user, or --liked/--text for a new user, not both")
-    if args.why and args.user is None:
-        raise ArgumentError("--why explains a known user's list: give --user ID")
     if args.user is None and not args.liked and not args.text:
         raise ArgumentError("give --user ID for a known user, or --liked IDS and/or --text TEXT "
                             "for a new one")
+    from hybrid.recommend.shaping import Shaping
+
+    shaping = {"diversity": args.diversity, "popularity_penalty": args.popularity_penalty}
+    Shaping(**shaping)  # out-of-range values are refused before the model loads
     rec = _load_recommender(args)
+    if args.why and not hasattr(rec, "explain"):
+        raise ArgumentError(f"--why needs the two-stage recommender; {args.model_dir} holds another kind")
     candidates = args.candidates.split(",") if args.candidates else None
     if args.user is not None:
         if str(args.user) not in rec.users:
@@ -379,18 +383,18 @@ def cmd_recommend(args) -> int:
                                 "for a new user give --liked ITEM_IDS and/or --text \"what they "
                                 "like\" instead of --user")
         frame = rec.frame(*rec.recommend(str(args.user), N=args.n, items=candidates, include_cold=not args.no_cold,
-                                         filter_already_liked_items=not args.include_rated))
-        if args.why:
-            if not hasattr(rec, "explain"):
-                raise ArgumentError(f"--why needs the two-stage recommender; {args.model_dir} holds another kind")
-            explained = rec.explain(str(args.user), frame["item_id"].tolist())
-            frame["why"] = [rec.why(entry) for entry in explained]
-            if args.json:
-                frame["explanation"] = explained
+                                         filter_already_liked_items=not args.include_rated, **shaping))
+        explained = rec.explain(str(args.user), frame["item_id"].tolist()) if args.why else None
     else:
         liked = args.liked.split(",") if args.liked else None
         frame = rec.frame(*rec.recommend_for_new_user(liked_items=liked, text=args.text, N=args.n,
-                                                      items=candidates, include_cold=not args.no_cold))
+                                                      items=candidates, include_cold=not args.no_cold, **shaping))
+        explained = rec.explain_new_user(frame["item_id"].tolist(), liked_items=liked, text=args.text) \
+            if args.why else None
+    if explained is not None:
+        frame["why"] = [rec.why(entry) for entry in explained]
+        if args.json:
+            frame["explanation"] = explained
     _print_frame(frame, args.json)
     return 0
 
@@ -537,8 +541,12 @@ def _answer_commands(sub) -> dict:
     recommend.add_argument("--candidates", help="comma-separated item ids to choose from")
     recommend.add_argument("--include-rated", action="store_true", help="keep the items the user rated")
     recommend.add_argument("--no-cold", action="store_true", help="leave out items without ratings")
+    recommend.add_argument("--diversity", type=float, default=0.0,
+                           help="0 to 1: how much each next product must differ in content from those above it")
+    recommend.add_argument("--popularity-penalty", type=float, default=0.0,
+                           help="0 or more: how much a product's popularity counts against it")
     recommend.add_argument("--why", action="store_true",
-                           help="say why each product is recommended (a known user; with --json each part's share "
+                           help="say why each product is recommended (with --json each part's share "
                                 "of the score, the liked products and the words that led to it)")
     similar = command("similar", "products similar in content to an item or text")
     similar.add_argument("--item", help="an item id")

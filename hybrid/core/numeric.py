@@ -44,3 +44,15 @@ def id_rows(index: np.ndarray, learnt: np.ndarray, unknown: int) -> np.ndarray:
     known = np.zeros(index.shape, bool)
     known[inside] = learnt[index[inside]]
     return np.where(known, index, unknown).astype(np.int32)
+
+
+def zscore(values: np.ndarray) -> np.ndarray:
+    """Values standardised to mean 0 and spread 1 (all zero when they do not vary, or are none).
+
+    Example:
+        >>> zscore(np.array([1.0, 3.0])).tolist(), zscore(np.array([2.0, 2.0])).tolist()
+        ([-1.0, 1.0], [0.0, 0.0])
+    """
+    values = np.asarray(values, np.float64)
+    spread = values.std() if len(values) else 0.0
+    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)

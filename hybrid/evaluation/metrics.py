@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from hybrid.content.vectors import unit_rows
 from hybrid.core.errors import ArgumentError, HybridError
 from hybrid.core.progress import Progress
 
@@ -193,3 +194,22 @@ def metrics_of_lists(top: np.ndarray, task: RankingTask, ks=(10,), item_populari
         if item_popularity is not None:
             result[f"mean_popularity@{k}"] = float(item_popularity[shown].mean()) if len(shown) else 0.0
     return result
+
+
+def intra_list_diversity(top: np.ndarray, vectors: np.ndarray) -> float:
+    """Mean over lists (rows of item indices, -1 padding) of 1 - the mean pairwise cosine of
+    their items' text vectors; lists of fewer than two items are left out.
+
+    Example:
+        >>> intra_list_diversity(np.array([[0, 1, -1], [0, 2, -1]]), np.array([[1.0, 0], [1, 0], [0, 1]]))
+        0.5
+    """
+    unit = unit_rows(vectors)
+    values = []
+    for row in np.atleast_2d(top):
+        mine = unit[row[row >= 0]]
+        k = len(mine)
+        if k > 1:
+            similarity = mine @ mine.T
+            values.append(1 - (similarity.sum() - np.trace(similarity)) / (k * (k - 1)))
+    return float(np.mean(values)) if values else 0.0

@@ -61,7 +61,7 @@ class Recommender:
 
     def recommend(self, user_ids, N: int = 10, filter_already_liked_items: bool = True,
                   filter_items: Iterable | None = None, items: Iterable | None = None,
-                  include_cold: bool = True):
+                  include_cold: bool = True, diversity: float = 0.0, popularity_penalty: float = 0.0):
         """Top-``N`` products for known users.
 
         Parameters
@@ -72,11 +72,18 @@ class Recommender:
         filter_items : product ids left out for everyone.
         items : product ids to rank (each of them scored); default the whole catalogue.
         include_cold : rank products without training ratings too (scored from their text).
+        diversity : 0 to 1: how much each next product must differ in content from those above
+            it (maximal marginal relevance over the text vectors; 0: by score alone).
+        popularity_penalty : 0 or more: how much a product's popularity (its training ratings)
+            counts against it, in standard deviations of score per standard deviation of
+            popularity (0: not at all). Both change the order only (``hybrid.recommend.shaping``).
 
         Returns
         -------
         (ids, scores) : object and float arrays, 1-D for one user, 2-D for a batch (users x at
-            most ``N``); shorter answers padded with None and NaN.
+            most ``N``); shorter answers padded with None and NaN. The scores are the model's,
+            in the answer's order (not descending when ``diversity`` or ``popularity_penalty``
+            reorder the list).
 
         Raises
         ------
@@ -84,16 +91,18 @@ class Recommender:
             A user or product id the model does not know (``recommend_for_new_user`` answers
             people it never saw).
         ArgumentError
-            ``N`` below 1.
+            ``N`` below 1, or ``diversity``/``popularity_penalty`` out of range.
 
         Example:
             >>> ids, scores = rec.recommend("196", N=5)  # doctest: +SKIP
+            >>> ids, scores = rec.recommend("196", N=5, diversity=0.3)  # doctest: +SKIP
         """
         raise NotImplementedError
 
     def recommend_for_new_user(self, liked_items: Iterable | None = None, text: str | None = None,
                                N: int = 10, filter_items: Iterable | None = None,
-                               items: Iterable | None = None, include_cold: bool = True):
+                               items: Iterable | None = None, include_cold: bool = True,
+                               diversity: float = 0.0, popularity_penalty: float = 0.0):
         """Top-``N`` for someone the model never saw, from liked product ids and/or a sentence,
         without refitting. The liked products are left out of the answer.
 
@@ -101,7 +110,7 @@ class Recommender:
         ----------
         liked_items : product ids the person likes.
         text : what they want, in words (cleaned like product text).
-        N, filter_items, items, include_cold : as for ``recommend``.
+        N, filter_items, items, include_cold, diversity, popularity_penalty : as for ``recommend``.
 
         Returns
         -------

@@ -31,22 +31,17 @@ from hybrid.content.frames import (
 from hybrid.content.vectors import TextEncoder, unit_rows
 from hybrid.core.config import ModelConfig, TrainConfig, check_count, check_model_name, check_settings
 from hybrid.core.errors import ArgumentError, NotFittedError
-from hybrid.core.numeric import id_rows, top_k
+from hybrid.core.numeric import id_rows, zscore
 from hybrid.core.persistence import load_arrays, read_manifest, reading_folder, save_arrays, write_manifest
 from hybrid.data.dataset import EncodedDataset
 from hybrid.data.ids import IdMap
 from hybrid.data.text import TextConfig
 from hybrid.recommend.base import Recommender, is_single, padded_answer, renamed
+from hybrid.recommend.shaping import Shaping, popularity_scores, shaped
 from hybrid.recommend.catalogue import Catalogue
 
 KIND = "hybrid"  # the manifest's kind (``hybrid.load`` dispatches on it)
 FORMAT_VERSION = 3
-
-
-def _zscore(values: np.ndarray) -> np.ndarray:
-    spread = values.std()
-    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
-
 
 
 class HybridRecommender(Recommender):
@@ -249,13 +244,19 @@ class HybridRecommender(Recommender):
         chosen = np.arange(len(self.catalogue)) if candidates is None else self.catalogue.index(candidates)
         return chosen if include_cold else chosen[self.catalogue.trained[chosen]]
 
-    @staticmethod
-    def _top(items: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows of the ``n`` best of ``items`` by ``scores`` and their scores, padded with -1."""
+    def _top(self, items: np.ndarray, scores: np.ndarray, n: int,
+             shaping: Shaping = Shaping()) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the ``n`` best of ``items`` by ``scores`` (shaped) and their scores, padded with -1."""
         if not len(items):
             return np.full(n, -1, np.int64), np.full(n, -np.inf)
-        rows, best = top_k(np.asarray(scores)[None, :], np.asarray(items)[None, :], np.ones((1, len(items)), bool), n)
+        popularity = self._popularity() if shaping.popularity_penalty > 0 else None
+        rows, best = shaped(np.asarray(scores)[None, :], np.asarray(items)[None, :], np.ones((1, len(items)), bool), n,
+                            shaping, self.catalogue.vectors, popularity)
         return rows[0], best[0]
+
+    def _popularity(self) -> np.ndarray:
+        """Every product's ``popularity_scores`` of its training ratings."""
+        return popularity_scores(np.bincount(self._train_items, minlength=len(self.catalogue)))
 
     def _filtered(self, items: np.ndarray, filter_items) -> np.ndarray:
         return items if filter_items is None else items[~np.isin(items, self._item_rows(filter_items))]
@@ -263,15 +264,16 @@ class HybridRecommender(Recommender):
     @renamed(n="N", exclude_rated="filter_already_liked_items", candidates="items")
     def recommend(self, user_ids, N: int = 10, filter_already_liked_items: bool = True,
                   filter_items: Iterable | None = None, items: Iterable | None = None,
-                  include_cold: bool = True):
+                  include_cold: bool = True, diversity: float = 0.0, popularity_penalty: float = 0.0):
         self._check_fitted()
         n = check_count(N, "N")
+        shaping = Shaping(diversity, popularity_penalty)
         users, single = self._user_rows(user_ids)
         chosen = self._filtered(self._candidates(items, include_cold), filter_items)
         rows, scores = np.full((len(users), n), -1, np.int64), np.full((len(users), n), np.nan)
         for k, user in enumerate(users):
             mine = chosen[~np.isin(chosen, self.rated_items(user))] if filter_already_liked_items else chosen
-            rows[k], scores[k] = self._top(mine, self.score_matrix(np.array([user]), mine)[0], n)
+            rows[k], scores[k] = self._top(mine, self.score_matrix(np.array([user]), mine)[0], n, shaping)
         return padded_answer(rows, scores, self.catalogue.ids, single)
 
     def _profile(self, liked: np.ndarray, text: str | None) -> np.ndarray | None:
@@ -293,6 +295,7 @@ class HybridRecommender(Recommender):
     def recommend_for_new_user(self, liked_items: Iterable | None = None, text: str | None = None,
                                N: int = 10, filter_items: Iterable | None = None,
                                items: Iterable | None = None, include_cold: bool = True,
+                               diversity: float = 0.0, popularity_penalty: float = 0.0,
                                content_weight: float = 0.5, neighbours: int = 50):
         """Top-``N`` for someone the model never saw, from a few liked items and/or a free-text
         description, without retraining.
@@ -306,6 +309,7 @@ class HybridRecommender(Recommender):
         """
         self._check_fitted()
         n = check_count(N, "N")
+        shaping = Shaping(diversity, popularity_penalty)
         liked = self.catalogue.index(liked_items if liked_items is not None else [])
         if not len(liked) and not (text and text.strip()):
             raise ArgumentError("give liked_items and/or text for a new user")
@@ -315,10 +319,10 @@ class HybridRecommender(Recommender):
         helpers = self._neighbour_users(liked, neighbours)
         collaborative = self.score_matrix(helpers, chosen).mean(axis=0)
         if profile is None:
-            scores = _zscore(collaborative)
+            scores = zscore(collaborative)
         else:
-            scores = (1 - content_weight) * _zscore(collaborative) + content_weight * _zscore(self._cosine(profile, chosen))
-        rows, best = self._top(chosen, scores, n)
+            scores = (1 - content_weight) * zscore(collaborative) + content_weight * zscore(self._cosine(profile, chosen))
+        rows, best = self._top(chosen, scores, n, shaping)
         return padded_answer(rows[None, :], best[None, :], self.catalogue.ids, True)
 
     def _neighbour_users(self, liked: np.ndarray, neighbours: int) -> np.ndarray:

@@ -35,6 +35,7 @@ from hybrid.models.like_network import LikeNetwork
 from hybrid.models.neighbours import row_values
 from hybrid.models.retrieval_scorer import RetrievalScorer, load_scorer, save_two_tower
 from hybrid.recommend.catalogue import Catalogue
+from hybrid.recommend.shaping import popularity_scores
 
 
 NETWORK_DIR = "network"  # the re-ranking network's weights, one .npy each
@@ -232,6 +233,13 @@ class ScoringParts:
             self._counts = {name: np.bincount(getattr(self, name).indices, minlength=getattr(self, name).shape[1])
                             for name in ("rated", "likes")}
         return self._counts
+
+    def popularity(self) -> np.ndarray:
+        """Every product's ``popularity_scores`` of its training ratings (for shaping lists)."""
+        counts = self.item_counts()
+        if "popularity" not in counts:
+            counts["popularity"] = popularity_scores(counts["rated"])
+        return counts["popularity"]
 
     # ------------------------------------------------------------------ lookups
     def similar_products(self, rows: np.ndarray, n: int, by: str, blocked: np.ndarray):

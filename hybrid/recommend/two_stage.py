@@ -45,20 +45,34 @@ from hybrid.content.terms import TermWeights
 from hybrid.content.vectors import TextEncoder
 from hybrid.core.config import ModelConfig, RetrievalConfig, TrainConfig, TwoStageConfig, check_count, check_settings
 from hybrid.core.errors import ArgumentError, NotFittedError
-from hybrid.core.persistence import read_manifest, reading_folder, write_manifest
+from hybrid.core.persistence import load_csr, read_manifest, reading_folder, save_csr, write_manifest
 from hybrid.data.dataset import EncodedDataset
 from hybrid.data.ids import IdMap
 from hybrid.data.io import release_arrow_pages
-from hybrid.data.text import TextConfig
+from hybrid.data.text import TextConfig, tokenize
 from hybrid.recommend.base import Recommender, is_single, padded_answer
 from hybrid.recommend.blend import Blend, cases, equal_weights
 from hybrid.recommend.blend_choice import choose_blend
 from hybrid.recommend.catalogue import Catalogue
 from hybrid.recommend.parts import ScoringParts
 from hybrid.recommend.ranking import pair_scores, rank
+from hybrid.recommend.shaping import Shaping
 
 KIND = "two-stage"  # the manifest's kind (``hybrid.load`` dispatches on it)
 FORMAT_VERSION = 4  # 4: the re-ranking network saved as arrays (network/), not network.keras
+RATED_AT = "rated_at"  # when each training rating was given (optional: absent when not known)
+
+
+def latest_times(user_index, item_index, times, shape) -> sp.csr_matrix | None:
+    """users x products, each rated pair's latest known time (the rated matrix's pattern; a pair
+    with no known time holds -1); None when no time is known."""
+    times = np.asarray(times, np.int64)
+    if not (times >= 0).any():
+        return None
+    keys = np.asarray(user_index, np.int64) * shape[1] + np.asarray(item_index, np.int64)
+    order = np.lexsort((times, keys))
+    last = order[np.r_[keys[order][1:] != keys[order][:-1], True]]  # the latest of each pair
+    return sp.csr_matrix((times[last], (keys[last] // shape[1], keys[last] % shape[1])), shape=shape)
 
 
 def _config(value, cls, what: str, seed: int, **fixed):
@@ -98,6 +112,7 @@ class TwoStageRecommender(Recommender):
         self.blend = Blend({})
         self.validation: dict = {}
         self._terms: TermWeights | None = None
+        self._rated_at: sp.csr_matrix | None = None
 
     weights = property(lambda self: self.blend.weights, doc="The blend's weights per case.")
     unliked_offset = property(lambda self: self.blend.unliked_offset,
@@ -131,8 +146,11 @@ class TwoStageRecommender(Recommender):
             for row, text in zip(items_map.index(items["item_id"].astype(str)), item_token_strings(items, self.text_config)):
                 tokens[row] = text
             self._fit_terms(tokens)
+        times = None
+        if "timestamp" in ratings.columns:  # seconds; missing ones unknown (-1)
+            times = pd.to_numeric(ratings["timestamp"], errors="coerce").fillna(-1).to_numpy(np.int64)
         return self._fit(users.index(ratings["user_id"].astype(str)), items_map.index(ratings["item_id"].astype(str)),
-                         ratings["rating"].to_numpy(np.float32), users, catalogue)
+                         ratings["rating"].to_numpy(np.float32), users, catalogue, times)
 
     def fit_dataset(self, data: EncodedDataset, rows: np.ndarray | None = None,
                     encoder: TextEncoder | None = None, texts=None) -> "TwoStageRecommender":
@@ -145,7 +163,8 @@ class TwoStageRecommender(Recommender):
         catalogue = Catalogue(data.items, data.item_vectors, data.item_titles, texts=texts)
         if texts is not None:
             self._fit_terms(catalogue.texts.to_pylist())
-        return self._fit(data.user_index[rows], data.item_index[rows], data.rating[rows], data.users, catalogue)
+        return self._fit(data.user_index[rows], data.item_index[rows], data.rating[rows], data.users, catalogue,
+                         data.timestamp[rows])
 
     def _fit_terms(self, token_strings) -> None:
         """The content part's TF-IDF terms of the catalogue's products (unless switched off)."""
@@ -163,7 +182,7 @@ class TwoStageRecommender(Recommender):
         return ScoringParts(self.config, self.retrieval_config, self.network_config, self.train_config, self.users,
                             catalogue, self._terms, self.log)
 
-    def _fit(self, user_index, item_index, rating, users: IdMap, catalogue: Catalogue):
+    def _fit(self, user_index, item_index, rating, users: IdMap, catalogue: Catalogue, times=None):
         user_index, item_index = np.asarray(user_index, np.int64), np.asarray(item_index, np.int64)
         rating = np.asarray(rating, np.float32)
         if not (rating >= self.config.threshold).any():
@@ -193,6 +212,7 @@ class TwoStageRecommender(Recommender):
             self.parts = self._new_parts(catalogue).fit(user_index, item_index, rating)
         self.blend = Blend(blend.weights, self.parts.scales, blend.unliked_offset)
         self.parts.info["refit"] = validated and not keep
+        self._rated_at = None if times is None else latest_times(user_index, item_index, times, self.parts.rated.shape)
         return self
 
     # ================================================================== the scorer protocol
@@ -221,34 +241,45 @@ class TwoStageRecommender(Recommender):
             chosen = chosen[allowed[chosen]]
         return allowed, chosen
 
-    def _ranked(self, single, vectors, histories, excluded, network_users, n, items, include_cold, profiles):
+    def _ranked(self, single, vectors, histories, excluded, network_users, n, items, include_cold, profiles,
+                shaping: Shaping):
         allowed, chosen = self._choice(items, include_cold)
         if chosen is not None and len(chosen) == 0:
             return padded_answer(np.full((len(vectors), 0), -1), np.zeros((len(vectors), 0)), self.catalogue.ids,
                                  single)
         rows, scores = rank(self.parts, self.blend, vectors, histories, excluded, network_users, n, allowed, chosen,
-                            profiles)
+                            profiles, shaping)
         return padded_answer(rows, scores, self.catalogue.ids, single)
 
     def recommend(self, user_ids, N: int = 10, filter_already_liked_items: bool = True,
                   filter_items: Iterable | None = None, items: Iterable | None = None,
-                  include_cold: bool = True):
+                  include_cold: bool = True, diversity: float = 0.0, popularity_penalty: float = 0.0):
         self._check_fitted()
         n = check_count(N, "N")
+        shaping = Shaping(diversity, popularity_penalty)
         users, single = self._user_rows(user_ids)
         parts, blocked = self.parts, self._blocked(filter_items)
         excluded = [np.union1d(rated, blocked) for rated in parts.rated_rows(users)] \
             if filter_already_liked_items else [blocked] * len(users)
         return self._ranked(single, parts.scorer.user_matrix[users], parts.likes[users], excluded, users, n, items,
-                            include_cold, parts.profiles(parts.likes[users]))
+                            include_cold, parts.profiles(parts.likes[users]), shaping)
 
     def recommend_for_new_user(self, liked_items: Iterable | None = None, text: str | None = None,
                                N: int = 10, filter_items: Iterable | None = None,
-                               items: Iterable | None = None, include_cold: bool = True):
+                               items: Iterable | None = None, include_cold: bool = True,
+                               diversity: float = 0.0, popularity_penalty: float = 0.0):
         """One pass through the user tower, then the same two stages without the network (which
         knows only the users it was trained on)."""
         self._check_fitted()
         n = check_count(N, "N")
+        shaping = Shaping(diversity, popularity_penalty)
+        liked, vector, history, profiles = self._new_user(liked_items, text)
+        excluded = [np.union1d(liked, self._blocked(filter_items))]
+        return self._ranked(True, vector, history, excluded, None, n, items, include_cold, profiles, shaping)
+
+    def _new_user(self, liked_items, text):
+        """What a new user's request reads: their liked rows, their retrieval vector (1 x d),
+        their history (1 x products) and their term profile (None without a content part)."""
         liked = self._item_rows([] if liked_items is None else liked_items)
         has_text = text is not None and bool(str(text).strip())
         if not len(liked) and not has_text:
@@ -259,9 +290,7 @@ class TwoStageRecommender(Recommender):
         text_terms = None
         if has_text and self._terms is not None:
             text_terms = self._terms.transform(item_token_strings(pd.DataFrame({"text": [str(text)]}), self.text_config))
-        excluded = [np.union1d(liked, self._blocked(filter_items))]
-        return self._ranked(True, vector[None, :], history, excluded, None, n, items, include_cold,
-                            self.parts.profiles(history, text_terms))
+        return liked, vector[None, :], history, self.parts.profiles(history, text_terms)
 
     def similar_items(self, item_ids, N: int = 10, by: str = "content", filter_items: Iterable | None = None):
         self._check_fitted()
@@ -301,11 +330,29 @@ class TwoStageRecommender(Recommender):
         """
         self._check_fitted()
         users, _ = self._user_rows([user_id])
+        likes = self.parts.likes[users]
+        return self._explained(item_ids, self.parts.scorer.user_matrix[users], likes, users,
+                               self.parts.profiles(likes), n_because, n_words)
+
+    def explain_new_user(self, item_ids, liked_items: Iterable | None = None, text: str | None = None,
+                         n_because: int = 3, n_words: int = 3) -> list[dict]:
+        """``explain`` for someone the model never saw, from what ``recommend_for_new_user`` read
+        (their liked products and/or words): the parts (no network), the liked products that led
+        to each product, and the words of their liked products and sentence it matches.
+
+        Example:
+            >>> rec.explain_new_user(["1"], liked_items=["50"], text="animated family")[0]["words"]  # doctest: +SKIP
+            [{'word': 'animated', 'share': 0.62}, {'word': 'family', 'share': 0.38}]
+        """
+        self._check_fitted()
+        _, vector, history, profiles = self._new_user(liked_items, text)
+        return self._explained(item_ids, vector, history, None, profiles, n_because, n_words)
+
+    def _explained(self, item_ids, vectors, likes, network_users, profiles, n_because: int, n_words: int):
+        """``explain``'s entries for one request (a known user's rows, or a new user's)."""
         rows = self._item_rows([item_ids] if is_single(item_ids) else item_ids)
         parts, grid = self.parts, rows[None, :]
-        likes = parts.likes[users]
-        profiles = parts.profiles(likes)
-        features = parts.pair_scores(parts.scorer.user_matrix[users], likes, users, grid, profiles)
+        features = parts.pair_scores(vectors, likes, network_users, grid, profiles)
         shares, offset = self.blend.contributions(features, grid, parts.network_items)
         liked = likes.indices
         # each liked product's neighbour similarity to each asked product: the item-item part's
@@ -352,18 +399,45 @@ class TwoStageRecommender(Recommender):
         found, scores = self.parts.similar_users(self.users.index([str(user_ids)] if single else map(str, user_ids)), n)
         return padded_answer(found, scores, self.users, single)
 
+    def examples(self, n: int = 5) -> dict:
+        """Things to try on this model: ``users`` (the ``n`` with the most training ratings),
+        ``items`` (``item_id`` and ``title`` of the ``n`` most liked products) and ``words`` (a
+        search from the most liked titled product's title: two of its words)."""
+        self._check_fitted()
+        counts = self.parts.item_counts()["likes"]
+        activity = np.diff(self.parts.rated.indptr)
+        users = np.argsort(-activity, kind="stable")[:n]
+        items = np.argsort(-counts, kind="stable")[:max(n, 50)]
+        titled = [row for row in items if self.catalogue.titles[row]]
+        words = []
+        for row in titled:
+            words = [w for w in tokenize(str(self.catalogue.titles[row])) if w.isalpha() and len(w) > 2][:2]
+            if words:
+                break
+        return {"users": self.users.ids(users).tolist(),
+                "items": [{"item_id": str(self.catalogue.ids.ids([row])[0]), "title": self.catalogue.titles[row]}
+                          for row in items[:n]],
+                "words": " ".join(words)}
+
     def item_details(self, item_ids) -> list[dict]:
         """What a page shows of each product: ``item_id, title, text, cold, ratings, likes``
         (ratings and likes the model was trained on; 0 for products added later)."""
         self._check_fitted()
         return self.parts.details(self._item_rows(item_ids))
 
-    def user_history(self, user_id) -> tuple[np.ndarray, np.ndarray]:
-        """The products a known user rated in training and whether each was a like
-        (rating >= the threshold): ``(item_ids, liked)``."""
+    def user_history(self, user_id) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The products a known user rated in training, whether each was a like (rating >= the
+        threshold) and when it was rated (seconds since 1970; -1: not known): ``(item_ids,
+        liked, rated_at)``, likes first, then the newest first."""
         self._check_fitted()
-        rows, liked = self.parts.history(self.users.index([str(user_id)])[0])
-        return self.catalogue.ids.ids(rows), liked
+        user = self.users.index([str(user_id)])[0]
+        rows, liked = self.parts.history(user)
+        rated_at = np.full(len(rows), -1, np.int64)
+        if self._rated_at is not None:
+            mine = self._rated_at[user]
+            rated_at[np.searchsorted(rows, mine.indices)] = mine.data
+        order = np.lexsort((-rated_at, ~liked))
+        return self.catalogue.ids.ids(rows[order]), liked[order], rated_at[order]
 
     def add_items(self, items: pd.DataFrame, item_vectors: np.ndarray | None = None) -> int:
         self._check_fitted()
@@ -395,6 +469,8 @@ class TwoStageRecommender(Recommender):
             self.encoder.save(directory / "text_encoder.npz")
         if self._terms is not None:
             self._terms.save(directory)
+        if self._rated_at is not None:
+            save_csr(directory, RATED_AT, self._rated_at)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "TwoStageRecommender":
@@ -413,6 +489,7 @@ class TwoStageRecommender(Recommender):
             encoder = directory / "text_encoder.npz"
             rec.encoder = TextEncoder.load(encoder) if encoder.is_file() else None
             rec._terms = parts.terms = TermWeights.load(directory) if TermWeights.saved_in(directory) else None
+            rec._rated_at = load_csr(directory, RATED_AT) if (directory / f"{RATED_AT}.shape.npy").is_file() else None
             parts.info = meta["info"]
             rec.parts, rec.blend, rec.validation = parts, Blend.from_dict(meta["blend"]), meta["validation"]
             # Arrow's allocator keeps the pages of the tables read above (ids, titles) for reuse:

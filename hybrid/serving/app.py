@@ -140,6 +140,15 @@ class _Answers:
                  "cold": bool(rec.catalogue.cold[r])} for i, r in zip(keep, rows)]
 
     @staticmethod
+    def explain(rec, items: list[dict], method: str, **request) -> None:
+        """Each answered item with its ``why`` line and its explanation: the entry of
+        ``rec.<method>(item_ids, **request)`` (``explain`` or ``explain_new_user``)."""
+        if not hasattr(rec, method):
+            raise ArgumentError("why=true needs the two-stage recommender; this service holds another kind")
+        for item, entry in zip(items, getattr(rec, method)(item_ids=[item["item_id"] for item in items], **request)):
+            item.update(why=rec.why(entry), explanation=entry)
+
+    @staticmethod
     def known_users(rec, user_ids: list[str]) -> None:
         unknown = [u for u in user_ids if u not in rec.users]
         if unknown:
@@ -177,6 +186,9 @@ def _response_models() -> dict:
         user_id: str
         items: list[ExplainedItem]  # why and explanation only when asked (the route leaves unset fields out)
 
+    class NewUserAnswer(Answer):
+        items: list[ExplainedItem]  # why and explanation only when asked
+
     class ItemAnswer(Answer):
         item_id: str
 
@@ -199,15 +211,21 @@ def _response_models() -> dict:
 
     class History(BaseModel):
         user_id: str
-        rated: list[Details]
+        rated: list[Details] = Field(description="likes first, then the newest first")
         liked: list[bool]
+        rated_at: list[int | None] = Field(description="when each was rated, seconds since 1970 (null: not known)")
 
     class Added(BaseModel):
         added: int
         items: int
 
-    return {model.__name__: model for model in (Answer, UserAnswer, ItemAnswer, Batch, ItemBatch, Details,
+    return {model.__name__: model for model in (Answer, UserAnswer, NewUserAnswer, ItemAnswer, Batch, ItemBatch, Details,
                                                  DetailsBatch, History, Added)}
+
+
+DIVERSITY = "0 to 1: how much each next product must differ in content from those above it (0: by score alone)"
+POPULARITY_PENALTY = "0 or more: how much a product's popularity counts against it (0: not at all)"
+MAX_PENALTY = 100.0  # far past any useful penalty: at 100 popularity alone orders the list
 
 
 def _request_models(limits: ServiceLimits) -> dict:
@@ -223,6 +241,9 @@ def _request_models(limits: ServiceLimits) -> dict:
         filter_items: Ids | None = Field(None, max_length=limits.max_batch * 100,
                                          description="never answer these item ids")
         include_cold: bool = True
+        diversity: float = Field(0.0, ge=0, le=1, allow_inf_nan=False, description=DIVERSITY)
+        popularity_penalty: float = Field(0.0, ge=0, le=MAX_PENALTY, allow_inf_nan=False,
+                                          description=POPULARITY_PENALTY)
 
     class RecommendRequest(Choice):
         user_ids: Ids = Field(min_length=1, max_length=limits.max_batch)
@@ -231,6 +252,7 @@ def _request_models(limits: ServiceLimits) -> dict:
     class NewUserRequest(Choice):
         liked_items: Ids = Field(default_factory=list, max_length=limits.max_batch)
         text: str | None = Field(None, max_length=limits.max_text)
+        why: bool = Field(False, description="say why each product is recommended")
 
     class SimilarRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -284,7 +306,7 @@ def _user_routes(app, answers: _Answers, m: dict) -> None:
     from fastapi import Path as PathParam
     from fastapi import Query
 
-    on_model, items_of, known_users = answers.on_model, answers.items_of, answers.known_users
+    on_model, items_of, known_users, explain = answers.on_model, answers.items_of, answers.known_users, answers.explain
     RecommendRequest, NewUserRequest = m["RecommendRequest"], m["NewUserRequest"]  # noqa: N806 (request types)
     N = Query(10, ge=1, le=answers.limits.max_n, description=f"how many items, 1 to {answers.limits.max_n}")
 
@@ -296,16 +318,19 @@ def _user_routes(app, answers: _Answers, m: dict) -> None:
                              filter_liked: bool | None = Query(
                                  None, deprecated=True, description="the former name of filter_already_liked_items"),
                              include_cold: bool = True,
+                             diversity: float = Query(0.0, ge=0, le=1, allow_inf_nan=False, description=DIVERSITY),
+                             popularity_penalty: float = Query(0.0, ge=0, le=MAX_PENALTY, allow_inf_nan=False,
+                                                               description=POPULARITY_PENALTY),
                              why: bool = Query(False, description="say why each product is recommended")):
         chosen = [f for f in (filter_already_liked_items, filter_liked) if f is not None]
 
         def work(rec):
             known_users(rec, [user_id])
             items = items_of(rec, *rec.recommend(user_id, N=n, filter_already_liked_items=chosen[0] if chosen else True,
-                                                 include_cold=include_cold))
+                                                 include_cold=include_cold, diversity=diversity,
+                                                 popularity_penalty=popularity_penalty))
             if why and items:
-                for item, explained in zip(items, rec.explain(user_id, [item["item_id"] for item in items])):
-                    item.update(why=rec.why(explained), explanation=explained)
+                explain(rec, items, "explain", user_id=user_id)
             return items
         return {"user_id": user_id, "items": on_model(work)}
 
@@ -317,7 +342,8 @@ def _user_routes(app, answers: _Answers, m: dict) -> None:
             ids, scores = rec.recommend(users, N=request.n,
                                         filter_already_liked_items=request.filter_already_liked_items,
                                         filter_items=request.filter_items, items=request.items,
-                                        include_cold=request.include_cold)
+                                        include_cold=request.include_cold, diversity=request.diversity,
+                                        popularity_penalty=request.popularity_penalty)
             return [{"user_id": u, "items": items_of(rec, i, s)} for u, i, s in zip(users, ids, scores)]
         return await answers.in_slices(request.user_ids, request.n, work)
 
@@ -325,19 +351,27 @@ def _user_routes(app, answers: _Answers, m: dict) -> None:
     async def user_history(user_id: str = PathParam(max_length=200)):
         def work(rec):
             known_users(rec, [user_id])
-            ids, liked = rec.user_history(user_id)
+            ids, liked, rated_at = rec.user_history(user_id)
             return {"user_id": user_id, "rated": rec.item_details(ids) if len(ids) else [],
-                    "liked": [bool(x) for x in liked]}
+                    "liked": [bool(x) for x in liked], "rated_at": [int(t) if t >= 0 else None for t in rated_at]}
         return on_model(work)
 
-    @app.post("/api/recommendations/new-user", response_model=m["Answer"])
+    @app.post("/api/recommendations/new-user", response_model=m["NewUserAnswer"],
+              response_model_exclude_unset=True)  # why and explanation only when asked
     async def recommend_new_user(request: NewUserRequest):
         text = request.text if request.text and request.text.strip() else None
         if not request.liked_items and text is None:
             raise ArgumentError("give liked_items (item ids) and/or text (what the person likes)")
-        return {"items": on_model(lambda rec: items_of(rec, *rec.recommend_for_new_user(
-            liked_items=request.liked_items, text=text, N=request.n, filter_items=request.filter_items,
-            items=request.items, include_cold=request.include_cold)))}
+
+        def work(rec):
+            items = items_of(rec, *rec.recommend_for_new_user(
+                liked_items=request.liked_items, text=text, N=request.n, filter_items=request.filter_items,
+                items=request.items, include_cold=request.include_cold, diversity=request.diversity,
+                popularity_penalty=request.popularity_penalty))
+            if request.why and items:
+                explain(rec, items, "explain_new_user", liked_items=request.liked_items, text=text)
+            return items
+        return {"items": on_model(work)}
 
 
 def _item_routes(app, answers: _Answers, m: dict) -> None:
@@ -412,6 +446,11 @@ def _service_routes(app, answers: _Answers) -> None:
                 "weights": rec.weights, "generation": loaded.generation, "loaded_at": loaded.loaded_at,
                 "load_seconds": loaded.load_seconds, "last_reload_error": slot.last_reload_error,
                 "pid": os.getpid(), "limits": limits.public()}
+
+    @app.get("/api/examples")
+    async def examples() -> dict:
+        """Known users, products and search words to try on the serving model."""
+        return answers.on_model(lambda rec: rec.examples())
 
     @app.post("/api/admin/reload")
     def reload(authorization: str | None = Header(None)):

@@ -149,6 +149,47 @@ def test_similar_users_leave_the_user_out(rec):
     assert "u0" not in set(ids) and len(ids) == 5 and set(ids) <= {f"u{u}" for u in range(N_USERS)}
 
 
+def taste_of(ids) -> list[int]:
+    return [int(str(i)[1:]) % 3 for i in ids]
+
+
+def test_diversity_mixes_tastes_in_the_list_and_keeps_the_best_first(rec):
+    plain, plain_scores = rec.recommend("u0", N=6)
+    mixed, mixed_scores = rec.recommend("u0", N=6, diversity=0.9)
+    assert mixed_scores[0] == pytest.approx(plain_scores[0])  # a best product first (ties may differ)
+    assert len(set(taste_of(plain))) == 1  # u0 likes one taste: the plain list is all of it
+    assert len(set(taste_of(mixed))) == 3
+    # the scores stay the model's own for those products
+    exact_ids, exact_scores = rec.recommend("u0", N=6, items=list(mixed))
+    by_id = dict(zip(exact_ids, exact_scores))
+    assert mixed_scores == pytest.approx([by_id[i] for i in mixed], rel=1e-5)
+    new, _ = rec.recommend_for_new_user(liked_items=["m0", "m3"], N=6, diversity=0.9)
+    assert len(set(taste_of(new))) == 3
+
+
+def test_a_popularity_penalty_lowers_the_lists_popularity(rec):
+    counts = ratings()["item_id"].value_counts()
+    users = [f"u{u}" for u in range(12)]
+
+    def mean_popularity(**shaping):
+        ids, _ = rec.recommend(users, N=5, **shaping)
+        return float(np.mean([counts.get(i, 0) for i in ids.ravel() if i is not None]))
+
+    assert mean_popularity(popularity_penalty=3.0) < mean_popularity()
+    assert mean_popularity(popularity_penalty=0.0) == mean_popularity()
+
+
+@pytest.mark.parametrize("setting", [{"diversity": 1.5}, {"diversity": -0.1}, {"diversity": float("nan")},
+                                     {"diversity": "lots"}, {"popularity_penalty": -1},
+                                     {"popularity_penalty": float("inf")}, {"diversity": True}])
+def test_shaping_out_of_range_is_one_clear_error(rec, setting):
+    name = next(iter(setting))
+    with pytest.raises(ArgumentError, match=name):
+        rec.recommend("u0", N=5, **setting)
+    with pytest.raises(ArgumentError, match=name):
+        rec.recommend_for_new_user(liked_items=["m0"], N=5, **setting)
+
+
 def test_added_products_are_answerable_at_once(rec):
     new = pd.DataFrame({"item_id": ["new-horror"], "title": ["Night of the Vampire"],
                         "text": ["horror vampire ghost haunted blood"]})

@@ -137,6 +137,52 @@ def test_an_explanation_adds_up_to_the_score_and_names_what_led_to_it(fitted):
         rec.explain("no-such-user", ids[:1])
 
 
+def test_a_new_users_explanation_adds_up_and_names_their_likes_and_words(fitted):
+    from hybrid.data.text import tokenize
+
+    rec, _, _, _ = fitted
+    liked, text = ["50", "172"], "space adventure war"
+    ids, scores = rec.recommend_for_new_user(liked_items=liked, text=text, N=10)
+    explained = rec.explain_new_user(ids, liked_items=liked, text=text)
+    assert [e["item_id"] for e in explained] == ids.tolist()
+    np.testing.assert_allclose([e["score"] for e in explained], scores, rtol=1e-5)
+    for entry in explained:
+        assert sum(entry["parts"].values()) + entry["offset"] == pytest.approx(entry["score"], abs=1e-9)
+        assert "network" not in entry["parts"]  # the network knows only the users it was trained on
+        assert {b["item_id"] for b in entry["because"]} <= set(liked)
+    texts = rec.catalogue.texts.to_pylist()
+    asked = {w for row in rec.catalogue.index(liked) for w in tokenize(texts[row] or "")} | set(tokenize(text))
+    for entry in explained:
+        own = set(tokenize(texts[int(rec.catalogue.index([entry["item_id"]])[0])] or ""))
+        assert {w["word"] for w in entry["words"]} <= own & asked
+    assert any(e["because"] for e in explained)
+    # words alone: what matched is the sentence's
+    ids, _ = rec.recommend_for_new_user(text="horror vampire", N=5)
+    for entry in rec.explain_new_user(ids, text="horror vampire"):
+        assert {w["word"] for w in entry["words"]} <= {"horror", "vampire"} and not entry["because"]
+    with pytest.raises(ArgumentError):
+        rec.explain_new_user(ids)
+
+
+def test_a_users_history_lists_likes_first_then_the_newest_and_survives_saving(fitted, tmp_path):
+    from hybrid.recommend.two_stage import TwoStageRecommender
+
+    rec, data, train, _ = fitted
+    ids, liked, rated_at = rec.user_history("196")
+    user = data.users.index(["196"])[0]
+    mine = train[data.user_index[train] == user]
+    assert sorted(ids) == sorted(data.items.ids(data.item_index[mine]))
+    truth = dict(zip(data.items.ids(data.item_index[mine]), data.timestamp[mine]))
+    assert [truth[i] for i in ids] == rated_at.tolist()
+    assert liked.tolist() == sorted(liked.tolist(), reverse=True)
+    for group in (True, False):
+        times = rated_at[liked == group]
+        assert times.tolist() == sorted(times.tolist(), reverse=True)
+    rec.save(tmp_path / "model")
+    again = TwoStageRecommender.load(tmp_path / "model").user_history("196")
+    assert [a.tolist() for a in again] == [ids.tolist(), liked.tolist(), rated_at.tolist()]
+
+
 def test_filters_restrict_and_cold_items_are_flagged(fitted):
     rec, data, _, _ = fitted
     rated = set(rec.catalogue.ids.ids(rec.rated[rec.users.index(["196"])[0]].indices))

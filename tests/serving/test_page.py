@@ -4,18 +4,12 @@ known user. Skipped, with the reason, only where Playwright or Chromium is not i
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
-from conftest import Server
+from conftest import Server, chromium_path
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-
-
-def chromium_path() -> str | None:
-    for name in (os.environ.get("HYBRID_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +45,27 @@ def test_search_then_open_a_product(page):
     assert results.count() == 20
     page.locator("#search-results li a.open", has_text="Star Wars").first.click()
     playwright_api.expect(page.locator("#product-title")).to_have_text("Star Wars")
-    playwright_api.expect(page.locator("#product-text")).to_contain_text("rating(s)")
+    playwright_api.expect(page.locator("#product-counts")).to_contain_text("rating(s)")
     playwright_api.expect(page.locator("#similar-content li")).to_have_count(10)
     playwright_api.expect(page.locator("#similar-collaborative li")).to_have_count(10)
     similar = [li.get_attribute("data-item-id") for li in page.locator("#similar-collaborative li").all()]
     assert "50" not in similar  # the product itself is not its own neighbour
+    assert page.locator(".score").count() == 0  # no unlabelled numbers
 
 
-def test_a_new_user_profile_gets_recommendations(page):
+def test_examples_come_from_the_loaded_catalogue(page):
+    examples = page.server.client.get("/api/examples").json()
+    assert len(examples["users"]) == 5 and examples["words"] == "star wars"  # the most liked film
+    playwright_api.expect(page.locator("#user-examples button")).to_have_count(4)
+    assert texts(page.locator("#user-examples button")) == examples["users"][:4]
+    assert page.get_attribute("#search-text", "placeholder") == "words, e.g. star wars"
+    assert examples["users"][0] in page.get_attribute("#user-id", "placeholder")
+    page.locator("#user-examples button").first.click()
+    playwright_api.expect(page.locator("#user-recs li")).to_have_count(10)
+    assert page.input_value("#user-id") == examples["users"][0]
+
+
+def test_a_new_user_profile_gets_recommendations_that_say_why(page):
     page.fill("#search-text", "toy story animation")
     page.press("#search-text", "Enter")
     playwright_api.expect(page.locator("#search-results li").first).to_be_visible()
@@ -73,14 +80,29 @@ def test_a_new_user_profile_gets_recommendations(page):
     page.click("#recommend-btn")
     results = page.locator("#new-user-results li")
     playwright_api.expect(results).to_have_count(10)
+    playwright_api.expect(page.locator("#new-user-results li .why")).to_have_count(10)
+    assert any(line.startswith("because you liked") for line in texts(page.locator("#new-user-results .why")))
     answered = {li.get_attribute("data-item-id") for li in results.all()}
     assert not liked & answered  # what they liked is not recommended back
+    # more variety: another list, from the same service answer the API gives
+    page.fill("#diversity", "0.8")
+    page.dispatch_event("#diversity", "input")
+    playwright_api.expect(page.locator("#diversity-value")).to_have_text("0.8")
+    page.click("#recommend-btn")
+    playwright_api.expect(page.locator("#new-user-results li .why")).to_have_count(10)
+    varied = [li.get_attribute("data-item-id") for li in page.locator("#new-user-results li").all()]
+    api = page.server.client.post("/api/recommendations/new-user", json={
+        "liked_items": sorted(liked, key=lambda i: i != "1"), "text": "space adventure", "n": 10,
+        "diversity": 0.8}).json()
+    assert varied == [i["item_id"] for i in api["items"]] and set(varied) != answered
+    page.fill("#diversity", "0")
+    page.dispatch_event("#diversity", "input")
     # removing a liked product changes the profile
     profile.first.locator("button").click()
     playwright_api.expect(page.locator("#profile li[data-item-id]")).to_have_count(1)
 
 
-def test_a_known_user_and_an_unknown_one(page):
+def test_a_known_user_then_an_unknown_one_clears_the_stale_list(page):
     page.fill("#user-id", "196")
     page.click("#user-btn")
     playwright_api.expect(page.locator("#user-recs li")).to_have_count(10)
@@ -89,11 +111,59 @@ def test_a_known_user_and_an_unknown_one(page):
                for line in page.locator("#user-recs li .why").all_inner_texts())
     playwright_api.expect(page.locator("#user-rated li").first).to_be_visible()
     recommended = {li.get_attribute("data-item-id") for li in page.locator("#user-recs li").all()}
-    rated = {li.get_attribute("data-item-id") for li in page.locator("#user-rated li").all()}
-    assert rated and not recommended & rated
+    rated = page.locator("#user-rated li")
+    assert rated.count() and not recommended & {li.get_attribute("data-item-id") for li in rated.all()}
+    # likes first, each with the date it was rated
+    flags = [li.locator(".badge.liked").count() == 1 for li in rated.all()]
+    assert flags == sorted(flags, reverse=True) and any(flags)
+    assert all(texts(rated.nth(k).locator(".when"))[0] for k in range(rated.count()))
     page.fill("#user-id", "nobody")
     page.click("#user-btn")
-    playwright_api.expect(page.locator("#error")).to_contain_text("new-user")
+    error = page.locator("#known-user .error")
+    playwright_api.expect(error).to_contain_text("no customer “nobody”")
+    playwright_api.expect(page.locator("#user-recs li")).to_have_count(0)  # the previous user's list is gone
+    playwright_api.expect(page.locator("#user-rated li")).to_have_count(0)
+    assert "/api" not in error.inner_text()  # words for a person, not for a program
+    assert page.locator("#search .error").inner_text() == ""  # said where it happened only
     page.fill("#search-text", "   ")
     page.press("#search-text", "Enter")
-    playwright_api.expect(page.locator("#error")).to_contain_text("give some words")
+    playwright_api.expect(page.locator("#search .error")).to_contain_text("Type a few words")
+    page.fill("#search-text", "xyzzy qwrtp")
+    page.press("#search-text", "Enter")
+    playwright_api.expect(page.locator("#search .error")).to_contain_text("None of those words")
+    page.fill("#user-id", "196")
+    page.click("#user-btn")
+    playwright_api.expect(page.locator("#user-recs li")).to_have_count(10)
+    playwright_api.expect(error).to_have_text("")
+
+
+def test_a_slow_answer_shows_that_it_is_loading(page):
+    page.evaluate("""() => { window.realFetch = window.fetch;
+        window.fetch = (...args) => new Promise((done) => setTimeout(() => done(window.realFetch(...args)), 1500)); }""")
+    try:
+        page.fill("#search-text", "star wars")
+        page.press("#search-text", "Enter")
+        playwright_api.expect(page.locator("#search-results li.loading")).to_have_text("loading…")
+        playwright_api.expect(page.locator("#search-btn")).to_be_disabled()
+        playwright_api.expect(page.locator("#search")).to_have_attribute("aria-busy", "true")
+        playwright_api.expect(page.locator("#search-results li")).to_have_count(20)
+        playwright_api.expect(page.locator("#search-btn")).to_be_enabled()
+    finally:
+        page.evaluate("() => { window.fetch = window.realFetch; }")
+
+
+@pytest.mark.parametrize("width", [360, 390, 1280])
+def test_the_page_fits_the_screen_and_is_pictured(page, width, tmp_path):
+    page.set_viewport_size({"width": width, "height": 900})
+    page.fill("#user-id", "196")
+    page.click("#user-btn")
+    playwright_api.expect(page.locator("#user-recs li .why")).to_have_count(10)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing cut off at the side
+    boxes = [page.locator(f"#{name}").bounding_box() for name in ("search", "product", "new-user", "known-user")]
+    assert all(box["x"] >= 0 and box["x"] + box["width"] <= width for box in boxes)
+    columns = len({round(box["x"]) for box in boxes})
+    assert columns == (1 if width < 760 else 2)
+    folder = Path(os.environ.get("HYBRID_SCREENSHOTS", tmp_path))
+    page.screenshot(path=str(folder / f"page-{width}.png"), full_page=True)
+    assert (folder / f"page-{width}.png").stat().st_size > 10_000
+    page.set_viewport_size({"width": 1280, "height": 900})

@@ -70,6 +70,7 @@ def test_known_user_single_and_batch_agree_and_filters_apply(server):
     assert len(rated) == len(history["liked"]) > 0 and not rated & {i["item_id"] for i in one["items"]}
     batch = api.post("/api/recommendations", json={"user_ids": ["186", "196"], "n": 10}).json()
     assert [r["user_id"] for r in batch["results"]] == ["186", "196"]
+    assert {"item_id", "score", "title", "cold"} == set(batch["results"][0]["items"][0])
     assert [i["item_id"] for i in batch["results"][1]["items"]] == [i["item_id"] for i in one["items"]]
     # a candidate list restricts the answer; rated items may come back when asked for
     candidates = ["1", "50", "100", "181", "258"]
@@ -103,6 +104,40 @@ def test_new_user_answers_are_the_python_api_answers(server):
         assert [i["item_id"] for i in answer["items"]] == ids.tolist()
         assert [i["score"] for i in answer["items"]] == pytest.approx(scores.tolist(), rel=1e-5)
         assert not set(body.get("liked_items", [])) & set(ids)
+        assert {"item_id", "score", "title", "cold"} == set(answer["items"][0])
+    # why=true: the same list, each product with its line and its parts
+    body = {"liked_items": ["50", "172"], "text": "space war", "n": 10}
+    plain = api.post("/api/recommendations/new-user", json=body).json()["items"]
+    why = api.post("/api/recommendations/new-user", json={**body, "why": True}).json()["items"]
+    assert [i["item_id"] for i in why] == [i["item_id"] for i in plain]
+    for item in why:
+        shares = item["explanation"]
+        assert item["why"] and sum(shares["parts"].values()) + shares["offset"] == pytest.approx(item["score"], rel=1e-6)
+        assert {b["item_id"] for b in shares["because"]} <= {"50", "172"}
+    assert any("because you liked" in item["why"] for item in why)
+
+
+def test_diversity_and_popularity_penalty_are_the_python_api_answers(server):
+    from hybrid.recommend.two_stage import TwoStageRecommender
+
+    rec = TwoStageRecommender.load(server.model)
+    api = server.client
+    for shaping in ({"diversity": 0.5}, {"popularity_penalty": 1.5}):
+        one = api.get("/api/users/196/recommendations", params={"n": 10, **shaping}).json()
+        batch = api.post("/api/recommendations", json={"user_ids": ["196"], "n": 10, **shaping}).json()
+        new = api.post("/api/recommendations/new-user", json={"liked_items": ["50", "172"], "n": 10, **shaping}).json()
+        ids, _ = rec.recommend("196", N=10, **shaping)
+        assert [i["item_id"] for i in one["items"]] == [i["item_id"] for i in batch["results"][0]["items"]] \
+            == ids.tolist()
+        new_ids, _ = rec.recommend_for_new_user(liked_items=["50", "172"], N=10, **shaping)
+        assert [i["item_id"] for i in new["items"]] == new_ids.tolist()
+    plain = api.get("/api/users/196/recommendations", params={"n": 10}).json()["items"]
+    assert [i["item_id"] for i in plain] != [i["item_id"] for i in one["items"]]
+    for bad in ({"diversity": 2}, {"diversity": -0.5}, {"diversity": "nan"}, {"popularity_penalty": "inf"},
+                {"popularity_penalty": -1}):
+        name = next(iter(bad))
+        assert name in detail(api.get("/api/users/196/recommendations", params=bad), 422)
+        assert name in detail(api.post("/api/recommendations", json={"user_ids": ["196"], **bad}), 422)
 
 
 def test_similar_products_search_and_details(server):
@@ -448,8 +483,16 @@ def test_the_command_line_answers_from_the_two_stage_model(served_model, capsys)
         assert answer["why"].startswith(("because you liked", "matches", "close to what you liked"))
     assert main(["recommend", "--user", "196", "--n", "3", "--why", *model]) == 0
     assert "because you liked" in capsys.readouterr().out
-    assert main(["recommend", "--liked", "50", "--why", *model]) == 2
-    assert "--why explains a known user's list" in capsys.readouterr().err
+    assert main(["recommend", "--liked", "50,172", "--text", "space war", "--why", "--json", *model]) == 0
+    new = json.loads(capsys.readouterr().out)
+    assert any(n["explanation"]["because"] for n in new) and all("network" not in n["explanation"]["parts"] for n in new)
+    # shaping: the library's answer, and a value out of range refused before the model loads
+    assert main(["recommend", "--user", "196", "--diversity", "0.5", "--popularity-penalty", "0.5", "--json",
+                 *model]) == 0
+    shaped = [t["item_id"] for t in json.loads(capsys.readouterr().out)]
+    assert shaped == rec.recommend("196", N=10, diversity=0.5, popularity_penalty=0.5)[0].tolist()
+    assert main(["recommend", "--user", "196", "--diversity", "3", *model]) == 2
+    assert "diversity must be a number between 0 and 1" in capsys.readouterr().err
     assert main(["similar", "--text", "haunted house", "--json", *model]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 10
     assert main(["recommend", "--user", "nobody", *model]) == 2
