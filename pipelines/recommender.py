@@ -10,7 +10,7 @@ vectors -> encoded dataset.
     train    encoded dataset         -> model/ (the saved HybridRecommender)
     recommender encoded dataset + text -> recommender/ (the saved TwoStageRecommender that
                                         ``hybrid serve``, ``recommend`` and ``similar`` answer from)
-    evaluate encoded dataset         -> evaluation/metrics.{json,md}, plots
+    evaluate encoded dataset         -> evaluation/metrics.{json,md}, charts, report.html
 
 Every stage is a function of ``hybrid`` plus the declaration below; ``hybrid.pipeline.runner.Runner``
 decides what is stale.
@@ -260,7 +260,8 @@ def build(config: PipelineConfig) -> list[Stage]:
         outputs={"metrics_json": str(eval_dir / "metrics.json"),
                  "metrics_md": str(eval_dir / "metrics.md"),
                  "ndcg_plot": str(eval_dir / f"ndcg_at_{config.k}.png"),
-                 "rmse_plot": str(eval_dir / "rmse.png")},
+                 "rmse_plot": str(eval_dir / "rmse.png"),
+                 "report_html": str(eval_dir / "report.html")},
         params={"protocol": config.protocol, "split": config.split,
                 "test_share": config.test_share, "seed": config.eval_seed, "k": config.k,
                 "models": config.eval_models, "baselines": config.eval_baselines,

@@ -220,7 +220,7 @@ def cmd_run(args, target: str | None = None) -> int:
     lines = ([f"  hybrid serve --model {following['model']}      # then open {following['url']}",
               f"  hybrid recommend --model-dir {following['model']} --user {following['user']}"]
              if "model" in following else [])
-    lines += [f"  {name}: {following[name]}" for name in ("metrics", "settings") if name in following]
+    lines += [f"  {name}: {following[name]}" for name in ("metrics", "report", "settings") if name in following]
     if lines:
         print("next:", *lines, sep="\n")
     return 0
@@ -257,12 +257,15 @@ def _next_steps(runner, args) -> dict:
 
     outputs = {(stage.name, name): Path(path) for stage in runner.stages for name, path in stage.outputs.items()}
     model, metrics = outputs.get(("recommender", "model_dir")), outputs.get(("evaluate", "metrics_md"))
+    report = outputs.get(("evaluate", "report_html"))
     steps: dict = {}
     if model is not None and (model / "manifest.json").is_file():
         steps.update(model=str(model), url="http://127.0.0.1:8000/",
                      user=IdMap.load(model / "users.parquet", "user").ids([0])[0])
     if metrics is not None and metrics.is_file():
         steps["metrics"] = str(metrics)
+    if report is not None and report.is_file():
+        steps["report"] = str(report)
     steps["settings"] = str(Path(args.out) / SETTINGS_FILE)
     return steps
 

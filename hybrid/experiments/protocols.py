@@ -241,23 +241,3 @@ def markdown_table(results: dict, ks=(10,)) -> str:
             cells.append("-" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value)))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def plot_results(results: dict, path, metric: str = "ndcg@10") -> None:
-    """Bar chart of one metric across models and baselines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [n for n in results if metric in results[n]]
-    values = [results[n][metric] for n in names]
-    figure, axis = plt.subplots(figsize=(8, 4))
-    colours = ["tab:blue" if results[n]["kind"] == "keras" else "tab:grey" for n in names]
-    axis.bar(names, values, color=colours)
-    axis.set_ylabel(metric)
-    axis.set_title(f"{metric} by model (blue: Keras models, grey: baselines)")
-    axis.tick_params(axis="x", rotation=45)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)

@@ -53,6 +53,8 @@ def bar_chart(results: dict, metric: str):
 def learning_curves(results: dict):
     """Training and validation loss by epoch of every model with a training history, one panel
     each; None when none has one."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     trained = [(name, m["history"]) for name, m in results.items() if m.get("history")]
     if not trained:
@@ -68,6 +70,7 @@ def learning_curves(results: dict):
             axis.axvline(best, color="tab:green", linestyle=":", label=f"best epoch {best}")
         axis.set_title(name, fontsize=10)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel("loss")
         axis.legend(fontsize=8)
     figure.tight_layout()
@@ -142,7 +145,7 @@ def _blend(results: dict) -> str:
     return ("<h2>The chosen blend</h2><p class='note'>Each case's weights on the standardised part scores, chosen "
             "on validation likes carved from the training rows (full: a known user; no_network: a new user with "
             "liked products; retrieval_only: a new user from words; unliked: products nobody liked in "
-            "training).</p>" + "".join(parts))
+            "training); equal weights where the recommender was fitted without a validation share.</p>" + "".join(parts))
 
 
 def html_report(outcome: dict, heading: str, k: int) -> str:

@@ -154,14 +154,15 @@ def recommender_step(dataset_ratings, dataset_users, dataset_items, dataset_vect
 
 
 def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, encoder_path,
-                  metrics_json, metrics_md, ndcg_plot, rmse_plot, protocol: str = "rating",
+                  metrics_json, metrics_md, ndcg_plot, rmse_plot, report_html, protocol: str = "rating",
                   split: str = "random", test_share: float = 0.2, seed: int = 0, k: int = 10,
                   threshold: float = 4.0, models: list[str] | None = None,
                   baselines: list[str] | None = None, test_file: str | None = None,
                   model_config: dict | None = None, train_config: dict | None = None,
                   eval_users: int | None = None, model: str = "hybrid", spark_als: bool = False,
                   item_text_path=None, recommender_config: dict | None = None) -> dict:
-    """Every model and baseline on one split: metrics JSON, a markdown table, two plots.
+    """Every model and baseline on one split: metrics JSON, a markdown table, two charts and
+    ``report.html`` (all of it on one page: ``hybrid.experiments.report``).
     (The dataset files are declared one by one for the runner and read from their folder.)
 
     With ``test_file`` (any ratings format, e.g. MovieLens u1.test) its (user, item) pairs are
@@ -198,7 +199,8 @@ def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors
     with open(metrics_json, "w") as handle:
         json.dump({"protocol": protocol, "split_name": split, "seed": seed, "k": k,
                    "threshold": threshold, **outcome}, handle, indent=2)
-    _write_reports(outcome, metrics_md, ndcg_plot, rmse_plot, f"Protocol {protocol}, split {split}, seed {seed}", k)
+    _write_reports(outcome, metrics_md, ndcg_plot, rmse_plot, report_html,
+                   f"Protocol {protocol}, split {split}, seed {seed}", k)
     best = {}
     rated = {n: m["rmse"] for n, m in outcome["results"].items() if "rmse" in m}
     if rated:
@@ -234,14 +236,16 @@ def _evaluated(n_ratings: int, model: str, models, baselines, spark_als: bool) -
     return tuple(models), tuple(baselines)
 
 
-def _write_reports(outcome: dict, metrics_md, ndcg_plot, rmse_plot, heading: str, k: int) -> None:
-    from hybrid.experiments.protocols import markdown_table, plot_results
+def _write_reports(outcome: dict, metrics_md, ndcg_plot, rmse_plot, report_html, heading: str, k: int) -> None:
+    from hybrid.experiments.protocols import markdown_table
+    from hybrid.experiments.report import save_chart, write_report
 
     with open(metrics_md, "w") as handle:
         handle.write(f"{heading}: {outcome['split']}\n\n")
         handle.write(markdown_table(outcome["results"], (k,)))
-    plot_results(outcome["results"], ndcg_plot, f"ndcg@{k}")
-    plot_results(outcome["results"], rmse_plot, "rmse")
+    save_chart(outcome["results"], ndcg_plot, f"ndcg@{k}")
+    save_chart(outcome["results"], rmse_plot, "rmse")
+    write_report(outcome, report_html, heading, k)
 
 
 def predefined_split(data, test_file) -> tuple:

@@ -103,9 +103,12 @@ def test_train_recommend_similar_and_evaluate_from_the_command_line(ml100k, caps
                  "--baselines", "biases,random", "--protocol", "cold-items"]) == 0
     printed = capsys.readouterr().out
     assert "| mf-bias |" in printed and "| random |" in printed
+    assert f"report: {out / 'evaluation' / 'report.html'}" in printed  # the next step names the page
     metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
     assert metrics["protocol"] == "cold-items" and metrics["results"]["mf-bias"]["rmse"] < 1.2
     assert (out / "evaluation" / "ndcg_at_10.png").is_file()
+    report = (out / "evaluation" / "report.html").read_text()
+    assert "| mf-bias |" not in report and "<td>mf-bias</td>" in report and report.count("<svg") >= 3
 
 
 def test_predefined_test_file_is_the_split(ml100k, tmp_path, capsys):
