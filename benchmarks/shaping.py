@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.two_stage import DATASETS, prepared, two_stage
+from benchmarks.two_stage import DATASETS, mean_std, prepared, two_stage
 from hybrid.evaluation.metrics import intra_list_diversity, metrics_of_lists, ranking_task
 from hybrid.evaluation.splits import random_split
 
@@ -66,12 +65,8 @@ def markdown(everything: dict) -> str:
         lines += [f"## {dataset}", "", "| diversity | popularity_penalty | " + " | ".join(MEASURES) + " |",
                   "|---|---|" + "---|" * len(MEASURES)]
         for k, setting in enumerate(SETTINGS):
-            cells = []
-            for measure in MEASURES:
-                values = [run[k][measure] for run in runs]
-                spread = statistics.stdev(values) if len(values) > 1 else 0.0
-                digits = 1 if measure.startswith("mean_popularity") else 4
-                cells.append(f"{statistics.fmean(values):.{digits}f} ± {spread:.{digits}f}")
+            cells = [mean_std([run[k][measure] for run in runs], 1 if measure.startswith("mean_popularity") else 4)
+                     for measure in MEASURES]
             lines.append(f"| {setting['diversity']} | {setting['popularity_penalty']} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines) + "\n"

@@ -100,23 +100,41 @@ def cold_items(data, encoder, texts, tfidf, seed, overrides):
     return out
 
 
-def new_users(data, encoder, texts, tfidf, seed, overrides):
-    u, i, r = data.user_index, data.item_index, data.rating
+def held_out_users(data, seed):
+    """20% of the users held out entirely: ``(rng, held users, training rows)``, the rng seeded
+    for the draws of ``new_user_requests``."""
     rng = np.random.default_rng(seed)
     held = rng.choice(len(data.users), int(round(0.2 * len(data.users))), replace=False)
-    is_held = np.isin(u, held)
-    train = np.flatnonzero(~is_held)
+    return rng, np.sort(held), np.flatnonzero(~np.isin(data.user_index, held))
+
+
+def new_user_requests(data, held, rng):
+    """Each held-out user with more than ``GIVEN`` likes (rating >= 4): ``(given, others)``,
+    ``GIVEN`` of their likes drawn and the rest."""
+    u, i, r = data.user_index, data.item_index, data.rating
+    for user in held:
+        mine = np.flatnonzero(u == user)
+        likes = i[mine][r[mine] >= 4]
+        if len(likes) > GIVEN:
+            chosen = rng.choice(likes, GIVEN, replace=False)
+            yield chosen, np.setdiff1d(likes, chosen)
+
+
+def mean_std(values, digits: int = 4) -> str:
+    """``mean ± std`` of a run's figures over seeds (std 0 for one seed)."""
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.{digits}f} ± {spread:.{digits}f}"
+
+
+def new_users(data, encoder, texts, tfidf, seed, overrides):
+    i = data.item_index
+    rng, held, train = held_out_users(data, seed)
     rec, seconds = two_stage(data, train, encoder, texts, seed, overrides)
     fitted = baselines(data, train, tfidf, ("popularity", "ease", "tfidf-profile", "content-only"))
     given, relevant = [], []
-    for user in np.sort(held):
-        mine = np.flatnonzero(u == user)
-        likes = i[mine][r[mine] >= 4]
-        if len(likes) <= GIVEN:
-            continue
-        chosen = rng.choice(likes, GIVEN, replace=False)
+    for chosen, others in new_user_requests(data, held, rng):
         given.append(chosen)
-        relevant.append(set(likes.tolist()) - set(chosen.tolist()))
+        relevant.append(set(others.tolist()))
     n_items = len(data.items)
     history = sp.csr_matrix((np.ones(len(given) * GIVEN, np.float32),
                              (np.repeat(np.arange(len(given)), GIVEN), np.concatenate(given))),
@@ -149,11 +167,7 @@ PROTOCOLS = {"warm": warm, "cold-items": cold_items, "new-users": new_users}
 def summary_lines(dataset: str, protocol: str, runs: list[dict]) -> list[str]:
     lines = [f"### {dataset}, {protocol}", "", "| model | ndcg@10 | recall@10 | hit_rate@10 |", "|---|---|---|---|"]
     for name in runs[0]:
-        cells = []
-        for key in ("ndcg@10", "recall@10", "hit_rate@10"):
-            values = [run[name][key] for run in runs]
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{statistics.fmean(values):.4f} ± {spread:.4f}")
+        cells = [mean_std([run[name][key] for run in runs]) for key in ("ndcg@10", "recall@10", "hit_rate@10")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines + [""]
 

@@ -158,6 +158,9 @@ class TwoStageConfig:
     # above this many likes the models fitted to choose the blend weights are kept (their
     # held-out likes join the histories, neighbours and indexes) instead of refitted on all
     refit_max_likes: int = 1_000_000
+    # a new user's words (given with liked products) weigh as much as validation allows while the
+    # validation users' NDCG@10 stays within this share of their likes' alone (0: words unused)
+    words_tolerance: float = 0.1
     threshold: float = 4.0  # a rating at or above it is a like
     exact_below: int = 50_000  # exact vector search below this many vectors, HNSW above
     hnsw_m: int = 32

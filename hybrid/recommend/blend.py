@@ -5,7 +5,9 @@ A case is the set of parts a request has (``cases``): ``full`` (a known user), `
 (a new user with liked products), ``retrieval_only`` (a new user from words alone), and
 ``unliked`` / ``unliked_no_network`` for products nobody liked in training (cold products, and
 rated products without a like), which have no item-item score. A product's score is the weighted sum of its parts' standardised scores; a pointwise
-score, the same whatever else is ranked with it.
+score, the same whatever else is ranked with it. A new user who gives liked products and words has
+two more parts, ``words`` (the cosine of the sentence's terms alone and the product's) and
+``meaning`` (the cosine of their text vectors), each weighted ``words`` on top of their case.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import itertools
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+SENTENCE_PARTS = ("words", "meaning")  # the parts a new user's sentence adds to their likes (ScoringParts)
 
 
 def cases(network: bool, content: bool) -> dict[str, tuple[str, ...]]:
@@ -58,6 +62,7 @@ class Blend:
     weights: dict[str, dict[str, float]]
     scales: dict[str, tuple[float, float]] = field(default_factory=dict)
     unliked_offset: float = 0.0
+    words: float = 0.0
 
     def with_case(self, case: str, weights: dict[str, float]) -> "Blend":
         """This blend with one case's weights replaced (a new value; this one is unchanged)."""
@@ -76,9 +81,13 @@ class Blend:
         blend plus the offset, when there is one."""
         warm = self.weighted(features, self.weights[self.case_of(features)])
         unliked_case, unliked = self._unliked(features, rows, liked_products)
-        if not unliked.any():
-            return warm
-        return np.where(unliked, self.weighted(features, self.weights[unliked_case]) + self.unliked_offset, warm)
+        if unliked.any():
+            warm = np.where(unliked, self.weighted(features, self.weights[unliked_case]) + self.unliked_offset, warm)
+        if self.words:
+            sentence = {part: self.words for part in SENTENCE_PARTS if part in features}
+            if sentence:
+                warm = warm + self.weighted(features, sentence)
+        return warm
 
     def _unliked(self, features: dict, rows: np.ndarray, liked_products: np.ndarray) -> tuple[str, np.ndarray]:
         """The unliked case of a request and which of its products take it (none when the
@@ -96,7 +105,8 @@ class Blend:
         shares = {}
         for part in features:
             mean, spread = self.scales.get(part, (0.0, 1.0))
-            weight = np.where(unliked, cold.get(part, 0.0), warm.get(part, 0.0))
+            weight = np.where(unliked, cold.get(part, 0.0), warm.get(part, 0.0)) if part not in SENTENCE_PARTS \
+                else np.full(rows.shape, self.words)
             if weight.any():
                 shares[part] = weight * (features[part] - mean) / spread
         return shares, np.where(unliked, self.unliked_offset, 0.0)
@@ -112,10 +122,10 @@ class Blend:
         return np.full(shape, out, np.float64) if np.isscalar(out) else out
 
     def to_dict(self) -> dict:
-        return {"weights": self.weights, "unliked_offset": self.unliked_offset,
+        return {"weights": self.weights, "unliked_offset": self.unliked_offset, "words": self.words,
                 "scales": {part: list(value) for part, value in self.scales.items()}}
 
     @classmethod
     def from_dict(cls, saved: dict) -> "Blend":
         return cls(saved["weights"], {part: tuple(value) for part, value in saved["scales"].items()},
-                   float(saved["unliked_offset"]))
+                   float(saved["unliked_offset"]), float(saved.get("words", 0.0)))

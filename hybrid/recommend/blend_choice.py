@@ -13,6 +13,11 @@ of its own and returns a ``Blend`` with the figures it was chosen on, and change
   rank the whole catalogue
   for the held-out likes, so products without likes in the fit draw them as often as such
   products do (on a real catalogue most are never liked).
+- The weight of a new user's words (given with liked products): validation users come as a new
+  user would, with ``WORDS_GIVEN`` of their training likes and one word drawn from the terms of
+  their other likes, which are what they should find; the weight chosen puts the most of their top 10 on products with that
+  word (the smallest weight within ``WORDS_CLOSE`` of the most) while their NDCG@10 stays within
+  ``words_tolerance`` of their likes' alone.
 """
 
 from __future__ import annotations
@@ -21,16 +26,23 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import scipy.sparse as sp
 
 from hybrid.core.config import TwoStageConfig
 from hybrid.core.numeric import top_k
 from hybrid.core.progress import Progress
 from hybrid.evaluation.metrics import ranking_metrics_from_lists, ranking_task, sample_users
 from hybrid.evaluation.splits import validation_folds
-from hybrid.recommend.blend import Blend, equal_weights, weight_grid
-from hybrid.recommend.parts import ScoringParts
+from hybrid.content.vectors import unit_rows
+from hybrid.recommend.blend import SENTENCE_PARTS, Blend, equal_weights, weight_grid
+from hybrid.recommend.parts import ScoringParts, Sentence
 
 OFFSETS = np.arange(-3.0, 1.01, 0.25)  # the unliked offset's grid, in standard deviations
+WORDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # the words' weight grid
+WORDS_GIVEN = 5  # liked products a validation new user gives
+WORDS_MAX_COVER = 0.3  # a word on more of the catalogue than this says nothing: not drawn
+WORDS_USERS = 500  # validation new users, at most
+WORDS_CLOSE = 0.01  # shares of the top 10 this close to the best are as good: the smallest weight wins
 
 
 @dataclass
@@ -125,7 +137,7 @@ def cold_validation(config: TwoStageConfig, item_index, fit_rows):
 
 
 def choose_blend(config: TwoStageConfig, cases: dict, new_parts: Callable[[], ScoringParts],
-                 user_index, item_index, rating, keep: bool) -> BlendChoice:
+                 user_index, item_index, rating, keep: bool, encode=None) -> BlendChoice:
     """The blend weights with the best NDCG@10 on validation likes for each case, and the unliked
     offset (see the module's docstring). ``new_parts()`` gives unfitted parts over the
     recommender's users and catalogue.
@@ -133,7 +145,8 @@ def choose_blend(config: TwoStageConfig, cases: dict, new_parts: Callable[[], Sc
     ``keep`` (above ``refit_max_likes``): one fit, on the first share's rows without the products
     held out as new (at most ``cold_validation_items``: a small part of so many likes), serves all
     three choices and is returned as ``kept``; those products are left out of the offset's
-    rankings."""
+    rankings. ``encode(text)``: a sentence's text vector or None (the validation new users'
+    words move their retrieval vector as a person's do)."""
     threshold = config.threshold
 
     def rows(r):
@@ -178,7 +191,12 @@ def choose_blend(config: TwoStageConfig, cases: dict, new_parts: Callable[[], Sc
     if "unliked" in weights:
         offset, figures["unliked_offset"] = _choose_offset(config, weights, probes, rows,
                                                         cold_items if keep else cold_items[:0])
-    return BlendChoice(Blend(weights, {}, offset), figures, kept)
+    words, scales = 0.0, {}
+    if config.words_tolerance > 0 and probes and probes[0][0].terms is not None and "no_network" in weights:
+        probe, fit, held = probes[0]
+        words, scales, figures["words"] = _choose_words(config, Blend(weights, probe.scales, offset), probe,
+                                                        rows(fit)[:2], rows(held), encode)
+    return BlendChoice(Blend(weights, scales, offset, words), figures, kept)
 
 
 def _choose_unliked(config: TwoStageConfig, cases: dict, probe: ScoringParts, weights: dict, figures: dict,
@@ -222,3 +240,94 @@ def _choose_offset(config: TwoStageConfig, weights: dict, probes: list, rows, le
     return offset, {"offset": offset, "ndcg@10": float(ndcg[best]), "users": users,
                     "unliked_likes_share": cold_likes / max(1, likes),
                     "grid": [{"offset": float(o), "ndcg@10": float(v)} for o, v in zip(OFFSETS, ndcg)]}
+
+
+def word_requests(config: TwoStageConfig, probe: ScoringParts, fit_pairs, held_ratings) -> list[tuple]:
+    """Validation new users built from known ones as a new user comes: ``(given, term,
+    relevant)`` each, ``given`` ``WORDS_GIVEN`` of the user's likes in the fit, ``relevant`` all
+    their other likes (in the fit and held out: a person's words are one of many tastes), ``term``
+    a word drawn (weighted by its count) from the terms of those that 2 to ``WORDS_MAX_COVER`` of
+    the products have. The fitted parts saw the user's likes, which lifts every weight's NDCG
+    alike: the choice compares weights."""
+    terms, n = probe.terms, len(probe.catalogue)
+    documents = np.bincount(terms.rows.indices, minlength=terms.vocabulary)
+    usable = (documents >= 2) & (documents <= WORDS_MAX_COVER * n)
+    task = sample_users(ranking_task(*fit_pairs, *held_ratings, np.arange(n), config.threshold), WORDS_USERS,
+                        config.seed + 7)
+    rng = np.random.default_rng(config.seed + 7)
+    requests = []
+    for user, held in zip(task.users, task.relevant):
+        likes = probe.likes[user].indices
+        if len(likes) < WORDS_GIVEN:
+            continue
+        given = rng.choice(likes, WORDS_GIVEN, replace=False)
+        relevant = (set(likes.tolist()) | held) - set(given.tolist())
+        found = terms.rows[sorted(relevant)].indices
+        found = found[usable[found]]
+        if not len(found):
+            continue
+        names, counts = np.unique(found, return_counts=True)
+        requests.append((given, int(rng.choice(names, p=counts / counts.sum())), relevant))
+    return requests
+
+
+def _request_features(probe: ScoringParts, requests: list[tuple], vectors: dict, with_words: bool, k: int):
+    """``features`` of validation new users (``word_requests``' tuples), with their words or from
+    their likes alone; ``vectors``: each word's unit text vector (None: no encoder)."""
+    terms, n = probe.terms, len(probe.catalogue)
+    given = [np.asarray(g) for g, _, _ in requests]
+    words = [terms.terms[t] for _, t, _ in requests]
+    history = sp.csr_matrix((np.ones(sum(map(len, given)), np.float32),
+                             (np.repeat(np.arange(len(given)), [len(g) for g in given]), np.concatenate(given))),
+                            shape=(len(given), n))
+    text_terms = terms.transform(words) if with_words else None
+    sentence, texts = None, None
+    if with_words:
+        texts = None if vectors is None else np.vstack([vectors[w] for w in words])
+        sentence = Sentence(terms.profiles(sp.csr_matrix((len(given), n), dtype=np.float32), text_terms), texts)
+    users = np.vstack([probe.scorer.new_user(g, None if texts is None else texts[b]) for b, g in enumerate(given)])
+    return probe.features(users, history, given, None, None, k, probe.profiles(history, text_terms), sentence)
+
+
+def _choose_words(config: TwoStageConfig, blend: Blend, probe: ScoringParts, fit_pairs, held_ratings, encode):
+    """The words' weight (see the module's docstring), its parts' scales and the figures; 0 where
+    no validation new user can be built."""
+    requests = word_requests(config, probe, fit_pairs, held_ratings)
+    vectors = None
+    if encode is not None:  # a word the encoder does not know is refused by a real request too
+        vectors = {w: encode(w) for w in {probe.terms.terms[t] for _, t, _ in requests}}
+        requests = [q for q in requests if vectors[probe.terms.terms[q[1]]] is not None]
+        vectors = {w: unit_rows(v[None, :]).astype(np.float32)[0] for w, v in vectors.items() if v is not None}
+    if not requests:
+        return 0.0, {}, {"users": 0}
+    relevant = [r for _, _, r in requests]
+    chunks = [requests[start:start + 100] for start in range(0, len(requests), 100)]
+    alone = [_request_features(probe, chunk, vectors, False, config.candidates) for chunk in chunks]
+    worded = [_request_features(probe, chunk, vectors, True, config.candidates) for chunk in chunks]
+    scale = {}
+    for part in SENTENCE_PARTS:
+        values = np.concatenate([f[part][v] for _, v, f in worded if part in f] or [np.zeros(0)])
+        if len(values):
+            scale[part] = (float(values.mean()), float(values.std()) or 1.0)
+
+    def top(features, weight):
+        scored = Blend(blend.weights, {**blend.scales, **scale}, blend.unliked_offset, weight)
+        return [top_k(scored.score(f, rows, probe.network_items), rows, valid, 10)[0] for rows, valid, f in features]
+
+    indptr, indices = probe.terms.rows.indptr, probe.terms.rows.indices
+
+    def with_word(row_list, term) -> float:
+        return float(np.mean([term in indices[indptr[r]:indptr[r + 1]] for r in row_list if r >= 0] or [0.0]))
+
+    base = ranking_metrics_from_lists(np.vstack(top(alone, 0.0)), relevant, 10)["ndcg"]
+    grid = []
+    for weight in WORDS:
+        tops = np.vstack(top(worded, weight))
+        has_word = [with_word(row_list, term) for row_list, (_, term, _) in zip(tops, requests)]
+        grid.append({"words": weight, "ndcg@10": ranking_metrics_from_lists(tops, relevant, 10)["ndcg"],
+                     "with_word@10": float(np.mean(has_word))})
+    allowed = [g for g in grid if g["ndcg@10"] >= (1 - config.words_tolerance) * base] or [grid[0]]
+    most = max(g["with_word@10"] for g in allowed)
+    best = min((g for g in allowed if g["with_word@10"] >= most - WORDS_CLOSE), key=lambda g: g["words"])
+    return float(best["words"]), scale, {"users": len(requests), "likes_only_ndcg@10": float(base), "best": best,
+                                         "grid": grid}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from hybrid.content.terms import TermWeights
 from hybrid.content.vectors import unit_rows
 from hybrid.core.config import ModelConfig, RetrievalConfig, TrainConfig, TwoStageConfig
 from hybrid.core.errors import ArgumentError
-from hybrid.core.numeric import id_rows
+from hybrid.core.numeric import id_rows, top_k
 from hybrid.core.persistence import load_array, load_arrays, load_csr, save_array, save_arrays, save_csr
 from hybrid.data.ids import IdMap
 from hybrid.models.ann import VectorIndex
@@ -39,6 +40,18 @@ from hybrid.recommend.shaping import popularity_scores
 
 
 NETWORK_DIR = "network"  # the re-ranking network's weights, one .npy each
+
+
+@dataclass
+class Sentence:
+    """New users' words read two ways: ``terms``, their unit TF-IDF term rows (B x terms), and
+    ``vectors``, their unit text vectors (B x dim; None where the encoder knows none of them)."""
+
+    terms: sp.csr_matrix
+    vectors: np.ndarray | None = None
+
+    def __getitem__(self, rows) -> "Sentence":
+        return Sentence(self.terms[rows], None if self.vectors is None else self.vectors[rows])
 
 
 class ScoringParts:
@@ -152,16 +165,28 @@ class ScoringParts:
 
     # ------------------------------------------------------------------ candidates and scores
     def features(self, user_vectors, histories: sp.csr_matrix, excluded: list, network_users,
-                 allowed: np.ndarray | None, k: int, profiles=None):
-        """Candidates of each user (both sources, union) and their unblended scores.
+                 allowed: np.ndarray | None, k: int, profiles=None, sentence: Sentence | None = None):
+        """Candidates of each user (both sources, union; with a ``sentence``, also the ``k``
+        products whose terms match it best and the ``k`` nearest its text vector) and their
+        unblended scores.
 
         Returns ``rows`` (B x M product rows, -1 padding), ``valid`` (B x M) and a dict of
         B x M score arrays by part."""
         _, retrieved = self.retrieval_index.search(user_vectors, k, exclude=excluded)
         related = self.related(histories)
+        matched = (sentence.terms @ self.terms.rows.T).tocsr() if sentence is not None else None
+        near = self.nearest_texts(sentence.vectors, k, excluded) if sentence is not None and \
+            sentence.vectors is not None else None
         lists = []
         for b in range(len(user_vectors)):
             mine = retrieved[b][retrieved[b] >= 0]
+            if matched is not None and matched.indptr[b + 1] > matched.indptr[b]:
+                lo, hi = matched.indptr[b], matched.indptr[b + 1]
+                columns = matched.indices[lo:hi][np.argsort(-matched.data[lo:hi], kind="stable")]
+                columns = columns[~np.isin(columns, excluded[b])][:k]
+                mine = np.union1d(mine, columns)
+            if near is not None:
+                mine = np.union1d(mine, near[b][near[b] >= 0])
             if related is not None and related.indptr[b + 1] > related.indptr[b]:
                 lo, hi = related.indptr[b], related.indptr[b + 1]
                 columns, values = related.indices[lo:hi], related.data[lo:hi]
@@ -178,7 +203,21 @@ class ScoringParts:
         valid = rows >= 0
         if allowed is not None:
             valid &= allowed[np.maximum(rows, 0)]
-        return rows, valid, self.part_scores(user_vectors, related, network_users, np.maximum(rows, 0), profiles)
+        return rows, valid, self.part_scores(user_vectors, related, network_users, np.maximum(rows, 0), profiles,
+                                             sentence)
+
+    def nearest_texts(self, vectors: np.ndarray, k: int, excluded: list) -> np.ndarray:
+        """The ``k`` products nearest each unit text vector (B x k rows, -1 padding): the content
+        index where there is one, else an exact search (parts fitted to choose the blend)."""
+        if self.content_index is not None:
+            return self.content_index.search(np.asarray(vectors, np.float32), k, exclude=excluded)[1]
+        if getattr(self, "_unit_texts", None) is None:
+            self._unit_texts = unit_rows(self.catalogue.vectors).astype(np.float32)
+        scores = np.asarray(vectors, np.float32) @ self._unit_texts.T
+        for b, gone in enumerate(excluded):
+            scores[b, gone] = -np.inf
+        columns = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+        return top_k(scores, columns, np.ones(scores.shape, bool), k)[0]
 
     def known_user_features(self, users: np.ndarray):
         """``features`` of known users, their training products excluded."""
@@ -206,11 +245,13 @@ class ScoringParts:
     def rated_rows(self, users) -> list[np.ndarray]:
         return [self.rated[u].indices for u in users]
 
-    def pair_scores(self, user_vectors, histories, network_users, rows, profiles=None) -> dict:
+    def pair_scores(self, user_vectors, histories, network_users, rows, profiles=None,
+                    sentence: Sentence | None = None) -> dict:
         """The part scores of every given (user, product row) pair."""
-        return self.part_scores(user_vectors, self.related(histories), network_users, rows, profiles)
+        return self.part_scores(user_vectors, self.related(histories), network_users, rows, profiles, sentence)
 
-    def part_scores(self, user_vectors, related, network_users, rows, profiles=None) -> dict:
+    def part_scores(self, user_vectors, related, network_users, rows, profiles=None,
+                    sentence: Sentence | None = None) -> dict:
         features = {"retrieval": np.einsum("bd,bmd->bm", user_vectors, self.scorer.item_matrix[rows])}
         if related is not None:
             features["item_item"] = row_values(related, rows)
@@ -218,6 +259,10 @@ class ScoringParts:
             features["network"] = self.network_scores(network_users, rows)
         if profiles is not None:
             features["content"] = self.terms.scores(profiles, rows)
+        if sentence is not None:
+            features["words"] = self.terms.scores(sentence.terms, rows)
+            if sentence.vectors is not None:
+                features["meaning"] = np.einsum("bd,bmd->bm", sentence.vectors, unit_rows(self.catalogue.vectors[rows]))
         return features
 
     def network_scores(self, users: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ from hybrid.content.frames import (
     require_columns,
 )
 from hybrid.content.terms import TermWeights
-from hybrid.content.vectors import TextEncoder
+from hybrid.content.vectors import TextEncoder, unit_rows
 from hybrid.core.config import ModelConfig, RetrievalConfig, TrainConfig, TwoStageConfig, check_count, check_settings
 from hybrid.core.errors import ArgumentError, NotFittedError
 from hybrid.core.persistence import load_csr, read_manifest, reading_folder, save_csr, write_manifest
@@ -54,7 +54,7 @@ from hybrid.recommend.base import Recommender, is_single, padded_answer
 from hybrid.recommend.blend import Blend, cases, equal_weights
 from hybrid.recommend.blend_choice import choose_blend
 from hybrid.recommend.catalogue import Catalogue
-from hybrid.recommend.parts import ScoringParts
+from hybrid.recommend.parts import ScoringParts, Sentence
 from hybrid.recommend.ranking import pair_scores, rank
 from hybrid.recommend.shaping import Shaping
 
@@ -178,6 +178,15 @@ class TwoStageRecommender(Recommender):
         if self.log is not None:
             self.log(line)
 
+    def _encode_or_none(self, text: str):
+        """A sentence's text vector, or None (no encoder, or no known word)."""
+        if self.encoder is None:
+            return None
+        try:
+            return encode_query(self.encoder, text)
+        except ArgumentError:
+            return None
+
     def _new_parts(self, catalogue: Catalogue) -> ScoringParts:
         return ScoringParts(self.config, self.retrieval_config, self.network_config, self.train_config, self.users,
                             catalogue, self._terms, self.log)
@@ -199,7 +208,8 @@ class TwoStageRecommender(Recommender):
             # products they learnt), unless they are kept
             new_parts = (lambda: self._new_parts(catalogue)) if keep else \
                 (lambda: self._new_parts(Catalogue(catalogue.ids, catalogue.vectors, catalogue.titles)))
-            choice = choose_blend(self.config, parts_of, new_parts, user_index, item_index, rating, keep)
+            choice = choose_blend(self.config, parts_of, new_parts, user_index, item_index, rating, keep,
+                                  self._encode_or_none)
             blend, self.validation = choice.blend, choice.figures
             if keep:  # the parts stay as fitted; the held likes join the tables they read
                 self._log(f"recommender: {n_likes:,} likes, above refit_max_likes "
@@ -210,7 +220,7 @@ class TwoStageRecommender(Recommender):
                 self.parts.derive_tables(user_index, item_index, rating)
         if self.parts is None:
             self.parts = self._new_parts(catalogue).fit(user_index, item_index, rating)
-        self.blend = Blend(blend.weights, self.parts.scales, blend.unliked_offset)
+        self.blend = Blend(blend.weights, {**self.parts.scales, **blend.scales}, blend.unliked_offset, blend.words)
         self.parts.info["refit"] = validated and not keep
         self._rated_at = None if times is None else latest_times(user_index, item_index, times, self.parts.rated.shape)
         return self
@@ -242,13 +252,13 @@ class TwoStageRecommender(Recommender):
         return allowed, chosen
 
     def _ranked(self, single, vectors, histories, excluded, network_users, n, items, include_cold, profiles,
-                shaping: Shaping):
+                shaping: Shaping, sentence: Sentence | None = None):
         allowed, chosen = self._choice(items, include_cold)
         if chosen is not None and len(chosen) == 0:
             return padded_answer(np.full((len(vectors), 0), -1), np.zeros((len(vectors), 0)), self.catalogue.ids,
                                  single)
         rows, scores = rank(self.parts, self.blend, vectors, histories, excluded, network_users, n, allowed, chosen,
-                            profiles, shaping)
+                            profiles, shaping, sentence)
         return padded_answer(rows, scores, self.catalogue.ids, single)
 
     def recommend(self, user_ids, N: int = 10, filter_already_liked_items: bool = True,
@@ -273,24 +283,31 @@ class TwoStageRecommender(Recommender):
         self._check_fitted()
         n = check_count(N, "N")
         shaping = Shaping(diversity, popularity_penalty)
-        liked, vector, history, profiles = self._new_user(liked_items, text)
+        liked, vector, history, profiles, sentence = self._new_user(liked_items, text)
         excluded = [np.union1d(liked, self._blocked(filter_items))]
-        return self._ranked(True, vector, history, excluded, None, n, items, include_cold, profiles, shaping)
+        return self._ranked(True, vector, history, excluded, None, n, items, include_cold, profiles, shaping,
+                            sentence)
 
     def _new_user(self, liked_items, text):
         """What a new user's request reads: their liked rows, their retrieval vector (1 x d),
-        their history (1 x products) and their term profile (None without a content part)."""
+        their history (1 x products), their term profile (None without a content part) and, when
+        they give liked products and words, the ``Sentence`` (else None)."""
         liked = self._item_rows([] if liked_items is None else liked_items)
         has_text = text is not None and bool(str(text).strip())
         if not len(liked) and not has_text:
             raise ArgumentError("give liked_items and/or text for a new user")
-        vector = self.parts.scorer.new_user(liked, encode_query(self.encoder, text) if has_text else None)
+        text_vector = encode_query(self.encoder, text) if has_text else None
+        vector = self.parts.scorer.new_user(liked, text_vector)
         history = sp.csr_matrix((np.ones(len(liked), np.float32), (np.zeros(len(liked), int), liked)),
                                 shape=(1, len(self.catalogue)))
         text_terms = None
         if has_text and self._terms is not None:
             text_terms = self._terms.transform(item_token_strings(pd.DataFrame({"text": [str(text)]}), self.text_config))
-        return liked, vector[None, :], history, self.parts.profiles(history, text_terms)
+        sentence = None
+        if text_terms is not None and len(liked) and text_terms.nnz:
+            sentence = Sentence(self._terms.profiles(sp.csr_matrix((1, len(self.catalogue)), dtype=np.float32),
+                                                     text_terms), unit_rows(text_vector[None, :]).astype(np.float32))
+        return liked, vector[None, :], history, self.parts.profiles(history, text_terms), sentence
 
     def similar_items(self, item_ids, N: int = 10, by: str = "content", filter_items: Iterable | None = None):
         self._check_fitted()
@@ -345,14 +362,15 @@ class TwoStageRecommender(Recommender):
             [{'word': 'animated', 'share': 0.62}, {'word': 'family', 'share': 0.38}]
         """
         self._check_fitted()
-        _, vector, history, profiles = self._new_user(liked_items, text)
-        return self._explained(item_ids, vector, history, None, profiles, n_because, n_words)
+        _, vector, history, profiles, sentence = self._new_user(liked_items, text)
+        return self._explained(item_ids, vector, history, None, profiles, n_because, n_words, sentence)
 
-    def _explained(self, item_ids, vectors, likes, network_users, profiles, n_because: int, n_words: int):
+    def _explained(self, item_ids, vectors, likes, network_users, profiles, n_because: int, n_words: int,
+                   sentence: Sentence | None = None):
         """``explain``'s entries for one request (a known user's rows, or a new user's)."""
         rows = self._item_rows([item_ids] if is_single(item_ids) else item_ids)
         parts, grid = self.parts, rows[None, :]
-        features = parts.pair_scores(vectors, likes, network_users, grid, profiles)
+        features = parts.pair_scores(vectors, likes, network_users, grid, profiles, sentence)
         shares, offset = self.blend.contributions(features, grid, parts.network_items)
         liked = likes.indices
         # each liked product's neighbour similarity to each asked product: the item-item part's

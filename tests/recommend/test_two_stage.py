@@ -246,6 +246,46 @@ def test_a_new_user_from_text_alone_gets_text_relevant_items(fitted):
     assert same.tolist() == ids.tolist()
 
 
+def test_a_new_users_words_shape_the_list_their_likes_start(fitted, tmp_path):
+    """Five comedies and "horror": with the words weighed in, the list turns to horror films. The
+    weight is chosen on validation users who came the same way (likes from the fit, a word from
+    their other likes), by the rule the figures show."""
+    import dataclasses
+
+    from hybrid.recommend.blend_choice import WORDS, WORDS_CLOSE
+    from hybrid.recommend.two_stage import TwoStageRecommender
+
+    rec = fitted[0]
+    chosen = rec.validation["words"]
+    assert chosen["users"] > 100 and rec.blend.words == chosen["best"]["words"] in WORDS
+    allowed = [g for g in chosen["grid"] if g["ndcg@10"] >= (1 - rec.config.words_tolerance) * chosen["likes_only_ndcg@10"]]
+    assert chosen["best"] in allowed  # NDCG@10 within the tolerance of the likes' alone
+    assert chosen["best"]["with_word@10"] >= max(g["with_word@10"] for g in allowed) - WORDS_CLOSE
+    assert chosen["grid"][-1]["with_word@10"] > 2 * chosen["grid"][0]["with_word@10"]  # the words can steer
+    texts = rec.catalogue.texts.to_pylist()
+
+    def horror_share(ids):
+        return np.mean(["horror" in texts[row].split() for row in rec.catalogue.index(ids)])
+
+    comedies = [i for i, text in zip(rec.catalogue.ids.ids(np.arange(len(texts))), texts)
+                if text.split()[-1:] == ["comedy"] and "horror" not in text][:5]
+    alone, _ = rec.recommend_for_new_user(liked_items=comedies, N=10)
+    rec.blend = dataclasses.replace(rec.blend, words=1.0)
+    try:
+        worded, scores = rec.recommend_for_new_user(liked_items=comedies, text="horror", N=10)
+        assert horror_share(alone) <= 0.2 and horror_share(worded) >= 0.7, (horror_share(alone), horror_share(worded))
+        for entry in rec.explain_new_user(worded, liked_items=comedies, text="horror"):
+            assert {"words", "meaning"} <= set(entry["parts"])
+            assert sum(entry["parts"].values()) + entry["offset"] == pytest.approx(entry["score"], abs=1e-9)
+        rec.save(tmp_path / "model")
+    finally:
+        rec.blend = dataclasses.replace(rec.blend, words=chosen["best"]["words"])
+    again = TwoStageRecommender.load(tmp_path / "model")
+    assert again.blend.words == 1.0
+    ids, again_scores = again.recommend_for_new_user(liked_items=comedies, text="horror", N=10)
+    assert ids.tolist() == worded.tolist() and again_scores == pytest.approx(scores, rel=1e-5)
+
+
 def test_similar_lookups_answer_in_batches(fitted):
     rec = fitted[0]
     ids, scores = rec.similar_items(["50", "1"], N=5, by="collaborative")
