@@ -92,9 +92,13 @@ def markdown(everything: dict) -> str:
     for dataset, runs in everything["results"].items():
         lines += [f"## {dataset} ({runs[0]['users']} users a seed)", "",
                   "| request | in category@10 | ndcg@10 |", "|---|---|---|"]
-        for request in REQUESTS:
-            cells = [mean_std([run[request][key] for run in runs]) for key in ("in_category@10", "ndcg@10")]
-            lines.append(f"| {request} | " + " | ".join(cells) + " |")
+        rows = [(request, request, runs) for request in REQUESTS]
+        before = everything.get("before", {}).get("results", {}).get(dataset)
+        if before:
+            rows.insert(2, (f"likes + words, before ({everything['before']['commit']})", "likes + words", before))
+        for label, request, measured in rows:
+            cells = [mean_std([run[request][key] for run in measured]) for key in ("in_category@10", "ndcg@10")]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -105,10 +109,14 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--name", default="new_user_words", help="the results' file name (without suffix)")
+    parser.add_argument("--before", nargs=2, metavar=("JSON", "COMMIT"),
+                        help="results of this benchmark run on an earlier commit, shown beside these")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     everything = {"seeds": args.seeds, "results": {}}
+    if args.before:
+        everything["before"] = {"commit": args.before[1], "results": json.loads(Path(args.before[0]).read_text())["results"]}
     for dataset in args.datasets:
         work = Path(tempfile.mkdtemp(prefix=f"hybrid-{dataset}-"))
         data, encoder, texts, _ = prepared(dataset, work)

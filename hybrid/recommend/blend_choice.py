@@ -15,7 +15,7 @@ of its own and returns a ``Blend`` with the figures it was chosen on, and change
   products do (on a real catalogue most are never liked).
 - The weight of a new user's words (given with liked products): validation users come as a new
   user would, with ``WORDS_GIVEN`` of their training likes and one word drawn from the terms of
-  their other likes, which are what they should find; the weight chosen puts the most of their top 10 on products with that
+  their other likes; their held-out likes are what they should find; the weight chosen puts the most of their top 10 on products with that
   word (the smallest weight within ``WORDS_CLOSE`` of the most) while their NDCG@10 stays within
   ``words_tolerance`` of their likes' alone.
 """
@@ -244,11 +244,10 @@ def _choose_offset(config: TwoStageConfig, weights: dict, probes: list, rows, le
 
 def word_requests(config: TwoStageConfig, probe: ScoringParts, fit_pairs, held_ratings) -> list[tuple]:
     """Validation new users built from known ones as a new user comes: ``(given, term,
-    relevant)`` each, ``given`` ``WORDS_GIVEN`` of the user's likes in the fit, ``relevant`` all
-    their other likes (in the fit and held out: a person's words are one of many tastes), ``term``
-    a word drawn (weighted by its count) from the terms of those that 2 to ``WORDS_MAX_COVER`` of
-    the products have. The fitted parts saw the user's likes, which lifts every weight's NDCG
-    alike: the choice compares weights."""
+    relevant)`` each, ``given`` ``WORDS_GIVEN`` of the user's likes in the fit, ``term`` a word
+    drawn (weighted by its count) from the terms of all their other likes (a person's words name
+    one of their tastes) that 2 to ``WORDS_MAX_COVER`` of the products have, ``relevant`` their
+    held-out likes (the fitted parts never saw them; their other likes they did)."""
     terms, n = probe.terms, len(probe.catalogue)
     documents = np.bincount(terms.rows.indices, minlength=terms.vocabulary)
     usable = (documents >= 2) & (documents <= WORDS_MAX_COVER * n)
@@ -261,13 +260,12 @@ def word_requests(config: TwoStageConfig, probe: ScoringParts, fit_pairs, held_r
         if len(likes) < WORDS_GIVEN:
             continue
         given = rng.choice(likes, WORDS_GIVEN, replace=False)
-        relevant = (set(likes.tolist()) | held) - set(given.tolist())
-        found = terms.rows[sorted(relevant)].indices
+        found = terms.rows[sorted((set(likes.tolist()) | held) - set(given.tolist()))].indices
         found = found[usable[found]]
         if not len(found):
             continue
         names, counts = np.unique(found, return_counts=True)
-        requests.append((given, int(rng.choice(names, p=counts / counts.sum())), relevant))
+        requests.append((given, int(rng.choice(names, p=counts / counts.sum())), held))
     return requests
 
 
