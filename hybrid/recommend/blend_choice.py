@@ -33,6 +33,7 @@ from hybrid.core.numeric import top_k
 from hybrid.core.progress import Progress
 from hybrid.evaluation.metrics import ranking_metrics_from_lists, ranking_task, sample_users
 from hybrid.evaluation.splits import validation_folds
+from hybrid.content.terms import unit_sparse_rows
 from hybrid.content.vectors import unit_rows
 from hybrid.recommend.blend import SENTENCE_PARTS, Blend, equal_weights, weight_grid
 from hybrid.recommend.parts import ScoringParts, Sentence
@@ -282,7 +283,7 @@ def _request_features(probe: ScoringParts, requests: list[tuple], vectors: dict,
     sentence, texts = None, None
     if with_words:
         texts = None if vectors is None else np.vstack([vectors[w] for w in words])
-        sentence = Sentence(terms.profiles(sp.csr_matrix((len(given), n), dtype=np.float32), text_terms), texts)
+        sentence = Sentence(unit_sparse_rows(text_terms), texts)
     users = np.vstack([probe.scorer.new_user(g, None if texts is None else texts[b]) for b, g in enumerate(given)])
     return probe.features(users, history, given, None, None, k, probe.profiles(history, text_terms), sentence)
 

@@ -27,7 +27,7 @@ from hybrid.content.terms import TermWeights
 from hybrid.content.vectors import unit_rows
 from hybrid.core.config import ModelConfig, RetrievalConfig, TrainConfig, TwoStageConfig
 from hybrid.core.errors import ArgumentError
-from hybrid.core.numeric import id_rows, top_k
+from hybrid.core.numeric import id_rows
 from hybrid.core.persistence import load_array, load_arrays, load_csr, save_array, save_arrays, save_csr
 from hybrid.data.ids import IdMap
 from hybrid.models.ann import VectorIndex
@@ -139,21 +139,20 @@ class ScoringParts:
 
     def build_indexes(self, final: bool = True) -> None:
         """The item index over the retrieval vectors and the content index over the text vectors;
-        not ``final`` (parts fitted only to choose the blend): an exact item index, which answers
-        a batch of users at once as fast and costs nothing to build (an HNSW graph over 800k
-        products takes minutes), and no content index."""
+        not ``final`` (parts fitted only to choose the blend): exact indexes, which answer a batch
+        of users at once as fast and cost nothing to build (an HNSW graph over 800k products takes
+        minutes)."""
         settings = {k: getattr(self.config, k) for k in ("exact_below", "hnsw_m", "ef_construction", "ef_search")}
         if not final:
-            self.retrieval_index = VectorIndex(self.scorer.item_matrix, **{**settings, "exact_below": len(self.catalogue) + 1})
-            self.content_index = None
+            settings["exact_below"] = len(self.catalogue) + 1
+            self.retrieval_index = VectorIndex(self.scorer.item_matrix, **settings)
         else:
             self.retrieval_index = VectorIndex(self.scorer.item_matrix, **settings, what="recommender: item index")
         # the retrieval vectors are read from the index's storage from now on, not held twice
         # (released before the content index is built: 200 MB at 800k products)
         self.scorer.item_matrix = self.retrieval_index.vectors()
-        if final:
-            self.content_index = VectorIndex(unit_rows(self.catalogue.vectors).astype(np.float32), **settings,
-                                             what="recommender: content index")
+        self.content_index = VectorIndex(unit_rows(self.catalogue.vectors).astype(np.float32), **settings,
+                                         what="recommender: content index" if final else "")
         self._counts = None
         self._user_index = None
 
@@ -175,7 +174,7 @@ class ScoringParts:
         _, retrieved = self.retrieval_index.search(user_vectors, k, exclude=excluded)
         related = self.related(histories)
         matched = (sentence.terms @ self.terms.rows.T).tocsr() if sentence is not None else None
-        near = self.nearest_texts(sentence.vectors, k, excluded) if sentence is not None and \
+        near = self.content_index.search(sentence.vectors, k, exclude=excluded)[1] if sentence is not None and \
             sentence.vectors is not None else None
         lists = []
         for b in range(len(user_vectors)):
@@ -205,19 +204,6 @@ class ScoringParts:
             valid &= allowed[np.maximum(rows, 0)]
         return rows, valid, self.part_scores(user_vectors, related, network_users, np.maximum(rows, 0), profiles,
                                              sentence)
-
-    def nearest_texts(self, vectors: np.ndarray, k: int, excluded: list) -> np.ndarray:
-        """The ``k`` products nearest each unit text vector (B x k rows, -1 padding): the content
-        index where there is one, else an exact search (parts fitted to choose the blend)."""
-        if self.content_index is not None:
-            return self.content_index.search(np.asarray(vectors, np.float32), k, exclude=excluded)[1]
-        if getattr(self, "_unit_texts", None) is None:
-            self._unit_texts = unit_rows(self.catalogue.vectors).astype(np.float32)
-        scores = np.asarray(vectors, np.float32) @ self._unit_texts.T
-        for b, gone in enumerate(excluded):
-            scores[b, gone] = -np.inf
-        columns = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
-        return top_k(scores, columns, np.ones(scores.shape, bool), k)[0]
 
     def known_user_features(self, users: np.ndarray):
         """``features`` of known users, their training products excluded."""

@@ -41,7 +41,7 @@ from hybrid.content.frames import (
     new_item_vectors,
     require_columns,
 )
-from hybrid.content.terms import TermWeights
+from hybrid.content.terms import TermWeights, unit_sparse_rows
 from hybrid.content.vectors import TextEncoder, unit_rows
 from hybrid.core.config import ModelConfig, RetrievalConfig, TrainConfig, TwoStageConfig, check_count, check_settings
 from hybrid.core.errors import ArgumentError, NotFittedError
@@ -304,9 +304,8 @@ class TwoStageRecommender(Recommender):
         if has_text and self._terms is not None:
             text_terms = self._terms.transform(item_token_strings(pd.DataFrame({"text": [str(text)]}), self.text_config))
         sentence = None
-        if text_terms is not None and len(liked) and text_terms.nnz:
-            sentence = Sentence(self._terms.profiles(sp.csr_matrix((1, len(self.catalogue)), dtype=np.float32),
-                                                     text_terms), unit_rows(text_vector[None, :]).astype(np.float32))
+        if self.blend.words and text_terms is not None and len(liked) and text_terms.nnz:  # (weight 0: no work)
+            sentence = Sentence(unit_sparse_rows(text_terms), unit_rows(text_vector[None, :]).astype(np.float32))
         return liked, vector[None, :], history, self.parts.profiles(history, text_terms), sentence
 
     def similar_items(self, item_ids, N: int = 10, by: str = "content", filter_items: Iterable | None = None):
