@@ -170,6 +170,25 @@ class TermWeights:
 
     def scores(self, profiles: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
         """``profiles[b] . term_rows[rows[b, m]]`` for a B x M array of product rows (cosines)."""
+        return self._dot(profiles, rows, presence=False)
+
+    def coverage(self, queries: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+        """The share of each query's term weight that product ``rows[b, m]`` has (0 to 1): a
+        product with every word of query ``b`` scores 1 however long its own text, so among the
+        products that match, the other parts decide the order.
+
+        Example:
+            >>> terms = TermWeights.fit(["red strap", "red cable", "blue cable", "blue strap"])
+            >>> [round(float(s), 2) for s in terms.coverage(terms.transform(["red cable"]), np.array([[0, 1, 2]]))[0]]
+            [0.5, 1.0, 0.5]
+        """
+        queries = sp.csr_matrix(queries, dtype=np.float32, copy=True)
+        totals = np.asarray(abs(queries).sum(axis=1)).ravel()
+        queries.data /= np.repeat(np.where(totals > 0, totals, 1.0), np.diff(queries.indptr)).astype(np.float32)
+        return self._dot(queries, rows, presence=True)
+
+    def _dot(self, profiles: sp.csr_matrix, rows: np.ndarray, presence: bool) -> np.ndarray:
+        """``profiles[b] . term_rows[rows[b, m]]``, the term rows read as 0/1 with ``presence``."""
         rows = np.asarray(rows)
         profiles = sp.csr_matrix(profiles)
         if profiles.nnz == 0 or rows.size == 0:
@@ -183,7 +202,8 @@ class TermWeights:
         entry = np.repeat(np.arange(rows.size), counts)  # the (b, m) cell of each gathered term
         wanted = (entry // rows.shape[1]) * width + gathered.indices
         at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-        products = np.where(keys[at] == wanted, gathered.data * profiles.data[at], 0.0)
+        weights = 1.0 if presence else gathered.data
+        products = np.where(keys[at] == wanted, weights * profiles.data[at], 0.0)
         return np.bincount(entry, products, minlength=rows.size).astype(np.float32).reshape(rows.shape)
 
     def save(self, directory: str | os.PathLike) -> None:

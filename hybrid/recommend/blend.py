@@ -6,8 +6,9 @@ A case is the set of parts a request has (``cases``): ``full`` (a known user), `
 ``unliked`` / ``unliked_no_network`` for products nobody liked in training (cold products, and
 rated products without a like), which have no item-item score. A product's score is the weighted sum of its parts' standardised scores; a pointwise
 score, the same whatever else is ranked with it. A new user who gives liked products and words has
-two more parts, ``words`` (the cosine of the sentence's terms alone and the product's) and
-``meaning`` (the cosine of their text vectors), each weighted ``words`` on top of their case.
+one more part, ``words`` (the share of the sentence's term weight the product's text has:
+``TermWeights.coverage``), weighted ``words`` on top of their case: products that have the words
+rise together and keep the order their other parts give them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-SENTENCE_PARTS = ("words", "meaning")  # the parts a new user's sentence adds to their likes (ScoringParts)
+SENTENCE_PARTS = ("words",)  # the parts a new user's sentence adds to their likes (ScoringParts)
 
 
 def cases(network: bool, content: bool) -> dict[str, tuple[str, ...]]:

@@ -283,7 +283,7 @@ def _request_features(probe: ScoringParts, requests: list[tuple], vectors: dict,
     sentence, texts = None, None
     if with_words:
         texts = None if vectors is None else np.vstack([vectors[w] for w in words])
-        sentence = Sentence(unit_sparse_rows(text_terms), texts)
+        sentence = Sentence(unit_sparse_rows(text_terms))
     users = np.vstack([probe.scorer.new_user(g, None if texts is None else texts[b]) for b, g in enumerate(given)])
     return probe.features(users, history, given, None, None, k, probe.profiles(history, text_terms), sentence)
 

@@ -44,14 +44,12 @@ NETWORK_DIR = "network"  # the re-ranking network's weights, one .npy each
 
 @dataclass
 class Sentence:
-    """New users' words read two ways: ``terms``, their unit TF-IDF term rows (B x terms), and
-    ``vectors``, their unit text vectors (B x dim; None where the encoder knows none of them)."""
+    """New users' words: ``terms``, their unit TF-IDF term rows (B x terms)."""
 
     terms: sp.csr_matrix
-    vectors: np.ndarray | None = None
 
     def __getitem__(self, rows) -> "Sentence":
-        return Sentence(self.terms[rows], None if self.vectors is None else self.vectors[rows])
+        return Sentence(self.terms[rows])
 
 
 class ScoringParts:
@@ -166,16 +164,13 @@ class ScoringParts:
     def features(self, user_vectors, histories: sp.csr_matrix, excluded: list, network_users,
                  allowed: np.ndarray | None, k: int, profiles=None, sentence: Sentence | None = None):
         """Candidates of each user (both sources, union; with a ``sentence``, also the ``k``
-        products whose terms match it best and the ``k`` nearest its text vector) and their
-        unblended scores.
+        products whose terms match it best) and their unblended scores.
 
         Returns ``rows`` (B x M product rows, -1 padding), ``valid`` (B x M) and a dict of
         B x M score arrays by part."""
         _, retrieved = self.retrieval_index.search(user_vectors, k, exclude=excluded)
         related = self.related(histories)
         matched = (sentence.terms @ self.terms.rows.T).tocsr() if sentence is not None else None
-        near = self.content_index.search(sentence.vectors, k, exclude=excluded)[1] if sentence is not None and \
-            sentence.vectors is not None else None
         lists = []
         for b in range(len(user_vectors)):
             mine = retrieved[b][retrieved[b] >= 0]
@@ -184,8 +179,6 @@ class ScoringParts:
                 columns = matched.indices[lo:hi][np.argsort(-matched.data[lo:hi], kind="stable")]
                 columns = columns[~np.isin(columns, excluded[b])][:k]
                 mine = np.union1d(mine, columns)
-            if near is not None:
-                mine = np.union1d(mine, near[b][near[b] >= 0])
             if related is not None and related.indptr[b + 1] > related.indptr[b]:
                 lo, hi = related.indptr[b], related.indptr[b + 1]
                 columns, values = related.indices[lo:hi], related.data[lo:hi]
@@ -246,9 +239,7 @@ class ScoringParts:
         if profiles is not None:
             features["content"] = self.terms.scores(profiles, rows)
         if sentence is not None:
-            features["words"] = self.terms.scores(sentence.terms, rows)
-            if sentence.vectors is not None:
-                features["meaning"] = np.einsum("bd,bmd->bm", sentence.vectors, unit_rows(self.catalogue.vectors[rows]))
+            features["words"] = self.terms.coverage(sentence.terms, rows)
         return features
 
     def network_scores(self, users: np.ndarray, rows: np.ndarray) -> np.ndarray:

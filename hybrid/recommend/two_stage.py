@@ -42,7 +42,7 @@ from hybrid.content.frames import (
     require_columns,
 )
 from hybrid.content.terms import TermWeights, unit_sparse_rows
-from hybrid.content.vectors import TextEncoder, unit_rows
+from hybrid.content.vectors import TextEncoder
 from hybrid.core.config import ModelConfig, RetrievalConfig, TrainConfig, TwoStageConfig, check_count, check_settings
 from hybrid.core.errors import ArgumentError, NotFittedError
 from hybrid.core.persistence import load_csr, read_manifest, reading_folder, save_csr, write_manifest
@@ -305,7 +305,7 @@ class TwoStageRecommender(Recommender):
             text_terms = self._terms.transform(item_token_strings(pd.DataFrame({"text": [str(text)]}), self.text_config))
         sentence = None
         if self.blend.words and text_terms is not None and len(liked) and text_terms.nnz:  # (weight 0: no work)
-            sentence = Sentence(unit_sparse_rows(text_terms), unit_rows(text_vector[None, :]).astype(np.float32))
+            sentence = Sentence(unit_sparse_rows(text_terms))
         return liked, vector[None, :], history, self.parts.profiles(history, text_terms), sentence
 
     def similar_items(self, item_ids, N: int = 10, by: str = "content", filter_items: Iterable | None = None):

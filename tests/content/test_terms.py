@@ -37,6 +37,21 @@ def test_candidate_scores_are_the_cosines_of_profiles_and_product_terms():
         assert weights[list(kept)].min() >= np.sort(weights[weights > 0])[-16] - 1e-7
 
 
+def test_coverage_is_the_share_of_a_sentences_weight_a_product_has():
+    """1 for a product with every word of the sentence, whatever else it says; 0 for none."""
+    terms = TermWeights.fit(corpus(), max_terms=0)
+    sentences = terms.transform(["w1 w5 w299", "w2", "", "unknownword"])
+    rows = np.random.default_rng(3).integers(0, 400, (4, 60))
+    got = terms.coverage(sentences, rows)
+    present = (terms.rows > 0).astype(np.float32)
+    weights = sentences.toarray()
+    expected = (weights @ present.T.toarray()) / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+    np.testing.assert_allclose(got, np.take_along_axis(expected, rows, 1), atol=1e-6)
+    assert got.min() >= 0 and got.max() <= 1 + 1e-6 and not got[2:].any()
+    single = np.take_along_axis(present[:, [terms.column["w2"]]].toarray().T, rows[1:2], 1)
+    assert np.array_equal(got[1], single[0])  # one word: has it or not
+
+
 def test_keep_heaviest_and_degenerate_catalogues(tmp_path):
     matrix = sp.csr_matrix(np.array([[0.3, 0.1, 0.3, 0.0], [0.0, 0.0, 0.0, 0.0], [0.5, 0.4, 0.1, 0.2]]))
     assert keep_heaviest(matrix, 2).toarray().tolist() == [[0.3, 0, 0.3, 0], [0, 0, 0, 0], [0.5, 0.4, 0, 0]]
