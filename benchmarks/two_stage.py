@@ -14,6 +14,12 @@ a small second real category, HTML in its titles; ``--merge`` adds it to the res
     new-users   20% of the users held out entirely; 5 of the likes of each (those with at least
                 6) are given at query time, the rest are to be found among every other item
 
+Two content baselines rank by the cosine of a user's TF-IDF profile (their liked products' rows)
+and each product's row: ``tfidf-profile`` over the one-field text the pipeline builds (feature,
+else description, else category), ``tfidf-all-fields`` over every text field a product has (title,
+brand, main category, features, description, categories). ``--only NAME ...`` measures just those
+baselines on the same seeded splits and merges them into the results already in ``--out``.
+
 Relevant = rating >= 4; NDCG@10 etc.; mean ± std over seeds. Every setting is chosen on a
 validation split carved from the training rows (EASE's L2 inside ``EASE.fit``, the two-stage
 blend weights inside ``TwoStageRecommender.fit``); the test rows are used once.
@@ -29,9 +35,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from hybrid.content.vectors import unit_rows
+from hybrid.data.text import field_texts, stop_words
 from hybrid.evaluation.metrics import (
     evaluate_ranking,
     evaluate_recommendations,
@@ -55,9 +63,23 @@ DATASETS = {
 GIVEN = 5  # liked items a new user gives
 
 
+TFIDF_BASELINES = ("tfidf-profile", "tfidf-all-fields")
+
+
+def all_fields_texts(work: Path, data) -> list[str]:
+    """Every catalogue product's text fields cleaned and joined, in catalogue order."""
+    stop = stop_words()[0]
+    by_id = {row["item_id"]: " ".join(t for t in field_texts(row, stop=stop).values() if t)
+             for row in pq.read_table(work / "ingest" / "items.parquet").to_pylist()}
+    return [by_id.get(item, "") for item in data.items.ids(np.arange(len(data.items)))]
+
+
 def prepared(name: str, work: Path):
+    """``(data, encoder, texts, tfidf)``: the pipeline's dataset, text encoder and one-field texts,
+    and the TF-IDF rows of each TF-IDF baseline (``TFIDF_BASELINES``)."""
     ready = prepare(work, **DATASETS[name])
-    return ready.data, ready.encoder, ready.texts, tfidf_rows(ready.texts)
+    tfidf = {"tfidf-profile": tfidf_rows(ready.texts), "tfidf-all-fields": tfidf_rows(all_fields_texts(work, ready.data))}
+    return ready.data, ready.encoder, ready.texts, tfidf
 
 
 def two_stage(data, rows, encoder, texts, seed, overrides):
@@ -66,35 +88,41 @@ def two_stage(data, rows, encoder, texts, seed, overrides):
     return rec, round(time.perf_counter() - started, 1)
 
 
-def baselines(data, rows, tfidf, names):
+def baselines(data, rows, tfidf, names, only=None):
+    """The named baselines fitted on ``rows`` (those in ``only``, when given)."""
     u, i, r = data.user_index[rows], data.item_index[rows], data.rating[rows]
     n_users, n_items = len(data.users), len(data.items)
-    made = {"popularity": lambda: Popularity(), "ease": lambda: EASE(), "random": lambda: RandomRanking(),
-            "content-only": lambda: ContentOnly(), "tfidf-profile": lambda: TfidfProfile()}
-    return {name: made[name]().fit(u, i, r, n_users, n_items, tfidf if name == "tfidf-profile" else data.item_vectors)
-            for name in names}
+    made = {"popularity": Popularity, "ease": EASE, "random": RandomRanking, "content-only": ContentOnly,
+            **{name: TfidfProfile for name in TFIDF_BASELINES}}
+    return {name: made[name]().fit(u, i, r, n_users, n_items, tfidf.get(name, data.item_vectors))
+            for name in names if only is None or name in only}
 
 
-def warm(data, encoder, texts, tfidf, seed, overrides):
+def warm(data, encoder, texts, tfidf, seed, overrides, only=None):
     u, i, r = data.user_index, data.item_index, data.rating
     train, test = random_split(len(r), 0.2, seed)
-    rec, seconds = two_stage(data, train, encoder, texts, seed, overrides)
     task = ranking_task(u[train], i[train], u[test], i[test], r[test], np.arange(len(data.items)))
     out = {name: evaluate_ranking(model.score, task, (10,))
-           for name, model in baselines(data, train, tfidf, ("popularity", "ease", "tfidf-profile", "content-only")).items()}
+           for name, model in baselines(data, train, tfidf, ("popularity", "ease", *TFIDF_BASELINES, "content-only"),
+                                        only).items()}
+    if only is not None:
+        return out
+    rec, seconds = two_stage(data, train, encoder, texts, seed, overrides)
     out["retrieval stage"] = evaluate_ranking(rec.scorer.score, task, (10,))
     out["two-stage"] = {**evaluate_recommendations(rec.top_rows, task, (10,)), "fit_seconds": seconds,
                         "weights": rec.weights["full"]}
     return out
 
 
-def cold_items(data, encoder, texts, tfidf, seed, overrides):
+def cold_items(data, encoder, texts, tfidf, seed, overrides, only=None):
     u, i, r = data.user_index, data.item_index, data.rating
     train, test, cold = cold_item_split(i, 0.2, seed)
-    rec, seconds = two_stage(data, train, encoder, texts, seed, overrides)
     task = ranking_task(u[train], i[train], u[test], i[test], r[test], cold)
     out = {name: evaluate_ranking(model.score, task, (10,))
-           for name, model in baselines(data, train, tfidf, ("random", "tfidf-profile", "content-only")).items()}
+           for name, model in baselines(data, train, tfidf, ("random", *TFIDF_BASELINES, "content-only"), only).items()}
+    if only is not None:
+        return out
+    rec, seconds = two_stage(data, train, encoder, texts, seed, overrides)
     out["retrieval stage"] = evaluate_ranking(rec.scorer.score, task, (10,))
     out["two-stage"] = {**evaluate_ranking(rec.score, task, (10,)), "fit_seconds": seconds}
     return out
@@ -126,11 +154,10 @@ def mean_std(values, digits: int = 4) -> str:
     return f"{statistics.fmean(values):.{digits}f} ± {spread:.{digits}f}"
 
 
-def new_users(data, encoder, texts, tfidf, seed, overrides):
+def new_users(data, encoder, texts, tfidf, seed, overrides, only=None):
     i = data.item_index
     rng, held, train = held_out_users(data, seed)
-    rec, seconds = two_stage(data, train, encoder, texts, seed, overrides)
-    fitted = baselines(data, train, tfidf, ("popularity", "ease", "tfidf-profile", "content-only"))
+    fitted = baselines(data, train, tfidf, ("popularity", "ease", *TFIDF_BASELINES, "content-only"), only)
     given, relevant = [], []
     for chosen, others in new_user_requests(data, held, rng):
         given.append(chosen)
@@ -141,24 +168,34 @@ def new_users(data, encoder, texts, tfidf, seed, overrides):
                             shape=(len(given), n_items))
     popularity = np.bincount(i[train], minlength=n_items).astype(float)
     unit = unit_rows(data.item_vectors)
-    scores = {"popularity": np.tile(popularity, (len(given), 1)),
-              "ease": np.asarray(history @ fitted["ease"].B),
-              "tfidf-profile": np.asarray((fitted["tfidf-profile"].profile(history) @ tfidf.T).toarray()),
-              "content-only": unit_rows(history @ unit) @ unit.T}
+    scores = {"popularity": lambda: np.tile(popularity, (len(given), 1)),
+              "ease": lambda: np.asarray(history @ fitted["ease"].B),
+              **{name: (lambda name=name: np.asarray((fitted[name].profile(history) @ tfidf[name].T).toarray()))
+                 for name in TFIDF_BASELINES},
+              "content-only": lambda: unit_rows(history @ unit) @ unit.T}
     out = {}
-    for name, matrix in scores.items():
+    for name, score in scores.items():
+        if only is not None and name not in only:
+            continue
+        matrix = score()
         matrix[history.nonzero()] = -np.inf
         out[name] = ranking_metrics_from_lists(np.argsort(-matrix, axis=1, kind="stable")[:, :10], relevant, 10)
+    if only is not None:
+        return _at_10(out, len(given))
+    rec, seconds = two_stage(data, train, encoder, texts, seed, overrides)
     tops, started = [], time.perf_counter()
     for items in given:
         ids, _ = rec.recommend_for_new_user(liked_items=data.items.ids(items), N=10)
         tops.append(data.items.index(ids))
     out["two-stage"] = {**ranking_metrics_from_lists(np.vstack(tops), relevant, 10), "fit_seconds": seconds,
                         "ms_per_user": round(1000 * (time.perf_counter() - started) / len(given), 2)}
-    for metrics in out.values():
-        metrics["users"] = len(given)
-    return {name: {f"{k}@10" if k in ("precision", "recall", "ndcg", "map", "hit_rate") else k: v
-                   for k, v in metrics.items()} for name, metrics in out.items()}
+    return _at_10(out, len(given))
+
+
+def _at_10(out: dict, users: int) -> dict:
+    """``ranking_metrics_from_lists``' figures named as ``evaluate_ranking`` names them, with the users."""
+    return {name: {**{f"{k}@10" if k in ("precision", "recall", "ndcg", "map", "hit_rate") else k: v
+                      for k, v in metrics.items()}, "users": users} for name, metrics in out.items()}
 
 
 PROTOCOLS = {"warm": warm, "cold-items": cold_items, "new-users": new_users}
@@ -181,7 +218,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--merge", action="store_true",
                         help="keep the results already in --out for the dataset/protocol pairs this run does not measure")
+    parser.add_argument("--only", nargs="+", metavar="BASELINE", choices=list(TFIDF_BASELINES) +
+                        ["popularity", "ease", "random", "content-only"],
+                        help="measure only these baselines and add them to the results already in --out")
     args = parser.parse_args(argv)
+    args.merge = args.merge or bool(args.only)
     overrides = {} if args.epochs is None else {"retrieval": {"epochs": args.epochs}, "train": {"epochs": args.epochs}}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -197,13 +238,26 @@ def main(argv=None) -> int:
         for protocol in args.protocols:
             runs = []
             for seed in args.seeds:
-                runs.append(PROTOCOLS[protocol](data, encoder, texts, tfidf, seed, overrides))
+                runs.append(PROTOCOLS[protocol](data, encoder, texts, tfidf, seed, overrides, args.only))
                 print(dataset, protocol, seed, {k: round(v["ndcg@10"], 4) for k, v in runs[-1].items()}, flush=True)
-            everything["results"][f"{dataset}/{protocol}"] = runs
+            key = f"{dataset}/{protocol}"
+            if args.only:
+                if key not in everything["results"]:
+                    raise SystemExit(f"--only: {out} has no results for {key} to add the baselines to")
+                runs = [_with_baselines(old, new) for old, new in zip(everything["results"][key], runs)]
+            everything["results"][key] = runs
             (out / "two_stage.json").write_text(json.dumps(everything, indent=2, default=float))
             (out / "two_stage.md").write_text(markdown(everything))
     print(markdown(everything))
     return 0
+
+
+def _with_baselines(run: dict, baselines: dict) -> dict:
+    """One seed's results with the newly measured baselines put after the others of their kind."""
+    merged = {name: figures for name, figures in run.items() if name not in baselines}
+    models = [name for name in merged if name not in ("retrieval stage", "two-stage")]
+    before = {name: merged.pop(name) for name in list(merged) if name not in models}
+    return {**merged, **baselines, **before}
 
 
 def markdown(everything: dict) -> str:

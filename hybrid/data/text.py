@@ -213,6 +213,21 @@ def product_tokens(item: dict, config: TextConfig = TextConfig(),
     return tokens, source
 
 
+def field_texts(item: dict, fields: Sequence[str] = TEXT_FIELDS,
+                stop: frozenset[str] | None = None) -> dict[str, str]:
+    """Every one of ``fields`` of one canonical item record, cleaned (space-joined tokens; '' for
+    a field it lacks): what a reader of every field sees, where ``product_tokens`` keeps one.
+
+    Example:
+        >>> field_texts({"title": "Fender <b>Strap</b>", "feature": [], "category": ["Straps"]},
+        ...             ("title", "feature", "category"))
+        {'title': 'fender strap', 'feature': '', 'category': 'straps'}
+    """
+    if stop is None:
+        stop = stop_words()[0]
+    return {name: " ".join(_field_tokens(item.get(name), stop)) for name in fields}
+
+
 def clean_corpus(items: Iterable[dict], config: TextConfig = TextConfig()) -> Iterable[tuple[str, str, str]]:
     """Yield ``(item_id, text, source)`` for canonical item records (text = space-joined tokens)."""
     stop = stop_words()[0]
