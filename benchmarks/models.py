@@ -187,7 +187,7 @@ def main(argv=None) -> int:
                 only = [b for b in args.only.split(",") if b]
                 config.models = tuple(m for m in only if m == TWO_STAGE)
                 config.baselines = tuple(b for b in only if b != TWO_STAGE)
-            outcome = evaluate_all(data, config, encoder, train, test, candidates, texts=texts)
+            outcome = evaluate_all(data, config, encoder, train, test, candidates, texts=texts, fields=ready.fields)
             results = outcome["results"]
             for metrics in results.values():
                 metrics.pop("history", None)

@@ -106,7 +106,8 @@ def profile_dataset(name: str, seed: int, work: Path) -> dict:
     profile = Profile()
     with profiled(profile):
         started = time.perf_counter()
-        rec = TwoStageRecommender(seed=seed).fit_dataset(data, train, encoder=encoder, texts=texts)
+        rec = TwoStageRecommender(seed=seed).fit_dataset(data, train, encoder=encoder, texts=texts[0],
+                                                         fields=texts[1])
         total = time.perf_counter() - started
     shares: dict = defaultdict(dict)
     for (share, part), seconds in profile.seconds.items():

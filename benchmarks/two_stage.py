@@ -75,16 +75,19 @@ def all_fields_texts(work: Path, data) -> list[str]:
 
 
 def prepared(name: str, work: Path):
-    """``(data, encoder, texts, tfidf)``: the pipeline's dataset, text encoder and one-field texts,
-    and the TF-IDF rows of each TF-IDF baseline (``TFIDF_BASELINES``)."""
+    """``(data, encoder, texts, tfidf)``: the pipeline's dataset and text encoder, the products'
+    texts as the recommender reads them (``(one-field texts, fields)``), and the TF-IDF rows of
+    each TF-IDF baseline (``TFIDF_BASELINES``)."""
     ready = prepare(work, **DATASETS[name])
     tfidf = {"tfidf-profile": tfidf_rows(ready.texts), "tfidf-all-fields": tfidf_rows(all_fields_texts(work, ready.data))}
-    return ready.data, ready.encoder, ready.texts, tfidf
+    return ready.data, ready.encoder, (ready.texts, ready.fields), tfidf
 
 
 def two_stage(data, rows, encoder, texts, seed, overrides):
+    """A two-stage recommender fitted on ``rows`` (``texts``: ``prepared``'s) and its fit's seconds."""
     started = time.perf_counter()
-    rec = TwoStageRecommender(seed=seed, **overrides).fit_dataset(data, rows, encoder=encoder, texts=texts)
+    rec = TwoStageRecommender(seed=seed, **overrides).fit_dataset(data, rows, encoder=encoder, texts=texts[0],
+                                                                   fields=texts[1])
     return rec, round(time.perf_counter() - started, 1)
 
 

@@ -276,12 +276,14 @@ def build(config: PipelineConfig) -> list[Stage]:
 @dataclass
 class Prepared:
     """What a model fits on, as the pipeline made it: the encoded dataset, the fitted text
-    encoder and the products' cleaned texts in catalogue order ("" where a product has none)."""
+    encoder, the products' cleaned one-field texts in catalogue order ("" where a product has
+    none) and each text field's cleaned texts (``catalogue_fields``)."""
 
     data: object  # hybrid.data.dataset.EncodedDataset
     encoder: object  # hybrid.content.vectors.TextEncoder
     texts: list[str]
     out: Path
+    fields: dict[str, list[str]] | None = None
 
 
 def prepare(out: str | Path, log=None, **settings) -> Prepared:
@@ -290,15 +292,17 @@ def prepare(out: str | Path, log=None, **settings) -> Prepared:
 
     Example:
         >>> prepared = prepare("artifacts")  # doctest: +SKIP
-        >>> TwoStageRecommender().fit_dataset(prepared.data, encoder=prepared.encoder, texts=prepared.texts)  # doctest: +SKIP
+        >>> TwoStageRecommender().fit_dataset(prepared.data, encoder=prepared.encoder, texts=prepared.texts,
+        ...                                   fields=prepared.fields)  # doctest: +SKIP
     """
     from hybrid.content.vectors import TextEncoder
     from hybrid.data.dataset import load_dataset
     from hybrid.pipeline.runner import Runner
-    from hybrid.pipeline.stages import catalogue_texts
+    from hybrid.pipeline.stages import catalogue_fields, catalogue_texts
 
     out = Path(out)
     Runner(build(PipelineConfig(out=str(out), **settings)), out, log=log or (lambda line: None)).run(until="dataset")
     data = load_dataset(out / "dataset")
     texts = [text or "" for text in catalogue_texts(data, out / "text" / "item_text.parquet").to_pylist()]
-    return Prepared(data, TextEncoder.load(out / "vectors" / "text_encoder.npz"), texts, out)
+    fields = catalogue_fields(data, out / "text" / "item_text.parquet")
+    return Prepared(data, TextEncoder.load(out / "vectors" / "text_encoder.npz"), texts, out, fields)

@@ -11,7 +11,7 @@ import pandas as pd
 from hybrid.content.vectors import TextEncoder, fit_word2vec_encoder
 from hybrid.core.errors import ArgumentError, InputFormatError
 from hybrid.data.ids import IdMap
-from hybrid.data.text import TextConfig, product_tokens, stop_words, tokenize
+from hybrid.data.text import TEXT_FIELDS, TextConfig, field_texts, product_tokens, stop_words, tokenize
 
 
 def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -31,6 +31,24 @@ def item_token_strings(items: pd.DataFrame, config: TextConfig = TextConfig()) -
             out.append(" ".join(tokenize(text)))
         else:
             out.append(" ".join(product_tokens({k: v for k, v in record.items() if _present(v)}, config, stop)[0]))
+    return out
+
+
+def item_fields(items: pd.DataFrame) -> dict[str, list[str]] | None:
+    """Each text field's cleaned token strings for an items DataFrame with the canonical fields
+    (``hybrid.data.text.TEXT_FIELDS``; a field it lacks is left out), or None for a frame of free
+    ``text`` or no field at all (then its one text is all there is)."""
+    if "text" in items.columns and items["text"].map(lambda t: isinstance(t, str) and bool(t.strip())).any():
+        return None
+    names = [name for name in TEXT_FIELDS if name in items.columns]
+    if not names:
+        return None
+    stop = stop_words()[0]
+    out: dict[str, list[str]] = {name: [] for name in names}
+    for record in items[names].to_dict("records"):
+        cleaned = field_texts({k: v for k, v in record.items() if _present(v)}, names, stop)
+        for name in names:
+            out[name].append(cleaned[name])
     return out
 
 

@@ -24,8 +24,12 @@ import math
 import os
 from collections import Counter
 
+from typing import Sequence
+
 import numpy as np
 import scipy.sparse as sp
+
+from hybrid.core.errors import ArgumentError
 
 
 def unit_sparse_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
@@ -72,6 +76,43 @@ def _unit_rows_in_place(matrix: sp.csr_matrix) -> None:
     matrix.data /= np.repeat(np.where(norms > 0, norms, 1.0).astype(np.float32), counts)
 
 
+class FieldCounts:
+    """Term counts of each text field of the catalogue's products over one vocabulary (every word
+    any field has): what ``TermWeights.from_fields`` weighs, once per choice of field weights.
+
+    Example:
+        >>> counts = FieldCounts.count({"title": ["red strap", ""], "category": ["straps", "cables"]})
+        >>> counts.terms, counts.fields["title"].toarray().tolist()
+        (['cables', 'red', 'strap', 'straps'], [[0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    """
+
+    def __init__(self, terms: list[str], fields: dict[str, sp.csr_matrix]):
+        self.terms, self.fields = terms, fields
+
+    @classmethod
+    def count(cls, fields: dict[str, "Sequence[str | None]"]) -> "FieldCounts":
+        """Count cleaned token strings (space-separated), one list per field, products in the same
+        order in every list."""
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        texts = {name: [t or "" for t in values] for name, values in fields.items()}
+        lengths = {len(values) for values in texts.values()}
+        if len(lengths) != 1:
+            raise ArgumentError(f"every field needs one text per product; got {[len(v) for v in texts.values()]}")
+        counter = CountVectorizer(token_pattern=r"\S+", lowercase=False, dtype=np.float32)
+        try:
+            if len(texts) == 1:  # one pass over one field
+                (name, values), = texts.items()
+                counted = {name: sp.csr_matrix(counter.fit_transform(values), dtype=np.float32)}
+            else:
+                counter.fit(text for values in texts.values() for text in values)
+                counted = {name: sp.csr_matrix(counter.transform(values), dtype=np.float32)
+                           for name, values in texts.items()}
+        except ValueError:  # no word in any text
+            return cls([], {name: sp.csr_matrix((lengths.pop(), 0), dtype=np.float32) for name in texts})
+        return cls(counter.get_feature_names_out().tolist(), counted)
+
+
 class TermWeights:
     """A fitted TF-IDF vocabulary (sublinear term frequency) and the products' term rows.
 
@@ -84,12 +125,15 @@ class TermWeights:
     ones. Build with ``TermWeights.fit(token_strings)``; grow with ``append``.
     """
 
-    def __init__(self, terms, idf: np.ndarray, rare_idf: float, rows: sp.csr_matrix, max_terms: int):
+    def __init__(self, terms, idf: np.ndarray, rare_idf: float, rows: sp.csr_matrix, max_terms: int,
+                 field_weights: dict[str, float] | None = None):
         self.terms = list(terms)  # the vocabulary, in column order
         self.column = {term: k for k, term in enumerate(self.terms)}
         self.idf, self.rare_idf = np.asarray(idf, np.float32), float(rare_idf)
         self.max_terms = int(max_terms)
         self.rows = sp.csr_matrix(rows, dtype=np.float32)
+        # the weight of each text field in a product's row (None: one text, no fields)
+        self.field_weights = None if field_weights is None else {f: float(w) for f, w in field_weights.items()}
 
     @classmethod
     def fit(cls, token_strings, max_terms: int = 64, min_df: int = 2) -> "TermWeights":
@@ -101,43 +145,77 @@ class TermWeights:
             >>> TermWeights.fit(["red strap", "red cable", "blue cable"]).terms
             ['cable', 'red']
         """
-        from sklearn.feature_extraction.text import CountVectorizer
+        terms = cls.from_fields(FieldCounts.count({"text": token_strings}), {"text": 1.0}, max_terms, min_df)
+        terms.field_weights = None
+        return terms
 
-        texts = [t or "" for t in token_strings]
-        counter = CountVectorizer(token_pattern=r"\S+", lowercase=False, dtype=np.float32)
-        try:
-            weights = sp.csr_matrix(counter.fit_transform(texts), dtype=np.float32)  # the counts, at first
-            terms = counter.get_feature_names_out().tolist()
-        except ValueError:  # no word in any text
-            weights, terms = sp.csr_matrix((len(texts), 0), dtype=np.float32), []
-        del counter  # its vocabulary holds every word, rare ones included
-        df = np.bincount(weights.indices, minlength=len(terms))
-        idf = _idf(df, len(texts))
+    @classmethod
+    def from_fields(cls, counts: "FieldCounts", weights: dict[str, float], max_terms: int = 64,
+                    min_df: int = 2) -> "TermWeights":
+        """Fit on several text fields of every product, each weighted: a term's frequency in a
+        product is the weighted sum of its sublinear frequencies (1 + log count) in the fields
+        that have it (BM25F's idea without its saturation), and a product has a term, for its
+        inverse document frequency, when a field of positive weight has it. One field of weight 1
+        is ``fit``.
+
+        Example:
+            >>> counts = FieldCounts.count({"title": ["red strap", "blue cable"], "category": ["straps", "cables"]})
+            >>> TermWeights.from_fields(counts, {"title": 1.0, "category": 0.0}, min_df=1).terms
+            ['blue', 'cable', 'red', 'strap']
+        """
+        used = {f: float(w) for f, w in weights.items() if w > 0}
+        if not used or any(f not in counts.fields for f in used):
+            raise ArgumentError(f"field weights {weights} must weigh some of the fields {list(counts.fields)}")
+        weighted = None
+        for field, weight in used.items():
+            part = counts.fields[field].copy()
+            np.log(part.data, out=part.data)
+            part.data += 1.0  # sublinear term frequency
+            part.data *= weight
+            weighted = part if weighted is None else weighted + part
+        weighted = sp.csr_matrix(weighted, dtype=np.float32)
+        weighted.eliminate_zeros()
+        n, terms = weighted.shape[0], counts.terms
+        df = np.bincount(weighted.indices, minlength=len(terms))
+        idf = _idf(df, n)
         # in place: the matrix is the largest thing here (tens of millions of entries at 800k products)
-        np.log(weights.data, out=weights.data)
-        weights.data += 1.0  # sublinear term frequency
-        weights.data *= idf[weights.indices]
-        _unit_rows_in_place(weights)
+        weighted.data *= idf[weighted.indices]
+        _unit_rows_in_place(weighted)
         kept = df >= min_df
         if not kept.any():
             kept[:] = True
         if not kept.all():  # rare terms leave the vocabulary, not their products' lengths
-            weights.data[~kept[weights.indices]] = 0.0
-            weights.eliminate_zeros()
-            columns = (np.cumsum(kept) - 1).astype(weights.indices.dtype)[weights.indices]
-            weights = sp.csr_matrix((weights.data, columns, weights.indptr), shape=(len(texts), int(kept.sum())))
-        return cls([t for t, k in zip(terms, kept) if k], idf[kept], _idf(np.ones(1), len(texts))[0],
-                   keep_heaviest(weights, max_terms), max_terms)
+            weighted.data[~kept[weighted.indices]] = 0.0
+            weighted.eliminate_zeros()
+            columns = (np.cumsum(kept) - 1).astype(weighted.indices.dtype)[weighted.indices]
+            weighted = sp.csr_matrix((weighted.data, columns, weighted.indptr), shape=(n, int(kept.sum())))
+        return cls([t for t, k in zip(terms, kept) if k], idf[kept], _idf(np.ones(1), n)[0],
+                   keep_heaviest(weighted, max_terms), max_terms,
+                   {f: float(w) for f, w in weights.items()})
 
     def transform(self, token_strings) -> sp.csr_matrix:
         """Term rows of more cleaned texts, made as ``fit`` makes the catalogue's: a word outside
         the vocabulary has no column but counts in the row's length, with the weight of a word
-        that one product of the catalogue has (what most words outside it are)."""
+        that one product of the catalogue has (what most words outside it are).
+
+        ``token_strings`` is one text per row (a sentence: one field of weight 1) or, for
+        products of a catalogue fitted on fields, a dict of each field's texts weighed as
+        ``from_fields`` weighs them."""
+        if isinstance(token_strings, dict):
+            weighted = [(texts, self.field_weights.get(field, 0.0)) for field, texts in token_strings.items()]
+            weighted = [(texts, w) for texts, w in weighted if w > 0]
+            n = len(next(iter(token_strings.values()), []))
+        else:
+            token_strings = list(token_strings)
+            weighted, n = [(token_strings, 1.0)], len(token_strings)
         indptr, columns, values = [0], [], []
-        for text in token_strings:
+        for k in range(n):
+            frequency: Counter = Counter()
+            for texts, field_weight in weighted:
+                for term, count in Counter((texts[k] or "").split()).items():
+                    frequency[term] += field_weight * (1.0 + math.log(count))
             known, unknown = {}, 0.0
-            for term, count in Counter((text or "").split()).items():
-                weight = 1.0 + math.log(count)
+            for term, weight in frequency.items():
                 column = self.column.get(term)
                 if column is None:
                     unknown += (weight * self.rare_idf) ** 2
@@ -157,7 +235,7 @@ class TermWeights:
         return self.rows.shape[1]
 
     def append(self, token_strings) -> None:
-        """Term rows for products added to the catalogue (same vocabulary)."""
+        """Term rows for products added to the catalogue (same vocabulary; ``transform``'s input)."""
         self.rows = sp.csr_matrix(sp.vstack([self.rows, self.transform(token_strings)]), dtype=np.float32)
 
     def profiles(self, histories: sp.csr_matrix, extra: sp.csr_matrix | None = None) -> sp.csr_matrix:
@@ -210,7 +288,8 @@ class TermWeights:
         """``terms.npz`` (the vocabulary, no pickle) and the rows (``save_csr``) in ``directory``."""
         from hybrid.core.persistence import save_bundle, save_csr
 
-        save_bundle(os.path.join(directory, "terms.npz"), {"rare_idf": self.rare_idf, "max_terms": self.max_terms},
+        save_bundle(os.path.join(directory, "terms.npz"), {"rare_idf": self.rare_idf, "max_terms": self.max_terms,
+                                                           "field_weights": self.field_weights},
                     {"terms": self.terms}, idf=self.idf)
         save_csr(directory, "terms", self.rows)
 
@@ -221,7 +300,8 @@ class TermWeights:
         from hybrid.core.persistence import load_bundle, load_csr
 
         meta, strings, arrays = load_bundle(os.path.join(directory, "terms.npz"))
-        return cls(strings["terms"], arrays["idf"], meta["rare_idf"], load_csr(directory, "terms"), meta["max_terms"])
+        return cls(strings["terms"], arrays["idf"], meta["rare_idf"], load_csr(directory, "terms"), meta["max_terms"],
+                   meta.get("field_weights"))
 
     @staticmethod
     def saved_in(directory: str | os.PathLike) -> bool:

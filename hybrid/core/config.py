@@ -147,6 +147,10 @@ class TwoStageConfig:
     validation_likes: int = 2000
     validation_folds: int = 5
     content_terms: int = 64  # TF-IDF terms kept per product for the content part (0: no content part)
+    # what the content part reads: "all", every text field a product has, each weighted as
+    # validation chooses (hybrid.recommend.field_choice); "one", the text stage's one-field text
+    # (the reference notebook's rule: feature, else description, else category)
+    content_fields: str = "all"
     # rated products held out as if new (with all their ratings) to choose how cold products are
     # blended: this share of them, at most cold_validation_items
     cold_validation_share: float = 0.2
@@ -174,6 +178,8 @@ class TwoStageConfig:
                 raise ArgumentError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         if not 0 <= self.cold_weight_shrinkage <= 1:
             raise ArgumentError(f"cold_weight_shrinkage must be in [0, 1], got {self.cold_weight_shrinkage!r}")
+        if self.content_fields not in ("all", "one"):
+            raise ArgumentError(f"content_fields must be 'all' or 'one', got {self.content_fields!r}")
         if self.validation_folds < 1:
             raise ArgumentError(f"validation_folds must be 1 or more, got {self.validation_folds!r}")
         for name in ("content_terms", "cold_validation_items", "weight_smoothing", "validation_likes"):

@@ -20,6 +20,9 @@ item_text (output of the text stage):
     text           string  cleaned tokens joined by single spaces ('' when none left)
     source         string  which field the text came from ('feature', 'description',
                            'category', 'title', ... or 'none')
+    fields         list<string>  every text field cleaned, in ``TEXT_FIELDS`` order (feature,
+                           description, category, title, brand, main_category; '' for a field
+                           the product lacks): what the two-stage content part reads
 
 item_vectors (output of the vector stage):
     item_id        string
@@ -60,6 +63,7 @@ ITEM_TEXT_SCHEMA = pa.schema(
         pa.field("item_id", pa.string(), nullable=False),
         pa.field("text", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
+        pa.field("fields", pa.list_(pa.string())),
     ]
 )
 

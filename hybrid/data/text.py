@@ -181,8 +181,9 @@ class TextConfig:
 
 
 def product_tokens(item: dict, config: TextConfig = TextConfig(),
-                   stop: frozenset[str] | None = None) -> tuple[list[str], str]:
-    """The cleaned tokens of one canonical item record and the field(s) they came from.
+                   stop: frozenset[str] | None = None, cleaned: dict[str, str] | None = None) -> tuple[list[str], str]:
+    """The cleaned tokens of one canonical item record and the field(s) they came from
+    (``cleaned``: the record's ``field_texts``, when already made).
 
     Example:
         >>> product_tokens({"feature": ["??"], "description": ["<p>Warm wool socks</p>"],
@@ -191,11 +192,15 @@ def product_tokens(item: dict, config: TextConfig = TextConfig(),
     """
     if stop is None:
         stop = stop_words()[0]
+
+    def field(name: str) -> list[str]:
+        return cleaned[name].split() if cleaned is not None else _field_tokens(item.get(name), stop)
+
     tokens: list[str] = []
     source = "none"
     fallbacks = ["category"] + ([] if config.title else ["title"])
     for name in list(config.fields) + fallbacks:
-        tokens = _field_tokens(item.get(name), stop)
+        tokens = field(name)
         if tokens:
             source = name
             break
@@ -203,7 +208,7 @@ def product_tokens(item: dict, config: TextConfig = TextConfig(),
     labels: list[str] = []
     for flag, name in ((config.title, "title"), (config.brand, "brand")):
         if flag:
-            extra = _field_tokens(item.get(name), stop)
+            extra = field(name)
             if extra:
                 prefix.extend(extra)
                 labels.append(name)
@@ -228,9 +233,12 @@ def field_texts(item: dict, fields: Sequence[str] = TEXT_FIELDS,
     return {name: " ".join(_field_tokens(item.get(name), stop)) for name in fields}
 
 
-def clean_corpus(items: Iterable[dict], config: TextConfig = TextConfig()) -> Iterable[tuple[str, str, str]]:
-    """Yield ``(item_id, text, source)`` for canonical item records (text = space-joined tokens)."""
+def clean_corpus(items: Iterable[dict], config: TextConfig = TextConfig()) -> Iterable[tuple[str, str, str, list[str]]]:
+    """Yield ``(item_id, text, source, fields)`` for canonical item records: the one-field text
+    (space-joined tokens) ``config`` chooses, its source, and every field cleaned in
+    ``TEXT_FIELDS`` order (the text stage's ``item_text`` rows)."""
     stop = stop_words()[0]
     for item in items:
-        tokens, source = product_tokens(item, config, stop)
-        yield item["item_id"], " ".join(tokens), source
+        cleaned = field_texts(item, TEXT_FIELDS, stop)
+        tokens, source = product_tokens(item, config, stop, cleaned)
+        yield item["item_id"], " ".join(tokens), source, [cleaned[name] for name in TEXT_FIELDS]

@@ -108,14 +108,14 @@ def make_split(data: EncodedDataset, config: EvaluationConfig):
 
 def evaluate_all(data: EncodedDataset, config: EvaluationConfig, encoder=None,
                  train_rows: np.ndarray | None = None, test_rows: np.ndarray | None = None,
-                 candidates: np.ndarray | None = None, log=print, texts=None) -> dict:
+                 candidates: np.ndarray | None = None, log=print, texts=None, fields=None) -> dict:
     """Fit every model and baseline on the training rows; measure them on the test rows.
 
     Returns ``{"config": ..., "split": ..., "results": {name: metrics}}``. Pass
     ``train_rows``/``test_rows`` (and the ranked ``candidates``, default all items) to use a
     split made elsewhere (e.g. MovieLens u1.base/u1.test). ``texts``: the products' cleaned
-    texts in catalogue order, for the two-stage recommender's content part (``two-stage`` in
-    ``config.models``; without them it has none).
+    texts in catalogue order, and ``fields``, each text field's cleaned texts, for the two-stage
+    recommender's content part (``two-stage`` in ``config.models``; without them it has none).
     """
     if train_rows is None:
         train_rows, test_rows, candidates = make_split(data, config)
@@ -136,7 +136,7 @@ def evaluate_all(data: EncodedDataset, config: EvaluationConfig, encoder=None,
         results[name] = _baseline(name, fitted, config, log)
     for name in config.models:
         if name == TWO_STAGE:
-            results[name] = _two_stage(data, config, encoder, train_rows, task, popularity, texts, log)
+            results[name] = _two_stage(data, config, encoder, train_rows, task, popularity, texts, fields, log)
         else:
             results[name] = _keras_model(name, fitted, config, encoder, log)
         log(f"  {name:14s} {_line(results[name])}")
@@ -204,7 +204,7 @@ def _keras_model(name: str, fitted: Fitted, config: EvaluationConfig, encoder, l
     return metrics
 
 
-def _two_stage(data, config: EvaluationConfig, encoder, train_rows, task, popularity, texts, log) -> dict:
+def _two_stage(data, config: EvaluationConfig, encoder, train_rows, task, popularity, texts, fields, log) -> dict:
     """The two-stage recommender fitted on the training rows (its blend weights chosen on
     validation likes carved from them), ranking the task through its serving path: retrieved
     candidates blended, every other product below them. Ranking only (it predicts no ratings)."""
@@ -214,7 +214,7 @@ def _two_stage(data, config: EvaluationConfig, encoder, train_rows, task, popula
     rec = TwoStageRecommender(**two_stage_settings(config.recommender_settings), seed=config.seed + 42,
                               log=lambda line: log(f"  {line}"))
     started = time.perf_counter()
-    rec.fit_dataset(data, train_rows, encoder, texts)
+    rec.fit_dataset(data, train_rows, encoder, texts, fields)
     metrics = {"kind": "keras", "fit_seconds": round(time.perf_counter() - started, 2), "weights": rec.weights}
     if len(task.candidates) == len(data.items):  # the whole catalogue: ranked as it serves
         metrics.update(evaluate_recommendations(rec.top_rows, task, config.ks, popularity))

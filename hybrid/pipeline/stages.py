@@ -16,24 +16,25 @@ import pyarrow.parquet as pq
 
 from hybrid.content.encoding import encode_vectors, fit_text_encoder, vector_counts, vectors_report
 from hybrid.content.vectors import TextEncoder
-from hybrid.core.errors import StageError
+from hybrid.core.errors import InputFormatError, StageError
 from hybrid.core.progress import Progress
 from hybrid.data.dataset import encode, save_dataset
 from hybrid.data.io import ParquetBatchWriter, iter_parquet_batches, release_arrow_pages
 from hybrid.data.schema import ITEM_TEXT_SCHEMA, item_vectors_schema
-from hybrid.data.text import TextConfig, clean_corpus, stop_words
+from hybrid.data.text import TEXT_FIELDS, TextConfig, clean_corpus, stop_words
 
 
 def clean_text_step(items_path, item_text_path, fields=("feature", "description", "category"),
                     title: bool = False, brand: bool = False) -> dict:
-    """items.parquet -> item_text.parquet (item_id, cleaned text, source field)."""
+    """items.parquet -> item_text.parquet (item_id, cleaned one-field text, its source field,
+    every field cleaned)."""
     config = TextConfig(tuple(fields), title, brand)
     sources: Counter = Counter()
     with ParquetBatchWriter(item_text_path, ITEM_TEXT_SCHEMA) as writer:
         for batch in iter_parquet_batches(items_path):
-            for item_id, text, source in clean_corpus(batch.to_pylist(), config):
+            for item_id, text, source, cleaned in clean_corpus(batch.to_pylist(), config):
                 sources[source] += 1
-                writer.append({"item_id": item_id, "text": text, "source": source})
+                writer.append({"item_id": item_id, "text": text, "source": source, "fields": cleaned})
     return {"items": writer.rows, "empty_text": sources.get("none", 0),
             "title_only": sources.get("title", 0), "text_source": dict(sources),
             "stop_words": stop_words()[1], "fields": list(fields), "title": title, "brand": brand}
@@ -132,6 +133,21 @@ def catalogue_texts(data, item_text_path) -> pa.Array:
     return ordered
 
 
+def catalogue_fields(data, item_text_path) -> dict[str, list[str]]:
+    """The text stage's cleaned fields of the encoded dataset's products, one list per field of
+    ``TEXT_FIELDS`` in catalogue order ('' where a product lacks the field)."""
+    table = pq.read_table(item_text_path, columns=["item_id", "fields"])
+    positions = pc.index_in(pa.array(data.items.values, pa.string()), value_set=table.column("item_id"))
+    ordered = table.column("fields").take(positions)
+    del table
+    flat = pc.list_flatten(ordered).to_numpy(zero_copy_only=False)
+    width = len(TEXT_FIELDS)
+    if len(flat) != width * len(ordered):
+        raise InputFormatError(f"{item_text_path}: each product's fields must hold {width} texts ({TEXT_FIELDS})")
+    release_arrow_pages()
+    return {name: flat[k::width].tolist() for k, name in enumerate(TEXT_FIELDS)}
+
+
 def recommender_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, encoder_path,
                      item_text_path, model_dir, config: dict | None = None, seed: int = 42) -> dict:
     """Fit the two-stage recommender (what ``hybrid serve`` answers from) on the whole encoded
@@ -143,7 +159,8 @@ def recommender_step(dataset_ratings, dataset_users, dataset_items, dataset_vect
 
     data = load_dataset(_dataset_dir(dataset_ratings))
     rec = TwoStageRecommender(**two_stage_settings(config), seed=seed, log=_progress)
-    rec.fit_dataset(data, encoder=TextEncoder.load(encoder_path), texts=catalogue_texts(data, item_text_path))
+    rec.fit_dataset(data, encoder=TextEncoder.load(encoder_path), texts=catalogue_texts(data, item_text_path),
+                    fields=catalogue_fields(data, item_text_path))
     rec.info["trained_on"] = {"dataset": str(_dataset_dir(dataset_ratings).resolve()), "ratings": len(data.rating),
                               "users": len(data.users), "items": len(data.items)}
     del data  # its rating arrays, before saving (saving holds the tables it writes)
@@ -194,8 +211,11 @@ def evaluate_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors
     if test_file:
         train_rows, test_rows = predefined_split(data, test_file)
         split = f"predefined ({test_file})"
-    texts = catalogue_texts(data, item_text_path) if item_text_path and TWO_STAGE in models else None
-    outcome = evaluate_all(data, config, TextEncoder.load(encoder_path), train_rows, test_rows, texts=texts)
+    texts = fields = None
+    if item_text_path and TWO_STAGE in models:
+        texts, fields = catalogue_texts(data, item_text_path), catalogue_fields(data, item_text_path)
+    outcome = evaluate_all(data, config, TextEncoder.load(encoder_path), train_rows, test_rows, texts=texts,
+                           fields=fields)
     with open(metrics_json, "w") as handle:
         json.dump({"protocol": protocol, "split_name": split, "seed": seed, "k": k,
                    "threshold": threshold, **outcome}, handle, indent=2)

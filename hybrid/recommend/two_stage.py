@@ -37,11 +37,12 @@ from hybrid.content.frames import (
     frame_ids,
     frame_titles,
     item_text_vectors,
+    item_fields,
     item_token_strings,
     new_item_vectors,
     require_columns,
 )
-from hybrid.content.terms import TermWeights, unit_sparse_rows
+from hybrid.content.terms import FieldCounts, TermWeights, unit_sparse_rows
 from hybrid.content.vectors import TextEncoder
 from hybrid.core.config import ModelConfig, RetrievalConfig, TrainConfig, TwoStageConfig, check_count, check_settings
 from hybrid.core.errors import ArgumentError, NotFittedError
@@ -53,6 +54,7 @@ from hybrid.data.text import TextConfig, tokenize
 from hybrid.recommend.base import Recommender, is_single, padded_answer
 from hybrid.recommend.blend import Blend, cases, equal_weights
 from hybrid.recommend.blend_choice import choose_blend
+from hybrid.recommend.field_choice import choose_field_weights
 from hybrid.recommend.catalogue import Catalogue
 from hybrid.recommend.parts import ScoringParts, Sentence
 from hybrid.recommend.ranking import pair_scores, rank
@@ -113,6 +115,7 @@ class TwoStageRecommender(Recommender):
         self.validation: dict = {}
         self._terms: TermWeights | None = None
         self._rated_at: sp.csr_matrix | None = None
+        self._field_figures: dict | None = None  # how the text fields' weights were chosen
 
     weights = property(lambda self: self.blend.weights, doc="The blend's weights per case.")
     unliked_offset = property(lambda self: self.blend.unliked_offset,
@@ -141,38 +144,59 @@ class TwoStageRecommender(Recommender):
                                                   self.pretrained, self.config.seed)
         catalogue = Catalogue(items_map, vectors, frame_titles(items, items_map), texts=display_texts(items, items_map))
         self._terms = None
+        user_index, item_index = users.index(ratings["user_id"].astype(str)), items_map.index(ratings["item_id"].astype(str))
+        rating = ratings["rating"].to_numpy(np.float32)
         if items is not None:
-            tokens = [""] * len(items_map)
-            for row, text in zip(items_map.index(items["item_id"].astype(str)), item_token_strings(items, self.text_config)):
-                tokens[row] = text
-            self._fit_terms(tokens)
+            order = np.argsort(items_map.index(items["item_id"].astype(str)), kind="stable")
+            fields = item_fields(items)
+            if fields is not None:
+                fields = {name: [texts[k] for k in order] for name, texts in fields.items()}
+            texts = item_token_strings(items, self.text_config)
+            self._fit_terms([texts[k] for k in order], fields, user_index, item_index, rating)
         times = None
         if "timestamp" in ratings.columns:  # seconds; missing ones unknown (-1)
             times = pd.to_numeric(ratings["timestamp"], errors="coerce").fillna(-1).to_numpy(np.int64)
-        return self._fit(users.index(ratings["user_id"].astype(str)), items_map.index(ratings["item_id"].astype(str)),
-                         ratings["rating"].to_numpy(np.float32), users, catalogue, times)
+        return self._fit(user_index, item_index, rating, users, catalogue, times)
 
     def fit_dataset(self, data: EncodedDataset, rows: np.ndarray | None = None,
-                    encoder: TextEncoder | None = None, texts=None) -> "TwoStageRecommender":
+                    encoder: TextEncoder | None = None, texts=None,
+                    fields: dict[str, list[str]] | None = None) -> "TwoStageRecommender":
         """Train on the pipeline's encoded dataset (``rows``: the training rows, default all;
-        ``texts``: the products' cleaned texts in catalogue order, as the text stage writes them:
-        shown for each product and read for the content part's TF-IDF terms; without them the
-        recommender has no content part)."""
+        ``texts``: the products' cleaned one-field texts in catalogue order, as the text stage
+        writes them: shown for each product and, without ``fields`` or with ``content_fields``
+        "one", read for the content part's TF-IDF terms; ``fields``: each text field's cleaned
+        texts in catalogue order (the text stage's ``fields`` column: ``catalogue_fields``);
+        with neither the recommender has no content part)."""
         rows = np.arange(len(data.rating)) if rows is None else np.asarray(rows)
         self.encoder, self._terms = encoder, None
         catalogue = Catalogue(data.items, data.item_vectors, data.item_titles, texts=texts)
-        if texts is not None:
-            self._fit_terms(catalogue.texts.to_pylist())
-        return self._fit(data.user_index[rows], data.item_index[rows], data.rating[rows], data.users, catalogue,
-                         data.timestamp[rows])
+        user_index, item_index, rating = data.user_index[rows], data.item_index[rows], data.rating[rows]
+        if texts is not None or fields is not None:
+            self._fit_terms(None if texts is None else catalogue.texts.to_pylist(), fields, user_index, item_index,
+                            rating)
+        return self._fit(user_index, item_index, rating, data.users, catalogue, data.timestamp[rows])
 
-    def _fit_terms(self, token_strings) -> None:
-        """The content part's TF-IDF terms of the catalogue's products (unless switched off)."""
-        if self.config.content_terms > 0:
-            started = time.perf_counter()
+    def _fit_terms(self, token_strings, fields, user_index, item_index, rating) -> None:
+        """The content part's TF-IDF terms of the catalogue's products (unless switched off): of
+        every field, weighted as validation chooses, when ``fields`` are given and the config
+        reads all fields; else of the one-field ``token_strings``."""
+        self._field_figures = None
+        if self.config.content_terms <= 0:
+            return
+        started = time.perf_counter()
+        if fields is not None and (self.config.content_fields == "all" or token_strings is None):
+            counts = FieldCounts.count(fields)
+            weights = {name: 1.0 for name in fields}
+            if self.config.validation_share > 0 and (rating >= self.config.threshold).sum() >= 200:
+                weights, self._field_figures = choose_field_weights(self.config, counts, user_index, item_index, rating)
+            self._terms = TermWeights.from_fields(counts, weights, self.config.content_terms)
+            del counts
+            what = "fields " + ", ".join(f"{name} {weight:g}" for name, weight in weights.items())
+        else:
             self._terms = TermWeights.fit(token_strings, self.config.content_terms)
-            self._log(f"recommender: TF-IDF terms of {len(token_strings):,} products ({self._terms.vocabulary:,} "
-                      f"terms), {time.perf_counter() - started:.0f} s")
+            what = "one-field text"
+        self._log(f"recommender: TF-IDF terms of {self._terms.rows.shape[0]:,} products ({self._terms.vocabulary:,} "
+                  f"terms; {what}), {time.perf_counter() - started:.0f} s")
 
     def _log(self, line: str) -> None:
         if self.log is not None:
@@ -211,6 +235,8 @@ class TwoStageRecommender(Recommender):
             choice = choose_blend(self.config, parts_of, new_parts, user_index, item_index, rating, keep,
                                   self._encode_or_none)
             blend, self.validation = choice.blend, choice.figures
+            if self._field_figures is not None:
+                self.validation["fields"] = self._field_figures
             if keep:  # the parts stay as fitted; the held likes join the tables they read
                 self._log(f"recommender: {n_likes:,} likes, above refit_max_likes "
                           f"({self.config.refit_max_likes:,}): the models fitted on "
@@ -463,8 +489,9 @@ class TwoStageRecommender(Recommender):
         vectors, tokens = new_item_vectors(items, self.encoder, self.text_config, item_vectors, self._terms is not None)
         texts = display_texts(items, None) if self.catalogue.texts is not None else None
         rows = self.catalogue.append(items["item_id"].astype(str), vectors, frame_titles(items), texts)
-        if self._terms is not None:
-            self._terms.append(tokens)
+        if self._terms is not None:  # by field, as the catalogue was, where the new products have fields
+            fields = item_fields(items) if self._terms.field_weights is not None else None
+            self._terms.append(tokens if fields is None else fields)
         self.parts.add_products(rows)
         return len(rows)
 

@@ -1,9 +1,11 @@
 """TF-IDF term weights of the two-stage recommender's content part (``hybrid.content.terms``)."""
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from hybrid.content.terms import TermWeights, keep_heaviest
+from hybrid.core.errors import ArgumentError
 
 
 def corpus(n=400, seed=0):
@@ -93,3 +95,45 @@ def test_transforming_a_catalogue_text_gives_its_fitted_row():
     again = terms.transform(texts)
     np.testing.assert_allclose(again.toarray(), terms.rows.toarray(), atol=1e-6)
     assert 0 < np.linalg.norm(again[5].toarray()) < 0.99  # its rare words hold the rest of its length
+
+
+def test_field_weights_decide_how_much_each_field_counts():
+    from hybrid.content.terms import FieldCounts
+
+    texts = corpus()
+    other = corpus(seed=5)
+    counts = FieldCounts.count({"title": texts, "description": other})
+    alone = TermWeights.fit(texts, max_terms=0, min_df=1)
+    one = TermWeights.from_fields(FieldCounts.count({"title": texts}), {"title": 1.0}, max_terms=0, min_df=1)
+    assert one.terms == alone.terms and abs(one.rows - alone.rows).max() < 1e-6  # one field of weight 1 is fit
+    title_only = TermWeights.from_fields(counts, {"title": 1.0, "description": 0.0}, max_terms=0, min_df=1)
+    assert title_only.terms == alone.terms and abs(title_only.rows - alone.rows).max() < 1e-6
+    # weighing the description up moves each product's row toward its description's terms
+    described = TermWeights.fit(other, max_terms=0, min_df=1)
+    columns = [title_only.column[t] for t in described.terms]
+
+    def cosine_to_description(weights):
+        terms = TermWeights.from_fields(counts, weights, max_terms=0, min_df=1)
+        mine = terms.rows[:, columns].toarray()
+        return np.mean([mine[k] @ described.rows[k].toarray().ravel() for k in range(50) if k not in (3, 7)])
+
+    light, even, heavy = (cosine_to_description({"title": 1.0, "description": w}) for w in (0.5, 1.0, 4.0))
+    assert light < even < heavy
+    # new products by field, as the catalogue was; a sentence reads as one field of weight 1
+    terms = TermWeights.from_fields(counts, {"title": 2.0, "description": 0.5}, max_terms=0, min_df=1)
+    again = terms.transform({"title": texts[:5], "description": other[:5]})
+    assert abs(again - terms.rows[:5]).max() < 1e-5
+    assert terms.transform(["w1 w2"]).nnz == 2
+    with pytest.raises(ArgumentError, match="must weigh some of the fields"):
+        TermWeights.from_fields(counts, {"title": 0.0, "description": 0.0})
+
+
+def test_field_weights_are_saved_with_the_terms(tmp_path):
+    from hybrid.content.terms import FieldCounts
+
+    counts = FieldCounts.count({"title": corpus(), "description": corpus(seed=5)})
+    terms = TermWeights.from_fields(counts, {"title": 2.0, "description": 0.0}, max_terms=16)
+    terms.save(tmp_path)
+    loaded = TermWeights.load(tmp_path)
+    assert loaded.field_weights == {"title": 2.0, "description": 0.0} and loaded.terms == terms.terms
+    assert TermWeights.fit(corpus()).field_weights is None

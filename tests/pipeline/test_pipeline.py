@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pyarrow.parquet as pq
 
 import hybrid
 from hybrid.cli import main
@@ -30,6 +31,14 @@ def test_amazon_samples_end_to_end(tmp_path, amazon_dir, capsys):
     assert len(data.cold_items) > 3000  # catalogue items without ratings stay as cold candidates
     assert data.item_vectors.shape == (len(data.items), 50)
     assert not any("<" in t for t in data.item_titles if t)
+    # the text stage keeps every field cleaned beside the one-field text (what the content part reads)
+    from hybrid.data.text import TEXT_FIELDS
+
+    texts = pq.read_table(out / "text" / "item_text.parquet").to_pylist()
+    assert all(len(row["fields"]) == len(TEXT_FIELDS) for row in texts)
+    titled = [row for row in texts if row["fields"][TEXT_FIELDS.index("title")]]
+    assert len(titled) > 1000 and not any("<" in f for row in titled for f in row["fields"])
+    assert all(row["text"] in row["fields"] for row in texts if row["source"] in TEXT_FIELDS)
     vectors = json.loads((out / "reports" / "vectors.json").read_text())
     assert vectors["token_coverage"] > 0.9 and vectors["product_coverage"] > 0.9
     assert vectors["own_process"] and report["own_process"]  # each stage in a fresh process

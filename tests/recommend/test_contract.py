@@ -295,3 +295,21 @@ def test_hybrid_load_names_each_kind_as_its_module_declares():
     for kind, (module, name) in READERS.items():
         module = importlib.import_module(module)
         assert module.KIND == kind and getattr(module, name).__name__ == name
+
+
+def test_the_two_stage_content_part_reads_every_field_of_canonical_items(tmp_path):
+    """Items given by their canonical fields (no free text): the content part weighs each field
+    (here all at 1: no validation), saved with the model; a cold product is found by the words of
+    its description though its title says nothing."""
+    items = pd.DataFrame({"item_id": [f"m{i}" for i in range(N_ITEMS)],
+                          "title": [f"Film {i}" for i in range(N_ITEMS)],
+                          "description": [[f"<p>{TASTES[i % 3]}</p>"] for i in range(N_ITEMS)],
+                          "category": [["Films"] for _ in range(N_ITEMS)]})
+    rec = FACTORIES["two-stage"]().fit(ratings(), items)
+    assert rec.terms.field_weights == {"description": 1.0, "category": 1.0, "title": 1.0}
+    ids, _ = rec.recommend_for_new_user(text="haunted vampire", N=5)
+    assert all(int(i[1:]) % 3 == 2 for i in ids), ids  # horror films only
+    why = rec.explain("u2", ["m44"])[0]  # cold, a horror film; u2 likes horror
+    assert why["words"] and {w["word"] for w in why["words"]} <= set(TASTES[2].split())
+    rec.save(tmp_path / "model")
+    assert hybrid.load(tmp_path / "model").terms.field_weights == rec.terms.field_weights
