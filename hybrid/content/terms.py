@@ -113,6 +113,31 @@ class FieldCounts:
         return cls(counter.get_feature_names_out().tolist(), counted)
 
 
+    def in_vocabulary(self, field: str, terms: "TermWeights") -> sp.csr_matrix | None:
+        """Which of ``terms``' vocabulary each product's ``field`` has (products x terms, 1 =
+        has it), or None where no product's field has a word of it.
+
+        Example:
+            >>> counts = FieldCounts.count({"title": ["red strap", "red cable"], "category": ["straps", "cables"]})
+            >>> counts.in_vocabulary("category", TermWeights.from_fields(counts, {"title": 1, "category": 1}, min_df=1)).nnz
+            2
+        """
+        counted = self.fields.get(field)
+        if counted is None:
+            return None
+        column = np.array([terms.column.get(term, -1) for term in self.terms], np.int64)
+        mapped = column[counted.indices]
+        keep = mapped >= 0
+        if not keep.any():
+            return None
+        row = np.repeat(np.arange(counted.shape[0]), np.diff(counted.indptr))[keep]
+        out = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (row, mapped[keep])),
+                            shape=(counted.shape[0], terms.vocabulary))
+        out.sum_duplicates()
+        out.data[:] = 1.0
+        return out
+
+
 class TermWeights:
     """A fitted TF-IDF vocabulary (sublinear term frequency) and the products' term rows.
 

@@ -15,7 +15,8 @@ of its own and returns a ``Blend`` with the figures it was chosen on, and change
   products do (on a real catalogue most are never liked).
 - The weight of a new user's words (given with liked products): validation users come as a new
   user would, with ``WORDS_GIVEN`` of their training likes and one word drawn from the terms of
-  their other likes; their held-out likes are what they should find; the weight chosen puts the most of their top 10 on products with that
+  their other likes (of their categories, where the catalogue has that field: what a person's
+  words name); their held-out likes are what they should find; the weight chosen puts the most of their top 10 on products with that
   word (the smallest weight within ``WORDS_CLOSE`` of the most) while their NDCG@10 stays within
   ``words_tolerance`` of their likes' alone.
 """
@@ -43,6 +44,7 @@ WORDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0
 WORDS_GIVEN = 5  # liked products a validation new user gives
 WORDS_MAX_COVER = 0.3  # a word on more of the catalogue than this says nothing: not drawn
 WORDS_USERS = 500  # validation new users, at most
+WORDS_MIN_USERS = 50  # fewer drawing a category word: words are drawn from every term instead
 WORDS_CLOSE = 0.01  # shares of the top 10 this close to the best are as good: the smallest weight wins
 
 
@@ -138,7 +140,8 @@ def cold_validation(config: TwoStageConfig, item_index, fit_rows):
 
 
 def choose_blend(config: TwoStageConfig, cases: dict, new_parts: Callable[[], ScoringParts],
-                 user_index, item_index, rating, keep: bool, encode=None) -> BlendChoice:
+                 user_index, item_index, rating, keep: bool, encode=None,
+                 word_rows: sp.csr_matrix | None = None) -> BlendChoice:
     """The blend weights with the best NDCG@10 on validation likes for each case, and the unliked
     offset (see the module's docstring). ``new_parts()`` gives unfitted parts over the
     recommender's users and catalogue.
@@ -147,7 +150,8 @@ def choose_blend(config: TwoStageConfig, cases: dict, new_parts: Callable[[], Sc
     held out as new (at most ``cold_validation_items``: a small part of so many likes), serves all
     three choices and is returned as ``kept``; those products are left out of the offset's
     rankings. ``encode(text)``: a sentence's text vector or None (the validation new users'
-    words move their retrieval vector as a person's do)."""
+    words move their retrieval vector as a person's do). ``word_rows``: products x terms, the
+    terms the validation new users' words are drawn from (None: every term of the products)."""
     threshold = config.threshold
 
     def rows(r):
@@ -196,7 +200,7 @@ def choose_blend(config: TwoStageConfig, cases: dict, new_parts: Callable[[], Sc
     if config.words_tolerance > 0 and probes and probes[0][0].terms is not None and "no_network" in weights:
         probe, fit, held = probes[0]
         words, scales, figures["words"] = _choose_words(config, Blend(weights, probe.scales, offset), probe,
-                                                        rows(fit)[:2], rows(held), encode)
+                                                        rows(fit)[:2], rows(held), encode, word_rows)
     return BlendChoice(Blend(weights, scales, offset, words), figures, kept)
 
 
@@ -243,13 +247,16 @@ def _choose_offset(config: TwoStageConfig, weights: dict, probes: list, rows, le
                     "grid": [{"offset": float(o), "ndcg@10": float(v)} for o, v in zip(OFFSETS, ndcg)]}
 
 
-def word_requests(config: TwoStageConfig, probe: ScoringParts, fit_pairs, held_ratings) -> list[tuple]:
+def word_requests(config: TwoStageConfig, probe: ScoringParts, fit_pairs, held_ratings,
+                  word_rows: sp.csr_matrix | None = None) -> list[tuple]:
     """Validation new users built from known ones as a new user comes: ``(given, term,
     relevant)`` each, ``given`` ``WORDS_GIVEN`` of the user's likes in the fit, ``term`` a word
     drawn (weighted by its count) from the terms of all their other likes (a person's words name
-    one of their tastes) that 2 to ``WORDS_MAX_COVER`` of the products have, ``relevant`` their
-    held-out likes (the fitted parts never saw them; their other likes they did)."""
+    one of their tastes; ``word_rows``' terms of them, when given) that 2 to ``WORDS_MAX_COVER`` of
+    the products have, ``relevant`` their held-out likes (the fitted parts never saw them; their
+    other likes they did)."""
     terms, n = probe.terms, len(probe.catalogue)
+    drawn_from = terms.rows if word_rows is None else word_rows
     documents = np.bincount(terms.rows.indices, minlength=terms.vocabulary)
     usable = (documents >= 2) & (documents <= WORDS_MAX_COVER * n)
     task = sample_users(ranking_task(*fit_pairs, *held_ratings, np.arange(n), config.threshold), WORDS_USERS,
@@ -261,7 +268,7 @@ def word_requests(config: TwoStageConfig, probe: ScoringParts, fit_pairs, held_r
         if len(likes) < WORDS_GIVEN:
             continue
         given = rng.choice(likes, WORDS_GIVEN, replace=False)
-        found = terms.rows[sorted((set(likes.tolist()) | held) - set(given.tolist()))].indices
+        found = drawn_from[sorted((set(likes.tolist()) | held) - set(given.tolist()))].indices
         found = found[usable[found]]
         if not len(found):
             continue
@@ -288,10 +295,13 @@ def _request_features(probe: ScoringParts, requests: list[tuple], vectors: dict,
     return probe.features(users, history, given, None, None, k, probe.profiles(history, text_terms), sentence)
 
 
-def _choose_words(config: TwoStageConfig, blend: Blend, probe: ScoringParts, fit_pairs, held_ratings, encode):
+def _choose_words(config: TwoStageConfig, blend: Blend, probe: ScoringParts, fit_pairs, held_ratings, encode,
+                  word_rows=None):
     """The words' weight (see the module's docstring), its parts' scales and the figures; 0 where
     no validation new user can be built."""
-    requests = word_requests(config, probe, fit_pairs, held_ratings)
+    requests = word_requests(config, probe, fit_pairs, held_ratings, word_rows)
+    if word_rows is not None and len(requests) < WORDS_MIN_USERS:  # categories too broad or too few
+        word_rows, requests = None, word_requests(config, probe, fit_pairs, held_ratings)
     vectors = None
     if encode is not None:  # a word the encoder does not know is refused by a real request too
         vectors = {w: encode(w) for w in {probe.terms.terms[t] for _, t, _ in requests}}
@@ -329,4 +339,5 @@ def _choose_words(config: TwoStageConfig, blend: Blend, probe: ScoringParts, fit
     most = max(g["with_word@10"] for g in allowed)
     best = min((g for g in allowed if g["with_word@10"] >= most - WORDS_CLOSE), key=lambda g: g["words"])
     return float(best["words"]), scale, {"users": len(requests), "likes_only_ndcg@10": float(base), "best": best,
+                                         "words_from": "all terms" if word_rows is None else "categories",
                                          "grid": grid}

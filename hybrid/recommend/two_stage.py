@@ -116,6 +116,7 @@ class TwoStageRecommender(Recommender):
         self._terms: TermWeights | None = None
         self._rated_at: sp.csr_matrix | None = None
         self._field_figures: dict | None = None  # how the text fields' weights were chosen
+        self._word_rows: sp.csr_matrix | None = None  # the category terms of products (fit only)
 
     weights = property(lambda self: self.blend.weights, doc="The blend's weights per case.")
     unliked_offset = property(lambda self: self.blend.unliked_offset,
@@ -180,7 +181,7 @@ class TwoStageRecommender(Recommender):
         """The content part's TF-IDF terms of the catalogue's products (unless switched off): of
         every field, weighted as validation chooses, when ``fields`` are given and the config
         reads all fields; else of the one-field ``token_strings``."""
-        self._field_figures = None
+        self._field_figures = self._word_rows = None
         if self.config.content_terms <= 0:
             return
         started = time.perf_counter()
@@ -190,6 +191,7 @@ class TwoStageRecommender(Recommender):
             if self.config.validation_share > 0 and (rating >= self.config.threshold).sum() >= 200:
                 weights, self._field_figures = choose_field_weights(self.config, counts, user_index, item_index, rating)
             self._terms = TermWeights.from_fields(counts, weights, self.config.content_terms)
+            self._word_rows = counts.in_vocabulary("category", self._terms)
             del counts
             what = "fields " + ", ".join(f"{name} {weight:g}" for name, weight in weights.items())
         else:
@@ -233,7 +235,7 @@ class TwoStageRecommender(Recommender):
             new_parts = (lambda: self._new_parts(catalogue)) if keep else \
                 (lambda: self._new_parts(Catalogue(catalogue.ids, catalogue.vectors, catalogue.titles)))
             choice = choose_blend(self.config, parts_of, new_parts, user_index, item_index, rating, keep,
-                                  self._encode_or_none)
+                                  self._encode_or_none, self._word_rows)
             blend, self.validation = choice.blend, choice.figures
             if self._field_figures is not None:
                 self.validation["fields"] = self._field_figures
@@ -248,6 +250,7 @@ class TwoStageRecommender(Recommender):
             self.parts = self._new_parts(catalogue).fit(user_index, item_index, rating)
         self.blend = Blend(blend.weights, {**self.parts.scales, **blend.scales}, blend.unliked_offset, blend.words)
         self.parts.info["refit"] = validated and not keep
+        self._word_rows = None
         self._rated_at = None if times is None else latest_times(user_index, item_index, times, self.parts.rated.shape)
         return self
 

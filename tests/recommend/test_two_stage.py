@@ -29,7 +29,10 @@ def fitted(ml100k):
     train, test = random_split(len(data.rating), 0.2, seed=0)
     rec = TwoStageRecommender(retrieval={"epochs": 5, "patience": 2}, train={"epochs": 2},
                               config={"validation_users": 500}, seed=0)
-    return rec.fit_dataset(data, train, encoder=encoder, texts=product_texts(data, out)), data, train, test
+    from hybrid.pipeline.stages import catalogue_fields
+
+    fields = catalogue_fields(data, out / "text" / "item_text.parquet")
+    return rec.fit_dataset(data, train, encoder=encoder, texts=product_texts(data, out), fields=fields), data, train, test
 
 
 @pytest.fixture(scope="module")
@@ -262,6 +265,7 @@ def test_a_new_users_words_shape_the_list_their_likes_start(fitted, tmp_path):
     assert chosen["best"] in allowed  # NDCG@10 within the tolerance of the likes' alone
     assert chosen["best"]["with_word@10"] >= max(g["with_word@10"] for g in allowed) - WORDS_CLOSE
     assert chosen["grid"][-1]["with_word@10"] > 2 * chosen["grid"][0]["with_word@10"]  # the words can steer
+    assert chosen["words_from"] == "categories"  # their words name their genres, as a person's would
     texts = rec.catalogue.texts.to_pylist()
 
     def horror_share(ids):
