@@ -43,7 +43,7 @@ from hybrid.content.frames import (
     require_columns,
 )
 from hybrid.content.terms import FieldCounts, TermWeights, unit_sparse_rows
-from hybrid.content.vectors import TextEncoder
+from hybrid.content.vectors import TextEncoder, unit_rows
 from hybrid.core.config import ModelConfig, RetrievalConfig, TrainConfig, TwoStageConfig, check_count, check_settings
 from hybrid.core.errors import ArgumentError, NotFittedError
 from hybrid.core.persistence import load_csr, read_manifest, reading_folder, save_csr, write_manifest
@@ -362,9 +362,11 @@ class TwoStageRecommender(Recommender):
         - ``parts``: each part's share of it (its blend weight times its standardised score:
           retrieval, item_item, network, content); with ``offset`` (products nobody liked in
           training) they add up to ``score``;
-        - ``because``: the user's liked products that led to it through the item-item part, at
-          most ``n_because``, each with its share of that part's raw score (when the part weighs
-          in this case);
+        - ``because``: the user's liked products that led to it, at most ``n_because``, each with
+          its share and ``via``: ``item_item``, its share of that part's raw score (when the part
+          weighs in and the product has neighbours among the likes); else ``retrieval``, the liked
+          products nearest it in the retrieval towers' item space (cosine; shares of their
+          positive sum), what brought it up among the candidates (when that part weighs in);
         - ``words``: the terms the user's liked products and this product share, at most
           ``n_words``, each with its share of the content part's raw score, a cosine (when the
           content part weighs in).
@@ -404,16 +406,22 @@ class TwoStageRecommender(Recommender):
         # each liked product's neighbour similarity to each asked product: the item-item part's
         # raw score is their sum
         related = parts.neighbours[liked][:, rows].toarray() if len(liked) and "item_item" in shares else None
+        near = None  # the liked products' cosines to each asked one in the retrieval item space
+        if len(liked) and "retrieval" in shares:
+            items = unit_rows(np.asarray(parts.scorer.item_matrix[np.concatenate([liked, rows])], np.float32))
+            near = items[:len(liked)] @ items[len(liked):].T
         ids = self.catalogue.ids
         explained = []
         for m, row in enumerate(rows):
             entry = {"item_id": ids.ids([row])[0], "parts": {part: float(v[0, m]) for part, v in shares.items()},
                      "offset": float(offset[0, m]), "because": [], "words": []}
             entry["score"] = float(sum(entry["parts"].values()) + entry["offset"])
-            if related is not None:
-                values = related[:, m]
+            for via, table in (("item_item", related), ("retrieval", near)):
+                if table is None or entry["because"]:
+                    continue
+                values = np.maximum(table[:, m], 0.0)
                 total = values.sum()
-                entry["because"] = [{"item_id": ids.ids([liked[k]])[0], "share": float(values[k] / total)}
+                entry["because"] = [{"item_id": ids.ids([liked[k]])[0], "share": float(values[k] / total), "via": via}
                                     for k in np.argsort(-values, kind="stable")[:n_because] if values[k] > 0]
             if "content" in shares:
                 profile, terms = profiles[0], self._terms.rows[row]
@@ -427,13 +435,15 @@ class TwoStageRecommender(Recommender):
 
     def why(self, explained: dict) -> str:
         """One line a person reads for an ``explain`` entry, e.g. ``because you liked Star Wars
-        and Return of the Jedi · matches 'space', 'war'``; a product reached by neither reads
-        ``close to what you liked`` (the retrieval and network parts)."""
+        and Return of the Jedi · matches 'space', 'war'`` (liked products through the item-item
+        part), ``close to Star Wars, which you liked`` (through the retrieval item space); a
+        product reached by neither reads ``close to what you liked``."""
         said = []
         if explained["because"]:
             titles, _ = self._item_columns(np.asarray([b["item_id"] for b in explained["because"][:2]], object))
-            names = [title or b["item_id"] for title, b in zip(titles, explained["because"])]
-            said.append("because you liked " + " and ".join(names))
+            names = " and ".join(title or b["item_id"] for title, b in zip(titles, explained["because"]))
+            retrieved = explained["because"][0].get("via") == "retrieval"
+            said.append(f"close to {names}, which you liked" if retrieved else f"because you liked {names}")
         if explained["words"]:
             said.append("matches " + ", ".join(f"'{w['word']}'" for w in explained["words"]))
         return " · ".join(said) or "close to what you liked"

@@ -128,7 +128,11 @@ def test_an_explanation_adds_up_to_the_score_and_names_what_led_to_it(fitted):
     liked = rec.parts.likes[user].indices
     named = [b for e in explained for b in e["because"]]
     assert named and all(b["item_id"] in set(rec.catalogue.ids.ids(liked)) for b in named)
-    assert all(0 < b["share"] <= 1 for b in named) and not explained[-1]["because"]  # nobody liked it: no neighbours
+    assert all(0 < b["share"] <= 1 for b in named) and any(b["via"] == "item_item" for b in named)
+    # nobody liked it: no neighbours; the liked products nearest it in the towers' item space
+    assert explained[-1]["because"] and all(b["via"] == "retrieval" for b in explained[-1]["because"])
+    assert sum(b["share"] for b in explained[-1]["because"]) <= 1 + 1e-9
+    assert rec.why(explained[-1]).startswith("close to ") and ", which you liked" in rec.why(explained[-1])
     texts = rec.catalogue.texts.to_pylist()
     users_words = {w for row in liked for w in tokenize(texts[row] or "")}
     for entry in explained:

@@ -480,7 +480,7 @@ def test_the_command_line_answers_from_the_two_stage_model(served_model, capsys)
     for answer in why:
         parts = answer["explanation"]
         assert sum(parts["parts"].values()) + parts["offset"] == pytest.approx(answer["score"], rel=1e-6)
-        assert answer["why"].startswith(("because you liked", "matches", "close to what you liked"))
+        assert answer["why"].startswith(("because you liked", "matches", "close to "))
     assert main(["recommend", "--user", "196", "--n", "3", "--why", *model]) == 0
     assert "because you liked" in capsys.readouterr().out
     assert main(["recommend", "--liked", "50,172", "--text", "space war", "--why", "--json", *model]) == 0
