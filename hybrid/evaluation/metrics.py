@@ -38,6 +38,22 @@ def _dcg(hits: np.ndarray) -> np.ndarray:
     return (hits / np.log2(np.arange(2, hits.shape[1] + 2))).sum(axis=1)
 
 
+def ndcg_per_user(top: np.ndarray, relevant: list[set], k: int) -> np.ndarray:
+    """NDCG@k of each top-k list (one row per user) against its relevant set; their mean is
+    ``ranking_metrics_from_lists``' ``ndcg``.
+
+    Example:
+        >>> ndcg_per_user(np.array([[3, 1, 2], [1, 2, 3]]), [{1, 9}, {1}], k=3).round(4).tolist()
+        [0.3869, 1.0]
+    """
+    top = top[:, :k]
+    hits = np.array([[item in rel for item in row] for row, rel in zip(top, relevant)], dtype=float)
+    ideal = np.zeros_like(hits)
+    for row, rel in enumerate(relevant):
+        ideal[row, : min(len(rel), k)] = 1
+    return _dcg(hits) / _dcg(ideal)
+
+
 def ranking_metrics_from_lists(top: np.ndarray, relevant: list[set], k: int) -> dict:
     """Metrics of top-k lists (one row of item indices per user) against relevant sets.
 
