@@ -97,9 +97,17 @@ def test_a_new_user_profile_gets_recommendations_that_say_why(page):
     assert varied == [i["item_id"] for i in api["items"]] and set(varied) != answered
     page.fill("#diversity", "0")
     page.dispatch_event("#diversity", "input")
-    # removing a liked product changes the profile
+    # removing a liked product changes the profile, and the list shown is asked again for it
+    removed = profile.first.get_attribute("data-item-id")
     profile.first.locator("button").click()
     playwright_api.expect(page.locator("#profile li[data-item-id]")).to_have_count(1)
+    kept = (liked - {removed}).pop()
+    api = page.server.client.post("/api/recommendations/new-user", json={
+        "liked_items": [kept], "text": "space adventure", "n": 10}).json()
+    wanted = [i["item_id"] for i in api["items"]]
+    playwright_api.expect(page.locator("#new-user-results li .why")).to_have_count(10)
+    page.wait_for_function("(ids) => [...document.querySelectorAll('#new-user-results li')]"
+                           ".map((li) => li.dataset.itemId).join() === ids.join()", arg=wanted)
 
 
 def test_a_known_user_then_an_unknown_one_clears_the_stale_list(page):
