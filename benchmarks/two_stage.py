@@ -35,11 +35,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from hybrid.content.vectors import unit_rows
-from hybrid.data.text import field_texts, stop_words
 from hybrid.evaluation.metrics import (
     evaluate_ranking,
     evaluate_recommendations,
@@ -66,12 +64,9 @@ GIVEN = 5  # liked items a new user gives
 TFIDF_BASELINES = ("tfidf-profile", "tfidf-all-fields")
 
 
-def all_fields_texts(work: Path, data) -> list[str]:
-    """Every catalogue product's text fields cleaned and joined, in catalogue order."""
-    stop = stop_words()[0]
-    by_id = {row["item_id"]: " ".join(t for t in field_texts(row, stop=stop).values() if t)
-             for row in pq.read_table(work / "ingest" / "items.parquet").to_pylist()}
-    return [by_id.get(item, "") for item in data.items.ids(np.arange(len(data.items)))]
+def all_fields_texts(fields: dict[str, list[str]]) -> list[str]:
+    """Every catalogue product's cleaned text fields (``Prepared.fields``) joined, in catalogue order."""
+    return [" ".join(t for t in texts if t) for texts in zip(*fields.values())]
 
 
 def prepared(name: str, work: Path):
@@ -79,7 +74,7 @@ def prepared(name: str, work: Path):
     texts as the recommender reads them (``(one-field texts, fields)``), and the TF-IDF rows of
     each TF-IDF baseline (``TFIDF_BASELINES``)."""
     ready = prepare(work, **DATASETS[name])
-    tfidf = {"tfidf-profile": tfidf_rows(ready.texts), "tfidf-all-fields": tfidf_rows(all_fields_texts(work, ready.data))}
+    tfidf = {"tfidf-profile": tfidf_rows(ready.texts), "tfidf-all-fields": tfidf_rows(all_fields_texts(ready.fields))}
     return ready.data, ready.encoder, (ready.texts, ready.fields), tfidf
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-
 from typing import Sequence
 
 import numpy as np
@@ -111,7 +110,6 @@ class FieldCounts:
         except ValueError:  # no word in any text
             return cls([], {name: sp.csr_matrix((lengths.pop(), 0), dtype=np.float32) for name in texts})
         return cls(counter.get_feature_names_out().tolist(), counted)
-
 
     def in_vocabulary(self, field: str, terms: "TermWeights") -> sp.csr_matrix | None:
         """Which of ``terms``' vocabulary each product's ``field`` has (products x terms, 1 =

@@ -46,12 +46,19 @@ def ndcg_per_user(top: np.ndarray, relevant: list[set], k: int) -> np.ndarray:
         >>> ndcg_per_user(np.array([[3, 1, 2], [1, 2, 3]]), [{1, 9}, {1}], k=3).round(4).tolist()
         [0.3869, 1.0]
     """
+    hits, ideal = _hits(top, relevant, k)
+    return _dcg(hits) / _dcg(ideal)
+
+
+def _hits(top: np.ndarray, relevant: list[set], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(hits, ideal)``: 1 where each top-k list's entry is relevant, and where the best list
+    would have one."""
     top = top[:, :k]
     hits = np.array([[item in rel for item in row] for row, rel in zip(top, relevant)], dtype=float)
     ideal = np.zeros_like(hits)
     for row, rel in enumerate(relevant):
         ideal[row, : min(len(rel), k)] = 1
-    return _dcg(hits) / _dcg(ideal)
+    return hits, ideal
 
 
 def ranking_metrics_from_lists(top: np.ndarray, relevant: list[set], k: int) -> dict:
@@ -62,12 +69,8 @@ def ranking_metrics_from_lists(top: np.ndarray, relevant: list[set], k: int) -> 
         >>> m["precision"], m["recall"], m["hit_rate"], round(m["ndcg"], 4), m["map"]
         (0.3333333333333333, 0.5, 1.0, 0.3869, 0.25)
     """
-    top = top[:, :k]
-    hits = np.array([[item in rel for item in row] for row, rel in zip(top, relevant)], dtype=float)
+    hits, ideal = _hits(top, relevant, k)
     n_rel = np.array([len(r) for r in relevant], dtype=float)
-    ideal = np.zeros_like(hits)
-    for row, n in enumerate(n_rel.astype(int)):
-        ideal[row, : min(n, k)] = 1
     precision_at = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
     ap = (precision_at * hits).sum(axis=1) / np.minimum(n_rel, k)
     return {"precision": float(np.mean(hits.sum(axis=1) / k)),

@@ -123,28 +123,29 @@ def train_step(dataset_ratings, dataset_users, dataset_items, dataset_vectors, e
             "final_val_loss": min(rec.training["history"].get("val_loss", [float("nan")]))}
 
 
-def catalogue_texts(data, item_text_path) -> pa.Array:
-    """The text stage's cleaned texts of the encoded dataset's products, in catalogue order."""
-    texts = pq.read_table(item_text_path, columns=["item_id", "text"])
-    positions = pc.index_in(pa.array(data.items.values, pa.string()), value_set=texts.column("item_id"))
-    ordered = texts.column("text").take(positions)
-    del texts
+def _in_catalogue_order(data, item_text_path, column: str) -> pa.Array:
+    """One column of the text stage's table for the encoded dataset's products, in catalogue order."""
+    table = pq.read_table(item_text_path, columns=["item_id", column])
+    positions = pc.index_in(pa.array(data.items.values, pa.string()), value_set=table.column("item_id"))
+    ordered = table.column(column).take(positions)
+    del table
     release_arrow_pages()  # the table read, now copied in catalogue order
     return ordered
+
+
+def catalogue_texts(data, item_text_path) -> pa.Array:
+    """The text stage's cleaned texts of the encoded dataset's products, in catalogue order."""
+    return _in_catalogue_order(data, item_text_path, "text")
 
 
 def catalogue_fields(data, item_text_path) -> dict[str, list[str]]:
     """The text stage's cleaned fields of the encoded dataset's products, one list per field of
     ``TEXT_FIELDS`` in catalogue order ('' where a product lacks the field)."""
-    table = pq.read_table(item_text_path, columns=["item_id", "fields"])
-    positions = pc.index_in(pa.array(data.items.values, pa.string()), value_set=table.column("item_id"))
-    ordered = table.column("fields").take(positions)
-    del table
+    ordered = _in_catalogue_order(data, item_text_path, "fields")
     flat = pc.list_flatten(ordered).to_numpy(zero_copy_only=False)
     width = len(TEXT_FIELDS)
     if len(flat) != width * len(ordered):
         raise InputFormatError(f"{item_text_path}: each product's fields must hold {width} texts ({TEXT_FIELDS})")
-    release_arrow_pages()
     return {name: flat[k::width].tolist() for k, name in enumerate(TEXT_FIELDS)}
 
 

@@ -115,8 +115,6 @@ class TwoStageRecommender(Recommender):
         self.validation: dict = {}
         self._terms: TermWeights | None = None
         self._rated_at: sp.csr_matrix | None = None
-        self._field_figures: dict | None = None  # how the text fields' weights were chosen
-        self._word_rows: sp.csr_matrix | None = None  # the category terms of products (fit only)
 
     weights = property(lambda self: self.blend.weights, doc="The blend's weights per case.")
     unliked_offset = property(lambda self: self.blend.unliked_offset,
@@ -147,17 +145,18 @@ class TwoStageRecommender(Recommender):
         self._terms = None
         user_index, item_index = users.index(ratings["user_id"].astype(str)), items_map.index(ratings["item_id"].astype(str))
         rating = ratings["rating"].to_numpy(np.float32)
+        chosen: tuple = (None, None)
         if items is not None:
             order = np.argsort(items_map.index(items["item_id"].astype(str)), kind="stable")
             fields = item_fields(items)
             if fields is not None:
                 fields = {name: [texts[k] for k in order] for name, texts in fields.items()}
             texts = item_token_strings(items, self.text_config)
-            self._fit_terms([texts[k] for k in order], fields, user_index, item_index, rating)
+            chosen = self._fit_terms([texts[k] for k in order], fields, user_index, item_index, rating)
         times = None
         if "timestamp" in ratings.columns:  # seconds; missing ones unknown (-1)
             times = pd.to_numeric(ratings["timestamp"], errors="coerce").fillna(-1).to_numpy(np.int64)
-        return self._fit(user_index, item_index, rating, users, catalogue, times)
+        return self._fit(user_index, item_index, rating, users, catalogue, times, *chosen)
 
     def fit_dataset(self, data: EncodedDataset, rows: np.ndarray | None = None,
                     encoder: TextEncoder | None = None, texts=None,
@@ -172,26 +171,33 @@ class TwoStageRecommender(Recommender):
         self.encoder, self._terms = encoder, None
         catalogue = Catalogue(data.items, data.item_vectors, data.item_titles, texts=texts)
         user_index, item_index, rating = data.user_index[rows], data.item_index[rows], data.rating[rows]
+        chosen: tuple = (None, None)
         if texts is not None or fields is not None:
-            self._fit_terms(None if texts is None else catalogue.texts.to_pylist(), fields, user_index, item_index,
-                            rating)
-        return self._fit(user_index, item_index, rating, data.users, catalogue, data.timestamp[rows])
+            chosen = self._fit_terms(None if texts is None else catalogue.texts.to_pylist(), fields, user_index,
+                                     item_index, rating)
+        return self._fit(user_index, item_index, rating, data.users, catalogue, data.timestamp[rows], *chosen)
 
-    def _fit_terms(self, token_strings, fields, user_index, item_index, rating) -> None:
+    def _validated(self, rating) -> bool:
+        """Whether ``fit`` chooses its settings on validation data: enough likes to carve it from."""
+        return self.config.validation_share > 0 and int((rating >= self.config.threshold).sum()) >= 200
+
+    def _fit_terms(self, token_strings, fields, user_index, item_index, rating) -> tuple:
         """The content part's TF-IDF terms of the catalogue's products (unless switched off): of
         every field, weighted as validation chooses, when ``fields`` are given and the config
-        reads all fields; else of the one-field ``token_strings``."""
-        self._field_figures = self._word_rows = None
+        reads all fields; else of the one-field ``token_strings``. Returns ``(word_rows,
+        field_figures)`` for ``_fit``: the products' category terms (validation new users' words
+        are drawn from them) and how the field weights were chosen (None where not)."""
+        word_rows = figures = None
         if self.config.content_terms <= 0:
-            return
+            return word_rows, figures
         started = time.perf_counter()
         if fields is not None and (self.config.content_fields == "all" or token_strings is None):
             counts = FieldCounts.count(fields)
             weights = {name: 1.0 for name in fields}
-            if self.config.validation_share > 0 and (rating >= self.config.threshold).sum() >= 200:
-                weights, self._field_figures = choose_field_weights(self.config, counts, user_index, item_index, rating)
+            if self._validated(rating):
+                weights, figures = choose_field_weights(self.config, counts, user_index, item_index, rating)
             self._terms = TermWeights.from_fields(counts, weights, self.config.content_terms)
-            self._word_rows = counts.in_vocabulary("category", self._terms)
+            word_rows = counts.in_vocabulary("category", self._terms)
             del counts
             what = "fields " + ", ".join(f"{name} {weight:g}" for name, weight in weights.items())
         else:
@@ -199,6 +205,7 @@ class TwoStageRecommender(Recommender):
             what = "one-field text"
         self._log(f"recommender: TF-IDF terms of {self._terms.rows.shape[0]:,} products ({self._terms.vocabulary:,} "
                   f"terms; {what}), {time.perf_counter() - started:.0f} s")
+        return word_rows, figures
 
     def _log(self, line: str) -> None:
         if self.log is not None:
@@ -217,7 +224,8 @@ class TwoStageRecommender(Recommender):
         return ScoringParts(self.config, self.retrieval_config, self.network_config, self.train_config, self.users,
                             catalogue, self._terms, self.log)
 
-    def _fit(self, user_index, item_index, rating, users: IdMap, catalogue: Catalogue, times=None):
+    def _fit(self, user_index, item_index, rating, users: IdMap, catalogue: Catalogue, times=None,
+             word_rows: sp.csr_matrix | None = None, field_figures: dict | None = None):
         user_index, item_index = np.asarray(user_index, np.int64), np.asarray(item_index, np.int64)
         rating = np.asarray(rating, np.float32)
         if not (rating >= self.config.threshold).any():
@@ -227,7 +235,7 @@ class TwoStageRecommender(Recommender):
         parts_of = cases(self.config.network, self._terms is not None)
         blend = Blend({case: w for case, w in equal_weights(parts_of).items() if not case.startswith("unliked")})
         n_likes = int((rating >= self.config.threshold).sum())
-        validated = self.config.validation_share > 0 and n_likes >= 200
+        validated = self._validated(rating)
         keep = validated and n_likes > self.config.refit_max_likes
         if validated:
             # parts fitted to choose the blend have a catalogue of their own (they mark which
@@ -235,10 +243,10 @@ class TwoStageRecommender(Recommender):
             new_parts = (lambda: self._new_parts(catalogue)) if keep else \
                 (lambda: self._new_parts(Catalogue(catalogue.ids, catalogue.vectors, catalogue.titles)))
             choice = choose_blend(self.config, parts_of, new_parts, user_index, item_index, rating, keep,
-                                  self._encode_or_none, self._word_rows)
+                                  self._encode_or_none, word_rows)
             blend, self.validation = choice.blend, choice.figures
-            if self._field_figures is not None:
-                self.validation["fields"] = self._field_figures
+            if field_figures is not None:
+                self.validation["fields"] = field_figures
             if keep:  # the parts stay as fitted; the held likes join the tables they read
                 self._log(f"recommender: {n_likes:,} likes, above refit_max_likes "
                           f"({self.config.refit_max_likes:,}): the models fitted on "
@@ -250,7 +258,6 @@ class TwoStageRecommender(Recommender):
             self.parts = self._new_parts(catalogue).fit(user_index, item_index, rating)
         self.blend = Blend(blend.weights, {**self.parts.scales, **blend.scales}, blend.unliked_offset, blend.words)
         self.parts.info["refit"] = validated and not keep
-        self._word_rows = None
         self._rated_at = None if times is None else latest_times(user_index, item_index, times, self.parts.rated.shape)
         return self
 
