@@ -6,7 +6,8 @@
 Datasets go through the project's own pipeline (ingest, text, vectors, dataset): MovieLens-100k
 (the default dataset), Amazon 2014 Musical Instruments 5-core from ../shared/data/amazon2014, and
 Amazon 2018 Magazine Subscriptions 5-core from ../shared/data/amazon (157 products, 2,375 ratings:
-a small second real category, HTML in its titles; ``--merge`` adds it to the results already there).
+a small second real category, HTML in its titles) and Gift Cards 5-core beside it (148 products,
+2,972 ratings, 93% of them 5 stars); ``--merge`` adds a dataset to the results already there.
 
     warm        random 80/20 of the ratings; every item a user did not rate in training is ranked
     cold-items  20% of the rated items held out with all their ratings; only they are ranked, so
@@ -57,6 +58,8 @@ DATASETS = {
                             "meta": [str(SHARED / "amazon2014" / "Musical_Instruments_meta_5.json.gz")]},
     "magazine-subscriptions": {"ratings": [str(SHARED / "amazon" / "Magazine_Subscriptions_5.json.gz")],
                                "meta": [str(SHARED / "amazon" / "meta_Magazine_Subscriptions.json.gz")]},
+    "gift-cards": {"ratings": [str(SHARED / "amazon" / "Gift_Cards_5.json.gz")],
+                   "meta": [str(SHARED / "amazon" / "meta_Gift_Cards.json.gz")]},
 }
 GIVEN = 5  # liked items a new user gives
 
