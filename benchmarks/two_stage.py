@@ -18,7 +18,7 @@ a small second real category, HTML in its titles) and Gift Cards 5-core beside i
 Two content baselines rank by the cosine of a user's TF-IDF profile (their liked products' rows)
 and each product's row: ``tfidf-profile`` over the one-field text the pipeline builds (feature,
 else description, else category), ``tfidf-all-fields`` over every text field a product has (title,
-brand, main category, features, description, categories). ``--only NAME ...`` measures just those
+brand, main category, features, description, categories, details). ``--only NAME ...`` measures just those
 baselines on the same seeded splits and merges them into the results already in ``--out``.
 
 Relevant = rating >= 4; NDCG@10 etc.; mean ± std over seeds. Every setting is chosen on a

@@ -26,6 +26,7 @@ import csv
 import errno
 import math
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -224,6 +225,32 @@ AMAZON_2023_KEYS = {"item_id": ("parent_asin", "asin"), "brand": ("store", "bran
                     "feature": ("features", "feature"), "category": ("categories", "category")}
 
 
+#: Attribute names whose values identify or ship a product rather than describe it: codes no two
+#: products share, and weights, sizes and shipping terms most products have.
+_NOT_DESCRIPTIVE = re.compile(r"\b(asin|isbn(-1[03])?|upc|ean|gtin|model number|part number|shipping|weight|"
+                              r"dimensions|date first|rank|reviews|discontinued)\b", re.IGNORECASE)
+
+
+def detail_texts(value) -> list[str]:
+    """A product's ``details`` attributes as ``"name: value"`` texts, in the record's order,
+    leaving out identifiers, shipping facts and values that are not text (nested objects).
+
+    Example:
+        >>> detail_texts({"\\n Publisher: \\n": "Conde Nast", "ASIN:": "B00005N7P0",
+        ...               "Format:": "Print Magazine", "Best Sellers Rank": {"Magazines": 3}})
+        ['Publisher: Conde Nast', 'Format: Print Magazine']
+    """
+    if not isinstance(value, dict):
+        return as_text_list(value) if isinstance(value, (str, list, tuple)) else []
+    texts = []
+    for name, text in value.items():
+        name = " ".join(str(name).split()).rstrip(":").strip()
+        text = as_text(text)
+        if text and not _NOT_DESCRIPTIVE.search(name):
+            texts.append(f"{name}: {text}" if name else text)
+    return texts
+
+
 def _first(obj: dict, keys: tuple[str, ...]):
     for key in keys:
         value = obj.get(key)
@@ -241,6 +268,7 @@ def _amazon_item(obj: dict, keys: dict) -> dict:
     item["feature"] = as_text_list(_first(obj, keys["feature"]))
     item["description"] = as_text_list(obj.get("description"))
     item["category"] = as_text_list(_first(obj, keys["category"]))
+    item["details"] = detail_texts(obj.get("details"))
     return item
 
 

@@ -8,6 +8,9 @@ items (one row per item id; text fields kept separate so the text stage can choo
     feature        list<string>  (bullet points; empty list when absent)
     description    list<string>  (paragraphs; empty list when absent)
     category       list<string>  (category path or genres; empty list when absent)
+    details        list<string>  (the product's attributes as "name: value", such as
+                                  "Publisher: Conde Nast" or "Material: Cotton"; identifiers and
+                                  shipping facts left out; empty list when absent)
 
 ratings (one row per (user, item) pair; duplicates resolved to the latest):
     user_id        string, never null
@@ -21,7 +24,7 @@ item_text (output of the text stage):
     source         string  which field the text came from ('feature', 'description',
                            'category', 'title', ... or 'none')
     fields         list<string>  every text field cleaned, in ``TEXT_FIELDS`` order (feature,
-                           description, category, title, brand, main_category; '' for a field
+                           description, category, details, title, brand, main_category; '' for a field
                            the product lacks): what the two-stage content part reads
 
 item_vectors (output of the vector stage):
@@ -35,7 +38,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 ITEM_TEXT_FIELDS = ("title", "brand", "main_category")
-ITEM_LIST_FIELDS = ("feature", "description", "category")
+ITEM_LIST_FIELDS = ("feature", "description", "category", "details")
 
 ITEMS_SCHEMA = pa.schema(
     [
@@ -46,6 +49,7 @@ ITEMS_SCHEMA = pa.schema(
         pa.field("feature", pa.list_(pa.string())),
         pa.field("description", pa.list_(pa.string())),
         pa.field("category", pa.list_(pa.string())),
+        pa.field("details", pa.list_(pa.string())),
     ]
 )
 
@@ -89,4 +93,5 @@ def empty_item(item_id: str) -> dict:
         "feature": [],
         "description": [],
         "category": [],
+        "details": [],
     }

@@ -18,7 +18,24 @@ def test_amazon2018_meta_keeps_text_fields_separate(tmp_path):
     assert detect_format(path).name == "amazon2018-meta"
     assert item == {"item_id": "B1", "title": "Cam & Lens", "brand": "Acme",
                     "main_category": "Camera & Photo", "feature": ["Zoom"],
-                    "description": ["<p>Nice</p>"], "category": ["Electronics", "Camera"]}
+                    "description": ["<p>Nice</p>"], "category": ["Electronics", "Camera"], "details": []}
+
+
+def test_amazon_meta_details_keep_what_describes_the_product(tmp_path):
+    """Attributes become "name: value" texts; identifiers, shipping facts and nested objects do not."""
+    details = {"\n    Publisher: \n    ": "Conde Nast", "Format:": "Print Magazine", "ASIN:": "B00005N7P0",
+               "Shipping Weight:": "3 ounces", "Item model number:": "GC-100", "Language": ["English", "French"],
+               "Best Sellers Rank": {"Magazines": 3}, "UPC:": "0123", "Empty": ""}
+    lines = [json.dumps({"asin": "M1", "title": "Vogue", "details": details}),
+             json.dumps({"asin": "M2", "title": "Wired", "details": "not an object"})]
+    items, q = records(write_lines(tmp_path / "meta.json", lines), "amazon2018-meta")
+    assert items[0]["details"] == ["Publisher: Conde Nast", "Format: Print Magazine", "Language: English French"]
+    assert items[1]["details"] == ["not an object"]
+    assert q.counts == {}
+    line = json.dumps({"parent_asin": "P1", "title": "Socks",
+                       "details": {"Material": "Merino wool", "Package Dimensions": "4 x 2 inches"}})
+    (item,), _ = records(write_lines(tmp_path / "meta_2023.jsonl", [line]), "amazon2023-meta")
+    assert item["details"] == ["Material: Merino wool"]
 
 
 def test_amazon2014_meta_is_parsed_as_literal_never_evaluated(tmp_path):
@@ -40,8 +57,8 @@ def test_amazon2023_meta(tmp_path):
     path = write_lines(tmp_path / "meta_2023.jsonl", [line])
     (item,), _ = records(path)
     assert detect_format(path).name == "amazon2023-meta"
-    assert (item["item_id"], item["brand"], item["feature"], item["category"]) == \
-        ("P1", "Shop", ["wool"], ["Clothing"])
+    assert (item["item_id"], item["brand"], item["feature"], item["category"], item["details"]) == \
+        ("P1", "Shop", ["wool"], ["Clothing"], ["a: 1"])
 
 
 def test_amazon2018_ratings_csv(tmp_path):
