@@ -20,9 +20,11 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 from collections import Counter
+from functools import cached_property
 from typing import Sequence
 
 import numpy as np
@@ -252,6 +254,65 @@ class TermWeights:
         rows = sp.csr_matrix((np.asarray(values, np.float32), np.asarray(columns, np.int64), indptr),
                              shape=(len(indptr) - 1, self.vocabulary))
         return keep_heaviest(rows, self.max_terms)
+
+    def query(self, token_strings) -> sp.csr_matrix:
+        """Term rows of people's words (one cleaned text per row), made as ``transform`` makes
+        them after ``words_as_terms`` has put each word outside the vocabulary as the vocabulary's
+        word of the same stem: someone who types "animated" means the products that say
+        "animation".
+
+        Example:
+            >>> terms = TermWeights.fit(["animation comedy", "animation drama", "comedy film"])
+            >>> bool((terms.query(["animated"]) != terms.transform(["animation"])).nnz == 0)
+            True
+        """
+        return self.transform(self.words_as_terms(token_strings))
+
+    def words_as_terms(self, token_strings) -> list[str]:
+        """Each text with every word outside the vocabulary replaced by the vocabulary's word that
+        has its stem (Snowball English; stems of at least 3 letters) and the most products; a word
+        with none stays as it is.
+
+        Example:
+            >>> TermWeights.fit(["guitar strings", "bass strings", "guitar strap"]).words_as_terms(["guitars stringed cable"])
+            ['guitar strings cable']
+        """
+        texts = []
+        for text in token_strings:
+            words = (text or "").split()
+            texts.append(" ".join(word if word in self.column else self._same_stem(word) or word for word in words))
+        return texts
+
+    def _same_stem(self, word: str) -> str | None:
+        stem = self._stemmer.stemWord(word)
+        if len(stem) < 3:
+            return None
+        # A Snowball English stem differs from its word's start in its last letter at most
+        # ("happi" <- "happy", "hope" <- "hoping"), so every term of that stem starts with the
+        # stem less its last letter: only the terms with that prefix are stemmed.
+        prefix = stem[:-1]
+        ordered, order = self._sorted_terms
+        start = bisect.bisect_left(ordered, prefix)
+        best = None
+        for k in range(start, len(ordered)):
+            term = ordered[k]
+            if not term.startswith(prefix):
+                break
+            column = order[k]
+            if self._stemmer.stemWord(term) == stem and (best is None or self.idf[column] < self.idf[best]):
+                best = column
+        return None if best is None else self.terms[best]
+
+    @cached_property
+    def _stemmer(self):
+        import snowballstemmer  # pure Python; imported by the first words outside the vocabulary
+
+        return snowballstemmer.stemmer("english")
+
+    @cached_property
+    def _sorted_terms(self) -> tuple[list[str], list[int]]:
+        order = sorted(range(len(self.terms)), key=self.terms.__getitem__)
+        return [self.terms[k] for k in order], order
 
     @property
     def vocabulary(self) -> int:

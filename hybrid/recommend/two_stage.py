@@ -332,13 +332,17 @@ class TwoStageRecommender(Recommender):
         has_text = text is not None and bool(str(text).strip())
         if not len(liked) and not has_text:
             raise ArgumentError("give liked_items and/or text for a new user")
-        text_vector = encode_query(self.encoder, text) if has_text else None
+        text_terms = None
+        if has_text and self._terms is not None:
+            text_terms = self._terms.query(item_token_strings(pd.DataFrame({"text": [str(text)]}), self.text_config))
+        text_vector = None
+        if has_text:
+            # with liked products, words only the content terms read (a stem's other form) still count
+            text_vector = self._encode_or_none(text) if len(liked) and text_terms is not None and text_terms.nnz \
+                else encode_query(self.encoder, text)
         vector = self.parts.scorer.new_user(liked, text_vector)
         history = sp.csr_matrix((np.ones(len(liked), np.float32), (np.zeros(len(liked), int), liked)),
                                 shape=(1, len(self.catalogue)))
-        text_terms = None
-        if has_text and self._terms is not None:
-            text_terms = self._terms.transform(item_token_strings(pd.DataFrame({"text": [str(text)]}), self.text_config))
         sentence = None
         if self.blend.words and text_terms is not None and len(liked) and text_terms.nnz:  # (weight 0: no work)
             sentence = Sentence(unit_sparse_rows(text_terms))
@@ -375,8 +379,10 @@ class TwoStageRecommender(Recommender):
           products nearest it in the retrieval towers' item space (cosine; shares of their
           positive sum), what brought it up among the candidates (when that part weighs in);
         - ``words``: the terms the user's liked products and this product share, at most
-          ``n_words``, each with its share of the content part's raw score, a cosine (when the
-          content part weighs in).
+          ``n_words``, each with its share of the content part's raw score, a cosine, and
+          ``part``: ``content`` (when the content part weighs in). For a new user with words
+          (``explain_new_user``), the words of their sentence the product has come first, each
+          with its share of the sentence's weight (``part``: ``words``).
 
         Example:
             >>> rec.explain("196", ["50"])[0]["because"]  # doctest: +SKIP
@@ -396,7 +402,7 @@ class TwoStageRecommender(Recommender):
 
         Example:
             >>> rec.explain_new_user(["1"], liked_items=["50"], text="animated family")[0]["words"]  # doctest: +SKIP
-            [{'word': 'animated', 'share': 0.62}, {'word': 'family', 'share': 0.38}]
+            [{'word': 'animation', 'share': 0.62, 'part': 'words'}, {'word': 'family', 'share': 0.38, 'part': 'words'}]
         """
         self._check_fitted()
         _, vector, history, profiles, sentence = self._new_user(liked_items, text)
@@ -430,15 +436,25 @@ class TwoStageRecommender(Recommender):
                 total = values.sum()
                 entry["because"] = [{"item_id": ids.ids([liked[k]])[0], "share": float(values[k] / total), "via": via}
                                     for k in np.argsort(-values, kind="stable")[:n_because] if values[k] > 0]
+            if "words" in shares and sentence is not None:
+                entry["words"] = self._matched(sentence.terms[0], row, n_words, "words", presence=True)
             if "content" in shares:
-                profile, terms = profiles[0], self._terms.rows[row]
-                common, mine, theirs = np.intersect1d(profile.indices, terms.indices, return_indices=True)
-                products = profile.data[mine] * terms.data[theirs]
-                total = products.sum()
-                entry["words"] = [{"word": self._terms.terms[common[k]], "share": float(products[k] / total)}
-                                  for k in np.argsort(-products, kind="stable")[:n_words] if products[k] > 0]
+                said = {w["word"] for w in entry["words"]}
+                entry["words"] += [w for w in self._matched(profiles[0], row, n_words, "content")
+                                   if w["word"] not in said][:max(n_words - len(said), 0)]
             explained.append(entry)
         return explained
+
+    def _matched(self, profile: sp.csr_matrix, row: int, n: int, part: str, presence: bool = False) -> list[dict]:
+        """The terms ``profile`` (one row) and product ``row`` share, heaviest first, at most ``n``,
+        each with its share of their dot product (with ``presence``, of the profile's weight: the
+        ``words`` part's coverage) and the ``part`` it scores in."""
+        terms = self._terms.rows[row]
+        common, mine, theirs = np.intersect1d(profile.indices, terms.indices, return_indices=True)
+        products = profile.data[mine] * (1.0 if presence else terms.data[theirs])
+        total = np.abs(profile.data).sum() if presence else products.sum()
+        return [{"word": self._terms.terms[common[k]], "share": float(products[k] / total), "part": part}
+                for k in np.argsort(-products, kind="stable")[:n] if products[k] > 0]
 
     def why(self, explained: dict) -> str:
         """One line a person reads for an ``explain`` entry, e.g. ``because you liked Star Wars

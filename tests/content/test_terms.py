@@ -17,6 +17,25 @@ def corpus(n=400, seed=0):
     return texts
 
 
+def test_a_word_outside_the_vocabulary_is_read_as_the_term_of_its_stem():
+    films = ["toy story animation children comedy", "aladdin animation children comedy musical",
+             "heat action crime thriller", "fargo crime drama thriller", "babe children comedy drama",
+             "pocahontas animation children musical romance", "string quartet strings", "strings music",
+             "string theory strings", "no strings attached string comedy"]
+    terms = TermWeights.fit(films)
+    assert "animated" not in terms.column and "thrillers" not in terms.column
+    np.testing.assert_allclose(terms.query(["animated thrillers"]).toarray(),
+                               terms.transform(["animation thriller"]).toarray())
+    covered = terms.coverage(terms.query(["animated"]), np.arange(len(films))[None, :])[0]
+    assert set(np.flatnonzero(covered > 0)) == {0, 1, 5}
+    # of the terms of one stem, the one most products have ("strings": 4, "string": 2)
+    assert terms.words_as_terms(["stringed", "string comedy"]) == ["strings", "string comedy"]
+    # a word of no known stem stays outside: no column, but it counts in the row's length
+    row = terms.query(["animated spaceship"])
+    assert row.nnz == 1 and 0 < row.data[0] < 1
+    assert terms.query(["", None]).nnz == 0
+
+
 def test_candidate_scores_are_the_cosines_of_profiles_and_product_terms():
     terms = TermWeights.fit(corpus(), max_terms=16)
     rng = np.random.default_rng(1)

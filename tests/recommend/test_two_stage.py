@@ -272,8 +272,8 @@ def test_a_new_users_words_shape_the_list_their_likes_start(fitted, tmp_path):
     assert chosen["words_from"] == "categories"  # their words name their genres, as a person's would
     texts = rec.catalogue.texts.to_pylist()
 
-    def horror_share(ids):
-        return np.mean(["horror" in texts[row].split() for row in rec.catalogue.index(ids)])
+    def share(ids, genre="horror"):
+        return np.mean([genre in texts[row].split() for row in rec.catalogue.index(ids)])
 
     comedies = [i for i, text in zip(rec.catalogue.ids.ids(np.arange(len(texts))), texts)
                 if text.split()[-1:] == ["comedy"] and "horror" not in text][:5]
@@ -281,7 +281,15 @@ def test_a_new_users_words_shape_the_list_their_likes_start(fitted, tmp_path):
     rec.blend = dataclasses.replace(rec.blend, words=1.0)
     try:
         worded, scores = rec.recommend_for_new_user(liked_items=comedies, text="horror", N=10)
-        assert horror_share(alone) <= 0.2 and horror_share(worded) >= 0.7, (horror_share(alone), horror_share(worded))
+        assert share(alone) <= 0.2 and share(worded) >= 0.7, (share(alone), share(worded))
+        # "animated" is no term of the catalogue; "animation", of the same stem, is
+        animated, _ = rec.recommend_for_new_user(liked_items=comedies, text="animated", N=10)
+        assert share(alone, "animation") <= 0.2 and share(animated, "animation") >= 0.7
+        for entry in rec.explain_new_user(animated, liked_items=comedies, text="animated", n_words=20):
+            said = "animation" in texts[rec.catalogue.index([entry["item_id"]])[0]].split()
+            matched = {w["word"]: w for w in entry["words"]}
+            assert said == ("animation" in matched)
+            assert not said or (matched["animation"]["part"] == "words" and matched["animation"]["share"] == 1.0)
         for entry in rec.explain_new_user(worded, liked_items=comedies, text="horror"):
             assert "words" in entry["parts"]
             assert sum(entry["parts"].values()) + entry["offset"] == pytest.approx(entry["score"], abs=1e-9)
