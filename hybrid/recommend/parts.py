@@ -200,8 +200,9 @@ class ScoringParts:
 
     def known_user_features(self, users: np.ndarray):
         """``features`` of known users, their training products excluded."""
-        return self.features(self.scorer.user_matrix[users], self.likes[users], self.rated_rows(users),
-                             users, None, self.config.candidates, self.profiles(self.likes[users]))
+        likes = self.likes[users]
+        return self.features(self.scorer.user_matrix[users], likes, self.rated_rows(users),
+                             users, None, self.config.candidates, self.profiles(likes))
 
     def cold_features(self, cold_items: np.ndarray):
         """A ``features``-like function of known users over the given products only."""
@@ -222,7 +223,8 @@ class ScoringParts:
         return None if self.terms is None else self.terms.profiles(histories, text_terms)
 
     def rated_rows(self, users) -> list[np.ndarray]:
-        return [self.rated[u].indices for u in users]
+        indptr, indices = self.rated.indptr, self.rated.indices  # (a row slice of the matrix per user: 10x slower)
+        return [indices[indptr[u]:indptr[u + 1]] for u in users]
 
     def pair_scores(self, user_vectors, histories, network_users, rows, profiles=None,
                     sentence: Sentence | None = None) -> dict:

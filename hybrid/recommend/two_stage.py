@@ -307,8 +307,9 @@ class TwoStageRecommender(Recommender):
         parts, blocked = self.parts, self._blocked(filter_items)
         excluded = [np.union1d(rated, blocked) for rated in parts.rated_rows(users)] \
             if filter_already_liked_items else [blocked] * len(users)
-        return self._ranked(single, parts.scorer.user_matrix[users], parts.likes[users], excluded, users, n, items,
-                            include_cold, parts.profiles(parts.likes[users]), shaping)
+        likes = parts.likes[users]
+        return self._ranked(single, parts.scorer.user_matrix[users], likes, excluded, users, n, items,
+                            include_cold, parts.profiles(likes), shaping)
 
     def recommend_for_new_user(self, liked_items: Iterable | None = None, text: str | None = None,
                                N: int = 10, filter_items: Iterable | None = None,
