@@ -6,9 +6,9 @@ One ``TwoStageRecommender.fit_dataset`` on the warm protocol's 80% training spli
 ``benchmarks/two_stage.py`` makes it) per dataset, with each part of the fit timed where it is
 called: the TF-IDF terms, the retrieval towers, the re-ranking network, the retrieval vectors, the
 item-item neighbours, the indexes and score scales, and the blend's grid searches. Every
-``ScoringParts.fit`` is a column: the cold probe (the first validation share without the products
-held out as new), each validation share the blend is chosen on, then the refit on every training
-row; the blend's grid searches run between them. Writes benchmarks/results/profile_two_stage.{json,md}.
+``ScoringParts.fit`` is a column: the first validation share without the products held out as new,
+each further validation share, then the refit on every training row; the blend's grid searches run
+between them. Writes benchmarks/results/profile_two_stage.{json,md}.
 """
 
 from __future__ import annotations
@@ -59,10 +59,10 @@ class Profile:
         def wrapper(parts, *args, **kwargs):
             final = kwargs.get("final", True)
             self.probes += not final
-            # choose_blend fits the first share without the products held out as new (the cold
-            # probe), then each validation share; the last fit is on every training row
+            # choose_blend fits the first share without the products held out as new, then each
+            # further validation share; the last fit is on every training row
             self.share = "refit on all rows" if final else \
-                "cold probe" if self.probes == 1 else f"validation share {self.probes - 1}"
+                "share 1 without the new products" if self.probes == 1 else f"validation share {self.probes}"
             started = time.perf_counter()
             try:
                 return function(parts, *args, **kwargs)
@@ -122,9 +122,11 @@ def markdown(results: list[dict]) -> str:
              "",
              "`python -m benchmarks.profile_fit`: one `TwoStageRecommender.fit_dataset` on the warm "
              "protocol's 80% training split, each part timed where it is called (seconds). A column is a "
-             "`ScoringParts.fit`: the cold probe (the first validation share without the products held out "
-             "as new), each validation share the blend is chosen on, then the refit on every training row; "
-             "the blend's grid searches run between them (\"blend search\")."]
+             "`ScoringParts.fit`: the first validation share without the products held out as new (the "
+             "unliked blends are chosen on those products, the warm blends and the offset on the share's "
+             "other held-out likes), each further validation share, then the refit on every training row "
+             "(each model as many epochs as the validation fits' early stopping kept, the median); the "
+             "blend's grid searches run between them (\"blend search\")."]
     for result in results:
         columns = [c for c in result["shares"] if any(result["shares"][c].values())]
         lines += ["", f"## {result['dataset']} ({result['ratings']:,} training ratings, seed {result['seed']}): "

@@ -56,6 +56,20 @@ class BlendChoice:
     blend: Blend
     figures: dict
     kept: ScoringParts | None = None
+    epochs: dict | None = None  # each model's epochs for a refit on every row (``validated_epochs``)
+
+
+def validated_epochs(probes: list[ScoringParts]) -> dict | None:
+    """Each model's epochs for a refit on every training row: the median over the parts fitted
+    on validation splits of the epoch their early stopping kept (the best validation loss), so
+    the refit trains that long on all its rows, with no rows held out to stop it and no epochs
+    run past the best to find it. None where no probe has a model."""
+    epochs = {}
+    for name in ("retrieval", "network"):
+        best = [probe.info[name]["best_epoch"] for probe in probes if name in probe.info]
+        if best:
+            epochs[name] = max(1, int(round(float(np.median(best)))))
+    return epochs or None
 
 
 def smoothed(grid: list[dict], values, radius: float) -> np.ndarray:
@@ -146,11 +160,12 @@ def choose_blend(config: TwoStageConfig, cases: dict, new_parts: Callable[[], Sc
     offset (see the module's docstring). ``new_parts()`` gives unfitted parts over the
     recommender's users and catalogue.
 
-    ``keep`` (above ``refit_max_likes``): one fit, on the first share's rows without the products
-    held out as new (at most ``cold_validation_items``: a small part of so many likes), serves all
-    three choices and is returned as ``kept``; those products are left out of the offset's
-    rankings. ``encode(text)``: a sentence's text vector or None (the validation new users'
-    words move their retrieval vector as a person's do). ``word_rows``: products x terms, the
+    The parts fitted on the first share's rows without the products held out as new (at most
+    ``cold_validation_items``) serve all three choices on that share: those products rank as new
+    for the unliked blends and are left out of the warm and offset rankings, and a fit is saved.
+    ``keep`` (above ``refit_max_likes``): that fit is the only one, and is returned as ``kept``.
+    ``encode(text)``: a sentence's text vector or None (the validation new users' words move
+    their retrieval vector as a person's do). ``word_rows``: products x terms, the
     terms the validation new users' words are drawn from (None: every term of the products)."""
     threshold = config.threshold
 
@@ -164,9 +179,9 @@ def choose_blend(config: TwoStageConfig, cases: dict, new_parts: Callable[[], Sc
     fit_rows, cold_rows, cold_items = cold_validation(config, item_index, folds[0][0])
     weights = equal_weights(cases)
     figures = {"folds": len(folds)}
-    probe = new_parts()
+    probe, cold_probe = new_parts(), None
     if keep or len(cold_items):
-        probe.fit(*rows(fit_rows), final=False)
+        cold_probe = probe.fit(*rows(fit_rows), final=False)
     _choose_unliked(config, cases, probe, weights, figures, rows(fit_rows)[:2], rows(cold_rows), cold_items)
     kept = probe if keep else None
     # a text-only user is not like any validation user (their profiles come from likes), so
@@ -174,7 +189,7 @@ def choose_blend(config: TwoStageConfig, cases: dict, new_parts: Callable[[], Sc
     warm_cases = {c: cases[c] for c in ("full", "no_network")}
     pooled, users, probes = {case: 0.0 for case in warm_cases}, 0, []
     for k, (kept_rows, held) in enumerate(folds):
-        if not keep:  # (the cold products' parts go first: memory)
+        if k > 0 or cold_probe is None:  # (the cold products' parts go first: memory)
             probe = new_parts().fit(*rows(kept_rows), final=False)
             fit_rows = kept_rows
         task = sample_users(ranking_task(*rows(fit_rows)[:2], *rows(held), np.flatnonzero(probe.network_items),
@@ -194,14 +209,17 @@ def choose_blend(config: TwoStageConfig, cases: dict, new_parts: Callable[[], Sc
                                                 config.weight_smoothing)
     offset = 0.0
     if "unliked" in weights:
-        offset, figures["unliked_offset"] = _choose_offset(config, weights, probes, rows,
-                                                        cold_items if keep else cold_items[:0])
+        offset, figures["unliked_offset"] = _choose_offset(config, weights, probes, rows, cold_items)
     words, scales = 0.0, {}
     if config.words_tolerance > 0 and probes and probes[0][0].terms is not None and "no_network" in weights:
         probe, fit, held = probes[0]
         words, scales, figures["words"] = _choose_words(config, Blend(weights, probe.scales, offset), probe,
                                                         rows(fit)[:2], rows(held), encode, word_rows)
-    return BlendChoice(Blend(weights, scales, offset, words), figures, kept)
+    fitted = ([cold_probe] if cold_probe is not None else []) + [p for p, _, _ in probes if p is not cold_probe]
+    epochs = validated_epochs(fitted)
+    if epochs is not None:
+        figures["epochs"] = epochs
+    return BlendChoice(Blend(weights, scales, offset, words), figures, kept, epochs)
 
 
 def _choose_unliked(config: TwoStageConfig, cases: dict, probe: ScoringParts, weights: dict, figures: dict,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,17 +74,25 @@ class ScoringParts:
             self.log(line)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, user_index, item_index, rating, final: bool = True) -> "ScoringParts":
+    def fit(self, user_index, item_index, rating, final: bool = True, epochs: dict | None = None) -> "ScoringParts":
         """Fit the models (retrieval towers, re-ranking network) on these rows, then the tables
-        (``final``: the serving indexes too; else exact search, for choosing the blend)."""
+        (``final``: the serving indexes too; else exact search, for choosing the blend).
+        ``epochs`` (``retrieval``, ``network``): train each model that many epochs on every row,
+        none held out for early stopping (the epochs validation chose); else each stops early on
+        a share of the rows held out."""
         from hybrid.models.keras.networks import network_arrays
         from hybrid.models.keras.retrieval import fit_retrieval
         from hybrid.models.keras.training import fit_model
 
         config, n_users, n_items = self.config, len(self.users), len(self.catalogue)
+        retrieval_config, train_config = self.retrieval_config, self.train_config
+        if epochs is not None and "retrieval" in epochs:
+            retrieval_config = replace(retrieval_config, epochs=epochs["retrieval"], validation_share=0.0)
+        if epochs is not None and "network" in epochs:
+            train_config = replace(train_config, epochs=epochs["network"], validation_share=0.0)
         liked = rating >= config.threshold
         self.tower, info = fit_retrieval(user_index, item_index, rating, self.catalogue.vectors, n_users, n_items,
-                                         self.retrieval_config, log=self.log)
+                                         retrieval_config, log=self.log)
         self.tower_items = info.pop("trained_items")
         self.info = {"retrieval": info}
         self.network = None
@@ -93,7 +101,7 @@ class ScoringParts:
             self._log(f"recommender: re-ranking network ({self.network_config.name}) on {int(liked.sum()):,} likes")
             vectors = np.vstack([self.catalogue.vectors, np.zeros((1, self.catalogue.dim), np.float32)])
             network, self.info["network"] = fit_model(
-                self.network_config, self.train_config, user_index[liked], item_index[liked],
+                self.network_config, train_config, user_index[liked], item_index[liked],
                 np.ones(liked.sum(), np.float32), vectors, n_users, n_items, log=self.log)
             self.network = LikeNetwork(network_arrays(network))
         self.n_network_items = n_items

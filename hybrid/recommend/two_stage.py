@@ -237,6 +237,7 @@ class TwoStageRecommender(Recommender):
         n_likes = int((rating >= self.config.threshold).sum())
         validated = self._validated(rating)
         keep = validated and n_likes > self.config.refit_max_likes
+        epochs = None
         if validated:
             # parts fitted to choose the blend have a catalogue of their own (they mark which
             # products they learnt), unless they are kept
@@ -244,7 +245,7 @@ class TwoStageRecommender(Recommender):
                 (lambda: self._new_parts(Catalogue(catalogue.ids, catalogue.vectors, catalogue.titles)))
             choice = choose_blend(self.config, parts_of, new_parts, user_index, item_index, rating, keep,
                                   self._encode_or_none, word_rows)
-            blend, self.validation = choice.blend, choice.figures
+            blend, self.validation, epochs = choice.blend, choice.figures, choice.epochs
             if field_figures is not None:
                 self.validation["fields"] = field_figures
             if keep:  # the parts stay as fitted; the held likes join the tables they read
@@ -254,8 +255,8 @@ class TwoStageRecommender(Recommender):
                           f"(the products held out as new stay known by their text)")
                 self.parts = choice.kept
                 self.parts.derive_tables(user_index, item_index, rating)
-        if self.parts is None:
-            self.parts = self._new_parts(catalogue).fit(user_index, item_index, rating)
+        if self.parts is None:  # refitted on every row, each model as long as validation chose
+            self.parts = self._new_parts(catalogue).fit(user_index, item_index, rating, epochs=epochs)
         self.blend = Blend(blend.weights, {**self.parts.scales, **blend.scales}, blend.unliked_offset, blend.words)
         self.parts.info["refit"] = validated and not keep
         self._rated_at = None if times is None else latest_times(user_index, item_index, times, self.parts.rated.shape)
