@@ -91,8 +91,7 @@ def load_array(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
     when touched, so a large table of which a request reads a few rows costs little memory. The
     mapped array comes as a plain ``ndarray`` view of the map (``np.memmap`` wraps every result
     computed from it, a few microseconds each on a request's many small operations)."""
-    array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    return np.asarray(array) if mmap else array
+    return np.asarray(np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False))
 
 
 def save_table(path: str | os.PathLike, table) -> None:

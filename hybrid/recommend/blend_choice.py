@@ -215,8 +215,7 @@ def choose_blend(config: TwoStageConfig, cases: dict, new_parts: Callable[[], Sc
         probe, fit, held = probes[0]
         words, scales, figures["words"] = _choose_words(config, Blend(weights, probe.scales, offset), probe,
                                                         rows(fit)[:2], rows(held), encode, word_rows)
-    fitted = ([cold_probe] if cold_probe is not None else []) + [p for p, _, _ in probes if p is not cold_probe]
-    epochs = validated_epochs(fitted)
+    epochs = validated_epochs([p for p, _, _ in probes])  # (the cold probe, where fitted, is the first)
     if epochs is not None:
         figures["epochs"] = epochs
     return BlendChoice(Blend(weights, scales, offset, words), figures, kept, epochs)
