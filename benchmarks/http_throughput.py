@@ -3,9 +3,11 @@
 
     python -m benchmarks.http_throughput [--model artifacts/recommender] [--connections 1 8 32]
                                          [--seconds 15] [--repeat 3] [--build LABEL=SOURCE ...]
+                                         [--serve-args LABEL=ARGS ...]
 
 Each ``--build`` is a source tree of this project (``SOURCE`` goes first on ``PYTHONPATH`` of the
-service's process; without any, the installed one, labelled "this"); for each the service is
+service's process; without any, the installed one, labelled "this"), served with the
+``--serve-args`` given for its label (e.g. ``after=--workers 2``); for each the service is
 started on a free 127.0.0.1 port with the model, warmed for 3 s, then loaded by one wrk thread
 keeping ``--connections`` requests in flight for ``--seconds``: ``GET
 /api/users/{id}/recommendations?n=10`` for every user of the model in turn. Builds are interleaved
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import tempfile
@@ -68,7 +71,8 @@ def _wrk(port: int, script: str, connections: int, seconds: float) -> dict:
     return figures
 
 
-def run(model: str, builds: dict[str, str | None], connections: list[int], seconds: float, repeat: int) -> dict:
+def run(model: str, builds: dict[str, str | None], connections: list[int], seconds: float, repeat: int,
+        serve_args: dict[str, list[str]] | None = None) -> dict:
     users = _user_ids(model)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(LUA % ", ".join(json.dumps(u) for u in users))
@@ -78,7 +82,7 @@ def run(model: str, builds: dict[str, str | None], connections: list[int], secon
         for round_ in range(repeat):
             for label, source in builds.items():
                 port = free_port()
-                process = start_server(model, port, source)
+                process = start_server(model, port, source, tuple((serve_args or {}).get(label, ())))
                 try:
                     _wrk(port, script, max(connections), 3)  # warm: first requests build what answers need
                     for c in connections:
@@ -97,8 +101,8 @@ def run(model: str, builds: dict[str, str | None], connections: list[int], secon
                                "errors": sum(r["errors"] + r["non2xx"] for r in rounds)}
                        for c, rounds in by_c.items()} for label, by_c in runs.items()}
     return {"model": model, "users": len(users), "seconds": seconds, "repeat": repeat,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores", "builds": {k: v or "installed" for k, v in
-                                                                                   builds.items()},
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "builds": {k: " ".join([v or "installed", *(serve_args or {}).get(k, ())]) for k, v in builds.items()},
             "runs": runs, "medians": medians}
 
 
@@ -126,6 +130,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--build", action="append", default=[], metavar="LABEL=SOURCE",
                         help="a source tree of this project to serve from (repeatable)")
+    parser.add_argument("--serve-args", action="append", default=[], metavar="LABEL=ARGS",
+                        help="more arguments of hybrid serve for the build LABEL, e.g. 'after=--workers 2'")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--name", default="http_throughput")
     args = parser.parse_args(argv)
@@ -139,9 +145,15 @@ def main(argv=None) -> int:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent).stdout.strip()
         builds = {f"this ({commit})" if commit else "this": None}
+    serve_args = {}
+    for spec in args.serve_args:
+        label, _, extra = spec.partition("=")
+        if label not in builds:
+            raise SystemExit(f"--serve-args {spec!r}: no build is labelled {label!r}")
+        serve_args[label] = shlex.split(extra)
     if not Path(args.model).is_dir():
         raise SystemExit(f"no saved recommender at {args.model} (hybrid run writes artifacts/recommender)")
-    result = run(str(Path(args.model).resolve()), builds, args.connections, args.seconds, args.repeat)
+    result = run(str(Path(args.model).resolve()), builds, args.connections, args.seconds, args.repeat, serve_args)
     result["model"] = args.model
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -64,17 +64,17 @@ def free_port() -> int:
 ADMIN_TOKEN = secrets.token_urlsafe()
 
 
-def start_server(model: str, port: int, source: str | None = None) -> subprocess.Popen:
+def start_server(model: str, port: int, source: str | None = None, extra: tuple = ()) -> subprocess.Popen:
     """``hybrid serve`` of ``model`` on 127.0.0.1:``port``, once it answers; ``source``: a source
     tree of this project to serve from (first on the process's ``PYTHONPATH``) instead of the
-    installed one."""
+    installed one; ``extra``: more arguments of ``hybrid serve``."""
     import httpx
 
     env = {**os.environ, "HYBRID_ADMIN_TOKEN": ADMIN_TOKEN}
     if source:
         env["PYTHONPATH"] = os.pathsep.join([source] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     process = subprocess.Popen([sys.executable, "-m", "hybrid", "serve", "--model", model, "--port", str(port),
-                                "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                "--log-level", "warning", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, env=env, cwd=source or None)
     deadline = time.time() + 600
     while time.time() < deadline:

@@ -429,7 +429,8 @@ def cmd_serve(args) -> int:
                            admin_token=_admin_token(args.admin_token_file),
                            allowed_hosts=allowed_hosts(args.host, args.allowed_host))
     serve(args.model, args.host, args.port, limits, log_level=args.log_level,
-          threads=check_count(args.threads, "--threads", "threads"))
+          threads=check_count(args.threads, "--threads", "threads"),
+          workers=check_count(args.workers, "--workers", "processes"))
     return 0
 
 
@@ -582,6 +583,9 @@ def _answer_commands(sub) -> dict:
     serve_cmd.add_argument("--threads", type=int, default=1,
                            help="threads per model call (TensorFlow, BLAS, faiss); 1 is fastest for single "
                                 "requests, more can help large batch requests")
+    serve_cmd.add_argument("--workers", type=int, default=1,
+                           help="serving processes side by side, each holding the model (memory times this); "
+                                "up to one per core raises throughput")
     serve_cmd.set_defaults(func=cmd_serve)
     return {"recommend": recommend, "similar": similar, "serve": serve_cmd}
 

@@ -181,6 +181,14 @@ def warm_up(rec) -> None:
     rec.item_details([item])
 
 
+def add_records(rec, records: list[dict]) -> int:
+    """Add the products of ``records`` (``POST /api/items``'s items: an id and text fields) to
+    ``rec``'s catalogue; how many were added."""
+    import pandas as pd
+
+    return rec.add_items(pd.DataFrame(records))
+
+
 class ModelLoadError(HybridError):
     def __init__(self, message: str, serving: int):
         super().__init__(message)

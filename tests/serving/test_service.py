@@ -512,3 +512,44 @@ def test_known_users_and_similar_products_are_answered_without_tensorflow(served
             "rec.recommend_for_new_user(liked_items=['50'], N=5); print('tensorflow' in sys.modules)")
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
     assert shown.stdout.split() == ["False", "True"], shown.stderr[-2000:]
+
+
+def test_workers_answer_side_by_side_and_hold_the_same_products(served_model, tmp_path):
+    """With --workers 2 each new connection goes to either process: a product added through one
+    is answered by both, a process that dies is replaced holding it too, and a reload serves the
+    saved model from two new processes."""
+    model = tmp_path / "recommender"
+    shutil.copytree(served_model, model)
+    server = Server(model, "--workers", "2")
+
+    def by_process(path: str, tries: int = 60) -> dict:
+        seen = {}
+        for _ in range(tries):  # a connection of its own each time: the kernel picks the process
+            with httpx.Client(base_url=server.url, timeout=30, headers={"Connection": "close"}) as api:
+                pid = api.get("/api/model").json()["pid"]
+                seen.setdefault(pid, api.get(path))
+        return seen
+
+    try:
+        first = by_process("/api/health")
+        assert len(first) == 2 and {r.json()["generation"] for r in first.values()} == {1}
+        new = {"items": [{"item_id": "web-1", "title": "Vampire Nights", "description": "vampires in a castle"}]}
+        added = server.client.post("/api/items", json=new, headers=server.admin).json()
+        assert added == {"added": 1, "items": 1683}
+        answers = by_process("/api/items/web-1")
+        assert set(answers) == set(first) and all(r.status_code == 200 for r in answers.values())
+        assert {r.json()["title"] for r in answers.values()} == {"Vampire Nights"}
+        os.kill(next(iter(first)), signal.SIGKILL)
+        deadline, answers = time.time() + 120, {}
+        while time.time() < deadline and not set(answers) - set(first):
+            answers = by_process("/api/items/web-1", tries=10)
+        replacement = set(answers) - set(first)
+        assert replacement and all(answers[pid].status_code == 200 for pid in replacement)
+        assert server.client.post("/api/admin/reload", headers=server.admin).status_code == 200
+        after = by_process("/api/items/web-1")
+        assert len(after) == 2 and not set(after) & set(answers)
+        assert {r.status_code for r in after.values()} == {404}  # the saved model, without the addition
+    finally:
+        log = server.stop()
+    assert server.process.returncode == 0, log
+    assert "Traceback" not in log, log
