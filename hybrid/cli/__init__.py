@@ -581,7 +581,7 @@ def _answer_commands(sub) -> dict:
     serve_cmd.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                            help="uvicorn's log level")
     serve_cmd.add_argument("--threads", type=int, default=1,
-                           help="threads per model call (TensorFlow, BLAS, faiss); 1 is fastest for single "
+                           help="threads per model call (BLAS, faiss); 1 is fastest for single "
                                 "requests, more can help large batch requests")
     serve_cmd.add_argument("--workers", type=int, default=1,
                            help="serving processes side by side, each holding the model (memory times this); "

@@ -2,9 +2,9 @@
 two-tower model (``hybrid.models.keras.retrieval``), and the towers themselves for users and
 products the model never saw.
 
-Known users and products are answered from the precomputed vectors alone; the towers (and
-TensorFlow) are made on the first request for a new user or a product known by its text, so a
-loaded recommender answers its known users without importing TensorFlow.
+Known users and products are answered from the precomputed vectors alone. A loaded recommender
+runs the towers' paths for a new user or a product known by its text in NumPy from the saved
+weights (``UnknownTowers``): serving never imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -74,10 +74,16 @@ class RetrievalScorer:
         return len(self._arrays["text"]) if self._arrays is not None else self.model.n_items
 
     def _tower_functions(self):
+        """``(text_items, new_users)``: NumPy from the saved weights for a loaded scorer, the
+        model's compiled graphs for one fitted here."""
         if self._functions is None:
-            from hybrid.models.keras.retrieval import tower_functions
+            if self._arrays is not None:
+                towers = UnknownTowers.from_arrays(self._arrays)
+                self._functions = towers.text_items, towers.new_users
+            else:
+                from hybrid.models.keras.retrieval import tower_functions
 
-            self._functions = tower_functions(self.model)
+                self._functions = tower_functions(self.model)
         return self._functions
 
     def score(self, users, candidates) -> np.ndarray:
@@ -101,6 +107,51 @@ class RetrievalScorer:
             raise ArgumentError("a new user needs liked items or a text vector")
         pooled = np.vstack(parts).mean(axis=0, keepdims=True).astype(np.float32)
         return np.asarray(self._tower_functions()[1](pooled))[0]
+
+
+class UnknownTowers:
+    """The two towers' paths for a product known by its text alone and for a user the model never
+    saw, in NumPy, from the weights ``tower_arrays`` saves (``w000``... in the towers' order: the
+    item and user id tables, the text projection, the item and the user output layers). Only the
+    id tables' unknown rows are read: an item id table's second-to-last row (the last is
+    padding), a user id table's last."""
+
+    def __init__(self, weights: list[np.ndarray], where: str = "the retrieval towers"):
+        if len(weights) != 8:
+            raise InputFormatError(f"{where}: {len(weights)} saved tower weights, the towers have 8")
+        items, users, text_kernel, text_bias, item_kernel, item_bias, user_kernel, user_bias = \
+            [np.asarray(w, np.float32) for w in weights]
+        dim = items.shape[-1]
+        shapes_agree = (items.ndim == users.ndim == 2 and len(items) >= 2 and len(users) >= 1
+                        and users.shape[1] == dim and text_bias.shape == (text_kernel.shape[1],)
+                        and item_kernel.shape == (dim + text_kernel.shape[1], dim) and item_bias.shape == (dim,)
+                        and user_kernel.shape == (2 * dim, dim) and user_bias.shape == (dim,))
+        if not shapes_agree:
+            raise InputFormatError(f"{where}: the saved tower weights' shapes do not fit together")
+        self.unknown_item, self.unknown_user = items[-2].copy(), users[-1].copy()
+        self.text_kernel, self.text_bias = text_kernel, text_bias
+        self.item_kernel, self.item_bias = item_kernel, item_bias
+        self.user_kernel, self.user_bias = user_kernel, user_bias
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "UnknownTowers":
+        return cls([arrays[name] for name in sorted(name for name in arrays if name.startswith("w"))])
+
+    def text_items(self, text_vectors: np.ndarray) -> np.ndarray:
+        """Unit item vectors of products from their text vectors (n x text dim)."""
+        text = np.maximum(np.asarray(text_vectors, np.float32) @ self.text_kernel + self.text_bias, 0)
+        ids = np.broadcast_to(self.unknown_item, (len(text), len(self.unknown_item)))
+        return _unit(np.concatenate([ids, text], axis=1) @ self.item_kernel + self.item_bias)
+
+    def new_users(self, pooled: np.ndarray) -> np.ndarray:
+        """Unit user vectors from pooled item vectors (n x dim)."""
+        pooled = np.asarray(pooled, np.float32)
+        ids = np.broadcast_to(self.unknown_user, (len(pooled), len(self.unknown_user)))
+        return _unit(np.concatenate([ids, pooled], axis=1) @ self.user_kernel + self.user_bias)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.sqrt((x * x).sum(axis=-1, keepdims=True)), 1e-12)
 
 
 def save_two_tower(scorer: RetrievalScorer, directory) -> None:

@@ -19,7 +19,7 @@ The model directory is loaded once and answered from memory. The API lives under
   directory again in a new process beside the one serving, which hands the socket over only
   once the new model has loaded and warmed up (:mod:`hybrid.serving.handover`), so no request fails
   during a reload and a failed load leaves the old model serving;
-- model calls run on the event loop one at a time, each a few milliseconds (numpy and TensorFlow
+- model calls run on the event loop one at a time, each a few milliseconds (numpy, scipy and faiss
   use the cores within a call; faiss searches one query on one thread); a batch request
   (``ids x n`` answers, at most ``max_answers``) of more than ``SMALL_BATCH`` ids runs in slices
   of about ``slice_ms``, one such batch at a time, and the requests that arrive meanwhile are
@@ -98,7 +98,7 @@ class _Answers:
 
     def on_model(self, work):
         """``work(rec)`` on the serving model. Called from the event loop: model calls run one at a
-        time (a few ms each; numpy, faiss and TensorFlow use the cores within a call) with no
+        time (a few ms each; numpy, scipy and faiss use the cores within a call) with no
         thread hand-off, and a request sees one model from its first id check to its last title,
         whatever a reload (in a worker thread) swaps in meanwhile."""
         return work(self.slot.current.rec)

@@ -374,19 +374,15 @@ def _logging(log_level: str) -> None:
 
 
 def _limit_threads(threads: int) -> None:
-    """Threads per model call in this process (TensorFlow, BLAS/OpenMP, faiss). A request's
-    calls are small: on one thread they take 2.8 ms where TensorFlow's pool of two takes 3.7-5
-    (median recommend on MovieLens-100k, 2 cores), and the cores stay free for other requests'
-    parsing and for a reload."""
-    import hybrid.models.keras  # noqa: F401  (imports TensorFlow quietly)
-    import tensorflow as tf
+    """Threads per model call in this process (BLAS, OpenMP, faiss). A request's calls are small:
+    on one thread they are fastest (two threads cost more in waking each other than they share),
+    and the cores stay free for other requests, other workers and a reload. Serving runs no
+    TensorFlow (the networks' paths are NumPy)."""
+    import faiss
+    import scipy.sparse  # noqa: F401  (its libraries loaded, so that the limit reaches them)
     from threadpoolctl import threadpool_limits
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
     threadpool_limits(threads)
-    import faiss
-
     faiss.omp_set_num_threads(threads)
 
 
@@ -502,7 +498,7 @@ def serve(model_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 800
     """Serve ``model_dir`` until interrupted; ``SIGHUP`` or ``POST /api/admin/reload`` load it
     again in new processes that take over the socket (see ``Supervisor``). ``workers``: serving
     processes side by side, each with its own copy of the model (one per core the service may
-    use is the most that helps); ``threads``: threads per model call (TensorFlow, BLAS, faiss)
+    use is the most that helps); ``threads``: threads per model call (BLAS, faiss)
     in each. Without
     ``limits.allowed_hosts`` the service answers the ``Host`` names of ``allowed_hosts(host)``."""
     import dataclasses

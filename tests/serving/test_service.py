@@ -500,18 +500,22 @@ def test_the_command_line_answers_from_the_two_stage_model(served_model, capsys)
     assert main(["recommend", "--user", "196", "--n", "0", *model]) == 2
 
 
-def test_known_users_and_similar_products_are_answered_without_tensorflow(served_model):
-    """A loaded two-stage recommender answers them from NumPy arrays and indexes: the command
-    line's answer does not wait for TensorFlow; a new user brings it in."""
+def test_every_answer_of_a_loaded_model_is_given_without_tensorflow(served_model):
+    """A loaded two-stage recommender answers from NumPy arrays and indexes, new users and added
+    products included (the towers' unknown paths in NumPy): neither the command line nor a
+    serving process waits for TensorFlow or holds its memory."""
     import subprocess
     import sys
 
-    code = (f"import sys, hybrid; rec = hybrid.load({str(served_model)!r}); rec.recommend('196', N=10); "
+    code = (f"import sys, hybrid, pandas; rec = hybrid.load({str(served_model)!r}); rec.recommend('196', N=10); "
             "rec.similar_items('50', N=5); rec.similar_items('50', N=5, by='collaborative'); "
-            "rec.similar_to_text('haunted house', N=5); print('tensorflow' in sys.modules); "
-            "rec.recommend_for_new_user(liked_items=['50'], N=5); print('tensorflow' in sys.modules)")
+            "rec.similar_to_text('haunted house', N=5); rec.recommend_for_new_user(liked_items=['50'], N=5); "
+            "rec.recommend_for_new_user(liked_items=['50'], text='space war', N=5); "
+            "rec.recommend_for_new_user(text='space war', N=5); rec.explain('196', ['50']); "
+            "rec.add_items(pandas.DataFrame({'item_id': ['new'], 'text': ['vampire castle']})); "
+            "print(rec.recommend('196', N=1, items=['new'])[0]); print('tensorflow' in sys.modules)")
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
-    assert shown.stdout.split() == ["False", "True"], shown.stderr[-2000:]
+    assert shown.stdout.split() == ["['new']", "False"], shown.stderr[-2000:]
 
 
 def test_workers_answer_side_by_side_and_hold_the_same_products(served_model, tmp_path):
