@@ -47,6 +47,9 @@ def test_candidate_scores_are_the_cosines_of_profiles_and_product_terms():
     rows = rng.integers(0, 400, (30, 50))
     dense = (profiles @ terms.rows.T).toarray()
     np.testing.assert_allclose(terms.scores(profiles, rows), np.take_along_axis(dense, rows, 1), atol=1e-6)
+    shared = np.broadcast_to(rows[0], rows.shape)  # one list for every profile: one sparse product
+    np.testing.assert_allclose(terms.scores(profiles, shared), np.take_along_axis(dense, shared, 1), atol=1e-6)
+    np.testing.assert_allclose(terms.scores(profiles, shared)[1:2], terms.scores(profiles[1], rows[:1]), rtol=1e-6)
     norms = np.sqrt(np.asarray(profiles.multiply(profiles).sum(axis=1)).ravel())
     assert np.allclose(norms[norms > 0], 1.0) and norms[0] > 0
     # at most max_terms per product, the heaviest of its full TF-IDF row; empty texts stay empty
@@ -68,6 +71,8 @@ def test_coverage_is_the_share_of_a_sentences_weight_a_product_has():
     weights = sentences.toarray()
     expected = (weights @ present.T.toarray()) / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
     np.testing.assert_allclose(got, np.take_along_axis(expected, rows, 1), atol=1e-6)
+    shared = np.broadcast_to(rows[0], rows.shape)
+    np.testing.assert_allclose(terms.coverage(sentences, shared), np.take_along_axis(expected, shared, 1), atol=1e-6)
     assert got.min() >= 0 and got.max() <= 1 + 1e-6 and not got[2:].any()
     single = np.take_along_axis(present[:, [terms.column["w2"]]].toarray().T, rows[1:2], 1)
     assert np.array_equal(got[1], single[0])  # one word: has it or not
