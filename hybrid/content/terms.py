@@ -33,6 +33,11 @@ import scipy.sparse as sp
 from hybrid.core.errors import ArgumentError
 
 
+#: The most requests x products cells ``TermWeights`` scores as one product of the matrices
+#: (float64: 32 MB); larger batches gather each cell's terms instead.
+DENSE_CELLS = 1 << 22
+
+
 def unit_sparse_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """A copy with rows scaled to unit length (empty rows stay empty)."""
     matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
@@ -356,9 +361,9 @@ class TermWeights:
         if profiles.nnz == 0 or rows.size == 0:
             return np.zeros(rows.shape, np.float32)
         unique, inverse = np.unique(rows, return_inverse=True)
-        if 1 < profiles.shape[0] and profiles.shape[0] * len(unique) <= 2 * rows.size:
-            # requests sharing their products (one list for all, as validation ranks): one sparse
-            # product of the profiles and those products' rows, summed in float64 as below
+        if 1 < profiles.shape[0] and profiles.shape[0] * len(unique) <= max(2 * rows.size, DENSE_CELLS):
+            # many requests at once (validation, evaluation): one sparse product of the profiles
+            # and the products' rows, requests x products, summed in float64 as below
             chosen = self.rows[unique].astype(np.float64)
             if presence:
                 chosen.data[:] = 1.0
