@@ -432,6 +432,8 @@ def test_serve_refuses_a_directory_without_a_model(tmp_path, served_model, capsy
     assert "no saved recommender" in capsys.readouterr().err
     assert main(["serve", "--model", str(served_model), "--port", "0"]) == 2
     assert "--port" in capsys.readouterr().err
+    assert main(["serve", "--model", str(served_model), "--workers", "0"]) == 2
+    assert "--workers must be a positive whole number of processes" in capsys.readouterr().err
 
 
 def test_the_page_is_served(server):
