@@ -1,5 +1,6 @@
 """The Keras networks, their training and the retrieval towers. Importing this package chooses
-Keras' TensorFlow backend and imports TensorFlow quietly, before any module of it imports Keras."""
+Keras' TensorFlow backend, imports TensorFlow quietly, before any module of it imports Keras, and
+makes its ops deterministic."""
 
 import os
 
@@ -30,3 +31,15 @@ def _import_tensorflow_quietly() -> None:
 
 
 _import_tensorflow_quietly()
+
+
+def _deterministic() -> None:
+    """Every TensorFlow op deterministic: with the seeds the trainers set, a fit gives the same
+    weights in every process (multi-threaded CPU kernels otherwise sum in the order their threads
+    finish, and early stopping turns those last bits into other epochs and other blends)."""
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+
+
+_deterministic()
