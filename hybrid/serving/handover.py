@@ -1,21 +1,23 @@
 """Serving with reloads by process handover: what ``hybrid serve`` runs.
 
-The ``hybrid serve`` process is a small supervisor. It binds the listening socket and starts a
-worker process that loads the model and answers on that socket (uvicorn running the app of
-:mod:`hybrid.serving.app`). A reload (``SIGHUP`` to the supervisor, or ``POST /api/admin/reload``,
-which the worker passes on) starts a second worker on the same socket:
+The ``hybrid serve`` process is a small supervisor. It binds the listening socket and starts
+worker processes (``--workers``, one by default) that each load the model and answer on that
+socket (uvicorn running the app of :mod:`hybrid.serving.app`). A reload (``SIGHUP`` to the
+supervisor, or ``POST /api/admin/reload``, which a worker passes on) starts as many new workers on
+the same socket:
 
-1. the new worker loads and warms up the model while the old one goes on serving, on its own
-   interpreter (no shared GIL, so a load of many seconds costs the serving process nothing but
+1. the new workers load and warm up the model while the old ones go on serving, each on its own
+   interpreter (no shared GIL, so a load of many seconds costs the serving processes nothing but
    a share of the cores);
-2. once it is ready it starts accepting; the old worker stops accepting, answers what it has
-   been asked with ``Connection: close`` (clients reconnect, to the new worker, without a failed
-   request) and exits once its connections are gone, or after ``drain_seconds``;
-3. if the new worker fails to load, it exits, and the old one serves on and is told why
+2. once they are ready they start accepting; the old workers stop accepting, answer what they
+   have been asked with ``Connection: close`` (clients reconnect, to the new workers, without a
+   failed request) and exit once their connections are gone, or after ``drain_seconds``;
+3. if a new worker fails to load, the new ones exit, and the old ones serve on and are told why
    (``last_reload_error`` in ``GET /api/model``; the reload endpoint answers 503).
 
-A worker that dies on its own is replaced by a fresh one from the same directory. ``SIGTERM`` or
-``SIGINT`` stop the supervisor and its workers (uvicorn's graceful shutdown in each).
+A worker that dies on its own is replaced by a fresh one from the same directory, holding the
+products the others were given through the API. ``SIGTERM`` or ``SIGINT`` stop the supervisor
+and its workers (uvicorn's graceful shutdown in each).
 """
 
 import asyncio
