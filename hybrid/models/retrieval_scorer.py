@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from hybrid.content.vectors import unit_rows
 from hybrid.core.config import RetrievalConfig
 from hybrid.core.errors import ArgumentError, InputFormatError
 from hybrid.core.numeric import id_rows
@@ -141,17 +142,13 @@ class UnknownTowers:
         """Unit item vectors of products from their text vectors (n x text dim)."""
         text = np.maximum(np.asarray(text_vectors, np.float32) @ self.text_kernel + self.text_bias, 0)
         ids = np.broadcast_to(self.unknown_item, (len(text), len(self.unknown_item)))
-        return _unit(np.concatenate([ids, text], axis=1) @ self.item_kernel + self.item_bias)
+        return unit_rows(np.concatenate([ids, text], axis=1) @ self.item_kernel + self.item_bias).astype(np.float32)
 
     def new_users(self, pooled: np.ndarray) -> np.ndarray:
         """Unit user vectors from pooled item vectors (n x dim)."""
         pooled = np.asarray(pooled, np.float32)
         ids = np.broadcast_to(self.unknown_user, (len(pooled), len(self.unknown_user)))
-        return _unit(np.concatenate([ids, pooled], axis=1) @ self.user_kernel + self.user_bias)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.sqrt((x * x).sum(axis=-1, keepdims=True)), 1e-12)
+        return unit_rows(np.concatenate([ids, pooled], axis=1) @ self.user_kernel + self.user_bias).astype(np.float32)
 
 
 def save_two_tower(scorer: RetrievalScorer, directory) -> None:

@@ -422,8 +422,7 @@ def _item_routes(app, answers: _Answers, m: dict) -> None:
                                      f"{most} (max_added_items): reload the saved model, or add them to it and save")
         records = [item.model_dump(exclude_none=True) for item in request.items]
         added = add_records(loaded.rec, records)
-        if hasattr(answers.slot, "share_added"):  # other serving processes add them too
-            await answers.slot.share_added(records)
+        await answers.slot.share_added(records)  # other serving processes add them too
         return {"added": added, "items": len(loaded.rec.catalogue)}
 
 

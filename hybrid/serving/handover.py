@@ -312,7 +312,8 @@ class WorkerSlot(ModelSlot):
                       {})
 
     async def share_added(self, records: list[dict], timeout: float = 60.0) -> None:
-        """Once the other workers hold ``records`` too (added here through the API)."""
+        """Once the other workers hold ``records`` too (added here through the API; at most
+        ``timeout`` seconds)."""
         if self._successor is not None:
             return
         token = next(self._tokens)

@@ -88,6 +88,10 @@ class ModelSlot:
         self.current = self._load(generation)
         self.last_reload_error: str | None = None
 
+    async def share_added(self, records: list[dict]) -> None:
+        """Once every serving process holds ``records`` (added here through the API): this one
+        is the only one."""
+
     def _load(self, generation: int) -> Loaded:
         started = time.perf_counter()
         with private_copy(self.directory) as folder:
